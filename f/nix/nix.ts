@@ -1,0 +1,221 @@
+// One function per Nix operation, each returning typed values. Every call
+// goes through runNix: the `nix` of $NIX_BIN (then PATH), the experimental
+// features on the command line, NO_COLOR=1, and the command form chosen from
+// the Nix flavour and version detected once.
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
+import { DEFAULT_NIX_BIN } from "./environment.ts";
+import { NixError, SetupError } from "./errors.ts";
+import { run, type RunOptions, type RunResult } from "./process.ts";
+
+export type NixFlavour = "nix" | "lix" | "determinate";
+
+export interface NixVersion {
+  flavour: NixFlavour;
+  major: number;
+  minor: number;
+  patch: number;
+  /** What `nix --version` printed. */
+  text: string;
+}
+
+export interface Nix {
+  /** Absolute path of the nix binary. */
+  program: string;
+  version: NixVersion;
+  /** Extra global arguments (settings) put on every call. */
+  settings: string[];
+  /** Silent environment for the child: $NIX_BIN first on PATH. */
+  hiddenEnv: Record<string, string>;
+}
+
+const FEATURES = ["--extra-experimental-features", "nix-command flakes"];
+const SHOWN_ENV = { NO_COLOR: "1" };
+
+/** Parses `nix (Nix) 2.26.3`, `nix (Lix, like Nix) 2.93.0`, `nix (Determinate Nix 3.6.2) 2.29.0`. */
+export function parseNixVersion(text: string): NixVersion {
+  const match = /\(([^)]*)\)\s+(\d+)\.(\d+)(?:\.(\d+))?/.exec(text);
+  if (!match) throw new SetupError(`cannot read a Nix version from ${JSON.stringify(text.trim())}`);
+  const [, name = "", major = "0", minor = "0", patch = "0"] = match;
+  const flavour: NixFlavour = /lix/i.test(name) ? "lix" : /determinate/i.test(name) ? "determinate" : "nix";
+  return { flavour, major: Number(major), minor: Number(minor), patch: Number(patch), text: text.trim() };
+}
+
+export function atLeast(version: NixVersion, major: number, minor: number): boolean {
+  return version.major > major || (version.major === major && version.minor >= minor);
+}
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+function candidates(env: Env): string[] {
+  const nixBin = env.NIX_BIN || DEFAULT_NIX_BIN;
+  const path = (env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
+  return [nixBin, ...path].map((dir) => join(dir, "nix"));
+}
+
+function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+const located = new Map<string, Promise<Nix>>();
+
+/** Finds nix ($NIX_BIN first, then PATH) and detects its version, once per binary. */
+export function locateNix(env: Env = process.env): Promise<Nix> {
+  const searched = candidates(env);
+  const program = searched.find(isExecutable);
+  if (program === undefined) {
+    const nixBin = env.NIX_BIN || DEFAULT_NIX_BIN;
+    return Promise.reject(
+      new SetupError(
+        `nix was not found: looked in NIX_BIN (${nixBin}) and on PATH (${env.PATH ?? ""}). ` +
+          "Install Nix (https://nixos.org/download, or `apt-get install nix-bin` on Debian), " +
+          "or set NIX_BIN to the directory that holds `nix`.",
+      ),
+    );
+  }
+  const nixBin = program.slice(0, -"/nix".length);
+  let found = located.get(program);
+  if (!found) {
+    found = (async () => {
+      const hiddenEnv = { PATH: [nixBin, env.PATH ?? ""].filter((p) => p !== "").join(delimiter) };
+      const result = await run([program, "--version"], { hiddenEnv, onStderrLine: () => {} });
+      if (result.exitCode !== 0) {
+        throw new SetupError(`${program} --version failed (exit ${result.exitCode}): ${result.stderrTail.join("\n")}`);
+      }
+      return { program, version: parseNixVersion(result.stdout), settings: [], hiddenEnv };
+    })();
+    located.set(program, found);
+    found.catch(() => located.delete(program));
+  }
+  return found;
+}
+
+/** The part of Nix's output that says what went wrong: from its last `error:` on. */
+export function nixErrorText(lines: readonly string[]): string {
+  const last = lines.findLastIndex((line) => /^error[:\s]/.test(line));
+  const relevant = last >= 0 ? lines.slice(last) : lines.slice(-20);
+  return relevant.join("\n").trimEnd() || "(nix printed nothing)";
+}
+
+export interface NixCallOptions {
+  summary: string;
+  onStderrLine?: RunOptions["onStderrLine"];
+}
+
+/** Runs `nix <args>`; throws NixError with the command and Nix's own message when it fails. */
+export async function runNix(nix: Nix, args: readonly string[], options: NixCallOptions): Promise<RunResult> {
+  const argv = [nix.program, ...FEATURES, ...nix.settings, ...args];
+  const runOptions: RunOptions = { env: SHOWN_ENV, hiddenEnv: nix.hiddenEnv };
+  if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
+  const result = await run(argv, runOptions);
+  if (result.exitCode !== 0) {
+    throw new NixError(result.printed, result.exitCode, nixErrorText(result.stderrTail), options.summary);
+  }
+  return result;
+}
+
+/** `nix flake lock <ref>`: adds missing lock entries. */
+export async function flakeLock(nix: Nix, flakeRef: string): Promise<void> {
+  await runNix(nix, ["flake", "lock", flakeRef], { summary: `locking ${flakeRef} failed` });
+}
+
+/** The arguments that re-lock the named inputs on this Nix (see nix-compat: 2.19 changed them). */
+export function updateInputsArgs(version: NixVersion, flakeRef: string, inputs: readonly string[]): string[] {
+  if (version.flavour === "lix" || atLeast(version, 2, 19)) return ["flake", "update", "--flake", flakeRef, ...inputs];
+  return ["flake", "lock", flakeRef, ...inputs.flatMap((input) => ["--update-input", input])];
+}
+
+/** Re-locks the named inputs to what their sources hold now. */
+export async function updateInputs(nix: Nix, flakeRef: string, inputs: readonly string[]): Promise<void> {
+  if (inputs.length === 0) return;
+  await runNix(nix, updateInputsArgs(nix.version, flakeRef, inputs), {
+    summary: `updating ${inputs.join(", ")} in ${flakeRef} failed`,
+  });
+}
+
+export interface BuildResult {
+  drvPath: string;
+  outputs: Record<string, string>;
+}
+
+/** Reads `nix build --json`: `[{"drvPath": ..., "outputs": {"out": ...}}]` (2.12+ adds timing keys). */
+export function parseBuildJson(stdout: string): BuildResult[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw new SetupError(`nix build --json printed something that is not JSON: ${stdout.slice(0, 200)}`);
+  }
+  if (!Array.isArray(parsed)) throw new SetupError(`nix build --json printed ${stdout.slice(0, 200)}, not a list`);
+  return parsed.map((entry) => {
+    const outputs = Object.fromEntries(
+      Object.entries((entry?.outputs ?? {}) as Record<string, unknown>).filter(
+        (pair): pair is [string, string] => typeof pair[1] === "string",
+      ),
+    );
+    return { drvPath: String(entry?.drvPath ?? ""), outputs };
+  });
+}
+
+export interface BuildOptions {
+  outLink: string | null;
+  extraArgs?: readonly string[];
+  onStderrLine?: RunOptions["onStderrLine"];
+}
+
+/** `nix build <installable> --json`, linking the result at outLink (a GC root). */
+export async function build(nix: Nix, installable: string, options: BuildOptions): Promise<BuildResult[]> {
+  const link = options.outLink === null ? ["--no-link"] : ["--out-link", options.outLink];
+  const callOptions: NixCallOptions = { summary: `building ${installable} failed` };
+  if (options.onStderrLine) callOptions.onStderrLine = options.onStderrLine;
+  const result = await runNix(nix, ["build", installable, "--json", ...link, ...(options.extraArgs ?? [])], callOptions);
+  return parseBuildJson(result.stdout);
+}
+
+export interface PathInfo {
+  path: string;
+  narSize: number;
+  closureSize: number | null;
+  references: string[];
+}
+
+/**
+ * Reads `nix path-info --json`: a list before 2.19, an object keyed by path
+ * from 2.19 on (newer formats key by the path's base name: the store dir is
+ * put back).
+ */
+export function parsePathInfoJson(stdout: string, storeDir = "/nix/store"): PathInfo[] {
+  const parsed = JSON.parse(stdout) as unknown;
+  const entries: [string, Record<string, unknown>][] = Array.isArray(parsed)
+    ? parsed.map((e: Record<string, unknown>) => [String(e.path), e])
+    : Object.entries(parsed as Record<string, Record<string, unknown> | null>).flatMap(([path, e]) => (e ? [[path, e]] : []));
+  return entries.map(([path, e]) => ({
+    path: path.includes("/") ? path : `${storeDir}/${path}`,
+    narSize: Number(e.narSize ?? 0),
+    closureSize: e.closureSize === undefined ? null : Number(e.closureSize),
+    references: Array.isArray(e.references) ? e.references.map(String) : [],
+  }));
+}
+
+/** `nix path-info --json [-r] [-S]` of store paths. */
+export async function pathInfo(
+  nix: Nix,
+  paths: readonly string[],
+  options: { recursive?: boolean; closureSize?: boolean; store?: string } = {},
+): Promise<PathInfo[]> {
+  const args = [
+    "path-info",
+    "--json",
+    ...(options.recursive ? ["--recursive"] : []),
+    ...(options.closureSize ? ["--closure-size"] : []),
+    ...(options.store ? ["--store", options.store] : []),
+    ...paths,
+  ];
+  const result = await runNix(nix, args, { summary: "reading store path info failed" });
+  return parsePathInfoJson(result.stdout);
+}
