@@ -68,7 +68,8 @@ export function existingConfigDir(value: unknown): string {
   if (typeof value !== "string" || value.trim() === "") {
     throw new SetupError(`config_dir ${JSON.stringify(value)} must be the directory render_config returned`);
   }
-  if (!isAbsolute(value)) throw new SetupError(`config_dir ${JSON.stringify(value)} must be an absolute path (path: does not expand ~)`);
+  if (!isAbsolute(value))
+    throw new SetupError(`config_dir ${JSON.stringify(value)} must be an absolute path (path: does not expand ~)`);
   const dir = resolve(value);
   if (!existsSync(dir)) throw new SetupError(`config_dir ${dir} does not exist: run render_config first`);
   if (!existsSync(join(dir, "flake.nix"))) throw new SetupError(`config_dir ${dir} holds no flake.nix: run render_config first`);

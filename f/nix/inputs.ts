@@ -11,16 +11,7 @@ export const GATED_PROFILE_OPTIONS: Readonly<Partial<Record<Profile, string>>> =
   monitoring: "nixos-flake.monitoring.enable",
 };
 
-export const TEST_SUITES = [
-  "blktests",
-  "fstests",
-  "gitr",
-  "ltp",
-  "mmtests",
-  "pynfs",
-  "selftests",
-  "sysbench",
-] as const;
+export const TEST_SUITES = ["blktests", "fstests", "gitr", "ltp", "mmtests", "pynfs", "selftests", "sysbench"] as const;
 export type TestSuite = (typeof TEST_SUITES)[number];
 export const DEFAULT_TEST_SUITES: readonly TestSuite[] = TEST_SUITES;
 

@@ -6,7 +6,7 @@ import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { DEFAULT_NIX_BIN } from "./environment.ts";
 import { NixError, SetupError } from "./errors.ts";
-import { run, type RunOptions, type RunResult } from "./process.ts";
+import { type RunOptions, type RunResult, run } from "./process.ts";
 
 export type NixFlavour = "nix" | "lix" | "determinate";
 

@@ -24,12 +24,22 @@ function overrideInput(o: SourceOverride): string {
   const fields =
     o.kind === "path"
       ? [`type = "path";`, `path = ${nixString(o.src)};`]
-      : [`type = "git";`, `url = ${nixString(o.src)};`, ...(o.ref === null ? [] : [`ref = ${nixString(o.ref)};`]), "submodules = true;"];
+      : [
+          `type = "git";`,
+          `url = ${nixString(o.src)};`,
+          ...(o.ref === null ? [] : [`ref = ${nixString(o.ref)};`]),
+          "submodules = true;",
+        ];
   return `    ${o.pkg}-src = { ${[...fields, "flake = false;"].join(" ")} };`;
 }
 
 /** flake.nix: the template with the library path and the override inputs filled in. */
-export function renderFlake(template: string, templatePath: string, libraryDir: string, overrides: readonly SourceOverride[]): string {
+export function renderFlake(
+  template: string,
+  templatePath: string,
+  libraryDir: string,
+  overrides: readonly SourceOverride[],
+): string {
   const placeholders = template.split(TEMPLATE_PLACEHOLDER).length - 1;
   if (placeholders !== 1) {
     throw new SetupError(

@@ -18,10 +18,10 @@ import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { configDirFor, layoutFromEnv, managedKeyPath, operatorHome } from "./environment.ts";
 import { SetupError } from "./errors.ts";
+import { writeFileAtomic } from "./files.ts";
 import { FALLBACK_HOME, type OverrideInput, type ShareInput } from "./inputs.ts";
 import * as log from "./log.ts";
 import { renderDefault, renderFlake } from "./render.ts";
-import { writeFileAtomic } from "./files.ts";
 import { composeGuest, readManagedKey } from "./validate.ts";
 
 export interface RenderResult {

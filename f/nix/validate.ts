@@ -19,7 +19,6 @@ import {
   PROFILES,
   type RenderInput,
   type Share,
-  type ShareInput,
   type SourceOverride,
   TEST_SUITES,
 } from "./inputs.ts";
@@ -133,7 +132,8 @@ export function validateSshKey(field: string, value: unknown): string {
   if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0) fail("the key data is not base64");
   const bytes = Buffer.from(blob, "base64");
   const nameLength = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
-  const embedded = nameLength >= 0 && nameLength <= bytes.length - 4 ? bytes.subarray(4, 4 + nameLength).toString("latin1") : null;
+  const embedded =
+    nameLength >= 0 && nameLength <= bytes.length - 4 ? bytes.subarray(4, 4 + nameLength).toString("latin1") : null;
   if (embedded !== type) fail(`the key data is for ${JSON.stringify(embedded)}, not ${JSON.stringify(type)}`);
   return [type, blob, ...comment].join(" ");
 }
@@ -156,7 +156,11 @@ function mountPoint(field: string, value: string): string {
   if (value.split("/").includes("..")) throw new InputError(field, value, "must not contain '..'");
   const normalized = posix.normalize(value).replace(/(.)\/+$/, "$1");
   if ((BACKEND_MOUNT_POINTS as readonly string[]).includes(normalized)) {
-    throw new InputError(field, value, `belongs to the imageless backend (${BACKEND_MOUNT_POINTS.join(", ")}); choose another mount point`);
+    throw new InputError(
+      field,
+      value,
+      `belongs to the imageless backend (${BACKEND_MOUNT_POINTS.join(", ")}); choose another mount point`,
+    );
   }
   return normalized;
 }
@@ -201,7 +205,8 @@ function shares(value: unknown, testSuites: readonly string[], home: string | nu
 }
 
 function homeDir(home: unknown, value: unknown, fallback: string): string | null {
-  if (home !== null && home !== undefined && typeof home !== "boolean") throw new InputError("home", home, "must be true or false");
+  if (home !== null && home !== undefined && typeof home !== "boolean")
+    throw new InputError("home", home, "must be true or false");
   if (home !== true) return null;
   if (isBlank(value)) return fallback;
   return mountPoint("home_dir", expectString("home_dir", value).trim());
@@ -220,13 +225,19 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
       `is not one of the curated packages (${CURATED_OVERRIDE_PACKAGES.join(", ")}); use extra_overrides for any other package`,
     );
   }
-  if (isBlank(value.src)) throw new InputError(`${field}.src`, value.src ?? "", "is required: an absolute directory or a git URL");
+  if (isBlank(value.src))
+    throw new InputError(`${field}.src`, value.src ?? "", "is required: an absolute directory or a git URL");
   const src = expectString(`${field}.src`, value.src).trim();
   const ref = isBlank(value.ref) ? null : expectString(`${field}.ref`, value.ref).trim();
   let kind: SourceOverride["kind"];
   if (isAbsolute(src)) {
     kind = "path";
-    if (ref !== null) throw new InputError(`${field}.ref`, ref, `cannot be used with a directory src (${src}); a ref selects a git branch or tag`);
+    if (ref !== null)
+      throw new InputError(
+        `${field}.ref`,
+        ref,
+        `cannot be used with a directory src (${src}); a ref selects a git branch or tag`,
+      );
     let isDirectory = false;
     try {
       isDirectory = statSync(src).isDirectory();
@@ -236,12 +247,18 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
     kind = "git";
     if (ref !== null && !GIT_REF.test(ref)) throw new InputError(`${field}.ref`, ref, "is not a valid git ref name");
   } else {
-    throw new InputError(`${field}.src`, src, "must be an absolute directory or a git URL (https://..., ssh://..., git@host:path)");
+    throw new InputError(
+      `${field}.src`,
+      src,
+      "must be an absolute directory or a git URL (https://..., ssh://..., git@host:path)",
+    );
   }
   const attrs = value.attrs ?? {};
-  if (!isPlainObject(attrs)) throw new InputError(`${field}.attrs`, attrs, 'must be an object of strings, e.g. {"autoreconfPhase": "make configure"}');
+  if (!isPlainObject(attrs))
+    throw new InputError(`${field}.attrs`, attrs, 'must be an object of strings, e.g. {"autoreconfPhase": "make configure"}');
   for (const [name, attr] of Object.entries(attrs)) {
-    if (!isNixIdentifier(name)) throw new InputError(`${field}.attrs`, name, "is not a Nix attribute name usable in overrideAttrs");
+    if (!isNixIdentifier(name))
+      throw new InputError(`${field}.attrs`, name, "is not a Nix attribute name usable in overrideAttrs");
     if (name === "src") throw new InputError(`${field}.attrs`, name, "is set by the override itself (from src)");
     if (typeof attr !== "string") throw new InputError(`${field}.attrs.${name}`, attr, "must be a string");
     expectString(`${field}.attrs.${name}`, attr);
@@ -258,7 +275,8 @@ function overrides(curatedValue: unknown, extraValue: unknown): SourceOverride[]
   const all = [...rows("overrides", curatedValue, true), ...rows("extra_overrides", extraValue, false)];
   const seen = new Set<string>();
   for (const o of all) {
-    if (seen.has(o.pkg)) throw new InputError("overrides", o.pkg, "is overridden twice (in overrides and extra_overrides together)");
+    if (seen.has(o.pkg))
+      throw new InputError("overrides", o.pkg, "is overridden twice (in overrides and extra_overrides together)");
     seen.add(o.pkg);
   }
   return all;

@@ -1,0 +1,48 @@
+// Which Nix binaries the integration tests run against, and the settings
+// that let them build offline as root without a daemon.
+import { execFileSync } from "node:child_process";
+import { existsSync } from "node:fs";
+import { join } from "node:path";
+
+/** Offline, daemonless, sandbox-less: what this machine allows. Never the product's settings. */
+export const TEST_NIX_CONFIG = [
+  "experimental-features = nix-command flakes",
+  "sandbox = false",
+  "build-users-group =",
+  "substituters =",
+  "flake-registry =",
+  "warn-dirty = false",
+].join("\n");
+
+export interface TestNix {
+  /** Directory holding `nix` (what NIX_BIN names). */
+  bin: string;
+  version: string;
+}
+
+const DEFAULT_BINS = ["/usr/bin", "/opt/nix-trixie/usr/bin"];
+
+/**
+ * The Nix versions under test: $NIXOS_CLOSURE_TEST_NIX_BINS (colon-separated
+ * directories holding `nix`), else the two that scripts/install-nix.sh installs.
+ */
+export function testNixes(): TestNix[] {
+  const listed = process.env.NIXOS_CLOSURE_TEST_NIX_BINS;
+  const bins = listed ? listed.split(":").filter((b) => b !== "") : DEFAULT_BINS.filter((b) => existsSync(join(b, "nix")));
+  if (bins.length === 0)
+    throw new Error("no nix to test with: run `bash scripts/install-nix.sh` or set NIXOS_CLOSURE_TEST_NIX_BINS");
+  return bins.map((bin) => ({
+    bin,
+    version: execFileSync(join(bin, "nix"), ["--version"], { encoding: "utf8" }).trim(),
+  }));
+}
+
+/** Runs nix of a test version synchronously (for test setup and checks, not the product). */
+export function nixSync(nix: TestNix, args: string[], options: { input?: string } = {}): string {
+  return execFileSync(join(nix.bin, "nix"), ["--extra-experimental-features", "nix-command flakes", ...args], {
+    encoding: "utf8",
+    env: { ...process.env, NIX_CONFIG: TEST_NIX_CONFIG },
+    input: options.input,
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+}

@@ -1,0 +1,171 @@
+import assert from "node:assert/strict";
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { parseBootspec, readBootInfo } from "../../f/nix/bootspec.ts";
+import { lockPathFor, withConfigDirLock } from "../../f/nix/dir_lock.ts";
+import { readIfExists, writeFileAtomic } from "../../f/nix/files.ts";
+import { shellCommand, shellQuote } from "../../f/nix/log.ts";
+import { nixErrorText, parseBuildJson, parseNixVersion, parsePathInfoJson, updateInputsArgs } from "../../f/nix/nix.ts";
+
+describe("bootspec", () => {
+  const spec = (v1: object, extra: object = {}) => JSON.stringify({ "org.nixos.bootspec.v1": v1, ...extra });
+  test("reads init and initrd, ignoring unknown keys and extensions", () => {
+    const text = spec(
+      {
+        init: "/s/init",
+        initrd: "/s/initrd",
+        kernel: "/k",
+        kernelParams: [],
+        label: "l",
+        system: "x86_64-linux",
+        toplevel: "/s",
+        future: 1,
+      },
+      { "org.nixos.specialisation.v1": {}, "org.example.v9": { x: 1 } },
+    );
+    assert.deepEqual(parseBootspec(text, "f"), { init: "/s/init", initrd: "/s/initrd" });
+  });
+  test("initrd may be absent; kernel may be absent", () => {
+    assert.deepEqual(parseBootspec(spec({ init: "/s/init", label: "l" }), "f"), { init: "/s/init", initrd: null });
+  });
+  test("malformed boot.json is a clear error naming the file", () => {
+    assert.throws(() => parseBootspec("{not json", "/nix/store/x/boot.json"), /\/nix\/store\/x\/boot\.json is not valid JSON/);
+    assert.throws(() => parseBootspec("{}", "/b.json"), /\/b\.json has no "org\.nixos\.bootspec\.v1"/);
+    assert.throws(() => parseBootspec(spec({ initrd: "/i" }), "/b.json"), /\/b\.json: .*init is missing/);
+    assert.throws(() => parseBootspec(spec({ init: "/i", initrd: 3 }), "/b.json"), /initrd is not a string/);
+  });
+  test("no boot.json: init of the toplevel, with a warning", () => {
+    const dir = mkdtempSync(join(tmpdir(), "bootspec-"));
+    try {
+      writeFileSync(join(dir, "init"), "#!/bin/sh\n");
+      const info = readBootInfo(dir);
+      assert.equal(info.init, join(dir, "init"));
+      assert.equal(info.initrd, null);
+      assert.equal(info.bootJson, null);
+      assert.match(info.warnings[0] ?? "", /no boot\.json/);
+      rmSync(join(dir, "init"));
+      assert.throws(() => readBootInfo(dir), /neither boot\.json nor init/);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+});
+
+describe("Nix versions and output shapes", () => {
+  test("parses the flavours", () => {
+    assert.deepEqual(parseNixVersion("nix (Nix) 2.8.0\n"), {
+      flavour: "nix",
+      major: 2,
+      minor: 8,
+      patch: 0,
+      text: "nix (Nix) 2.8.0",
+    });
+    assert.equal(parseNixVersion("nix (Lix, like Nix) 2.93.0").flavour, "lix");
+    assert.equal(parseNixVersion("nix (Determinate Nix 3.6.2) 2.29.0").flavour, "determinate");
+    assert.equal(parseNixVersion("nix (Determinate Nix 3.6.2) 2.29.0").minor, 29);
+    assert.throws(() => parseNixVersion("hello"), /cannot read a Nix version/);
+  });
+  test("updating inputs: --update-input before 2.19, flake update --flake from 2.19 and on Lix", () => {
+    const v = (text: string) => parseNixVersion(text);
+    assert.deepEqual(updateInputsArgs(v("nix (Nix) 2.18.9"), "path:/d", ["a", "b"]), [
+      "flake",
+      "lock",
+      "path:/d",
+      "--update-input",
+      "a",
+      "--update-input",
+      "b",
+    ]);
+    assert.deepEqual(updateInputsArgs(v("nix (Nix) 2.19.0"), "path:/d", ["a"]), ["flake", "update", "--flake", "path:/d", "a"]);
+    assert.deepEqual(updateInputsArgs(v("nix (Lix, like Nix) 2.90.0"), "path:/d", ["a"]), [
+      "flake",
+      "update",
+      "--flake",
+      "path:/d",
+      "a",
+    ]);
+    assert.deepEqual(updateInputsArgs(v("nix (Nix) 3.0.0"), "path:/d", ["a"]), ["flake", "update", "--flake", "path:/d", "a"]);
+  });
+  test("nix build --json, with and without timing keys", () => {
+    assert.deepEqual(parseBuildJson('[{"drvPath":"/d.drv","outputs":{"out":"/o"}}]'), [
+      { drvPath: "/d.drv", outputs: { out: "/o" } },
+    ]);
+    assert.deepEqual(parseBuildJson('[{"drvPath":"/d.drv","outputs":{"out":null},"startTime":1,"stopTime":2}]'), [
+      { drvPath: "/d.drv", outputs: {} },
+    ]);
+    assert.throws(() => parseBuildJson("building..."), /not JSON/);
+  });
+  test("nix path-info --json: a list before 2.19, an object after, base names in newer formats", () => {
+    const list = '[{"path":"/nix/store/a-x","narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}]';
+    const object = '{"/nix/store/a-x":{"narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}}';
+    const bare = '{"a-x":{"narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}}';
+    const expected = [{ path: "/nix/store/a-x", narSize: 10, closureSize: 30, references: ["/nix/store/b-y"] }];
+    assert.deepEqual(parsePathInfoJson(list), expected);
+    assert.deepEqual(parsePathInfoJson(object), expected);
+    assert.deepEqual(parsePathInfoJson(bare), expected);
+  });
+  test("Nix's error text: from its last error: line", () => {
+    const lines = ["building...", "error: first", "trace", "error: The option `x' does not exist.", "       - In `f'"];
+    assert.equal(nixErrorText(lines), "error: The option `x' does not exist.\n       - In `f'");
+    assert.equal(nixErrorText(["a", "b"]), "a\nb");
+    assert.equal(nixErrorText([]), "(nix printed nothing)");
+  });
+});
+
+describe("copy-pasteable commands", () => {
+  test("quotes only what bash would misread", () => {
+    assert.equal(shellQuote("path:/a/b"), "path:/a/b");
+    assert.equal(shellQuote("path:/a#toplevel"), "'path:/a#toplevel'");
+    assert.equal(shellQuote("nix-command flakes"), "'nix-command flakes'");
+    assert.equal(shellQuote("it's"), "'it'\\''s'");
+    assert.equal(shellQuote(""), "''");
+    assert.equal(shellCommand(["nix", "build"], { NO_COLOR: "1" }), "NO_COLOR=1 nix build");
+  });
+});
+
+describe("files and locks", () => {
+  test("atomic writes skip unchanged content", () => {
+    const dir = mkdtempSync(join(tmpdir(), "files-"));
+    try {
+      const f = join(dir, "a");
+      assert.equal(readIfExists(f), null);
+      assert.equal(writeFileAtomic(f, "x"), true);
+      assert.equal(writeFileAtomic(f, "x"), false);
+      assert.equal(writeFileAtomic(f, "y"), true);
+      assert.equal(readIfExists(f), "y");
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test("a second holder waits, then refuses clearly; a dead holder's lock is taken over", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lock-"));
+    const configDir = join(dir, "vm");
+    mkdirSync(configDir);
+    const saved = process.env.NIXOS_CLOSURE_LOCK_WAIT;
+    process.env.NIXOS_CLOSURE_LOCK_WAIT = "0.5";
+    try {
+      let release: () => void = () => {};
+      const first = withConfigDirLock(configDir, "build_closure", () => new Promise<void>((r) => (release = r)));
+      await assert.rejects(
+        withConfigDirLock(configDir, "lock_config", async () => {}),
+        /in use by build_closure \(pid \d+ .*refusing to run lock_config/s,
+      );
+      release();
+      await first;
+      assert.equal(readIfExists(lockPathFor(configDir)), null);
+
+      writeFileSync(
+        lockPathFor(configDir),
+        JSON.stringify({ pid: 2 ** 22 + 7, host: (await import("node:os")).hostname(), step: "x", since: "" }),
+      );
+      assert.equal(await withConfigDirLock(configDir, "lock_config", async () => 42), 42);
+    } finally {
+      if (saved === undefined) delete process.env.NIXOS_CLOSURE_LOCK_WAIT;
+      else process.env.NIXOS_CLOSURE_LOCK_WAIT = saved;
+      rmSync(dir, { recursive: true });
+    }
+  });
+});

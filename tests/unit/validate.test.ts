@@ -1,0 +1,210 @@
+// One test per rejection rule: each names the field and the value.
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { InputError } from "../../f/nix/errors.ts";
+import type { RenderInput } from "../../f/nix/inputs.ts";
+import { composeGuest, type ValidationContext } from "../../f/nix/validate.ts";
+import { ED25519, MANAGED } from "./golden_cases.ts";
+
+const context: ValidationContext = { managedKey: null, defaultHome: "/home/kdevops" };
+
+function rejects(input: RenderInput, field: string, value: string, reason: RegExp, ctx = context): void {
+  assert.throws(
+    () => composeGuest(input, ctx),
+    (error: unknown) => {
+      assert.ok(error instanceof InputError, `expected an InputError, got ${error}`);
+      assert.equal(error.field, field);
+      assert.ok(error.message.startsWith(`${field}: `), error.message);
+      assert.ok(error.message.includes(value), `message ${JSON.stringify(error.message)} should show ${value}`);
+      assert.match(error.message, reason);
+      return true;
+    },
+  );
+}
+
+describe("vm_name", () => {
+  test("rejects names NixOS refuses as a host name", () => {
+    rejects({ vm_name: "-vm" }, "vm_name", '"-vm"', /not a valid NixOS host name/);
+    rejects({ vm_name: "vm_" }, "vm_name", '"vm_"', /host name/);
+    rejects({ vm_name: "a".repeat(64) }, "vm_name", "aaaa", /at most 63/);
+    rejects({ vm_name: "my vm" }, "vm_name", '"my vm"', /host name/);
+  });
+  test("rejects names that would leave the nix/ directory", () => {
+    rejects({ vm_name: "../escape" }, "vm_name", '"../escape"', /host name/);
+    rejects({ vm_name: "a/b" }, "vm_name", '"a/b"', /host name/);
+    rejects({ vm_name: ".." }, "vm_name", '".."', /host name/);
+  });
+  test("accepts the longest valid name and falls back to nixos when blank", () => {
+    assert.equal(composeGuest({ vm_name: `a${"b".repeat(61)}c` }, context).vmName.length, 63);
+    assert.equal(composeGuest({ vm_name: "" }, context).vmName, "nixos");
+    assert.equal(composeGuest({ vm_name: null }, context).vmName, "nixos");
+  });
+});
+
+describe("user_name", () => {
+  test("rejects names that are not Linux account names", () => {
+    rejects({ user_name: "John" }, "user_name", '"John"', /Linux account name/);
+    rejects({ user_name: "1user" }, "user_name", '"1user"', /Linux account name/);
+    rejects({ user_name: "a b" }, "user_name", '"a b"', /Linux account name/);
+    rejects({ user_name: "x".repeat(33) }, "user_name", "xxx", /at most 32/);
+    rejects({ user_name: "root" }, "user_name", '"root"', /administrator/);
+  });
+  test("accepts dotted names", () => {
+    assert.equal(composeGuest({ user_name: "john.doe" }, context).userName, "john.doe");
+  });
+});
+
+describe("profiles and test_suites", () => {
+  test("rejects unknown profiles, listing the allowed ones", () => {
+    rejects({ profiles: ["devel", "gaming"] }, "profiles[1]", '"gaming"', /build-tools, controller, devel, monitoring/);
+  });
+  test("rejects unknown test suites, listing the allowed ones", () => {
+    rejects(
+      { test_suites: ["xfstests"] },
+      "test_suites[0]",
+      '"xfstests"',
+      /blktests, fstests, gitr, ltp, mmtests, pynfs, selftests, sysbench/,
+    );
+  });
+  test("null means the default, [] means none, blank rows are dropped", () => {
+    assert.deepEqual(composeGuest({ profiles: null }, context).profiles, ["devel", "build-tools", "monitoring"]);
+    assert.deepEqual(composeGuest({ profiles: [] }, context).profiles, []);
+    assert.deepEqual(composeGuest({ profiles: ["", " ", "devel"] }, context).profiles, ["devel"]);
+    assert.equal(composeGuest({ test_suites: null }, context).testSuites.length, 8);
+  });
+});
+
+describe("shares", () => {
+  const share = (mount: string, value: unknown) => ({ test_suites: [], shares: { [mount]: value } }) as RenderInput;
+  test("rejects a relative mount point", () => {
+    rejects(share("mnt/x", { tag: "x" }), 'shares["mnt/x"]', '"mnt/x"', /absolute path/);
+  });
+  test("rejects the backend's mount points", () => {
+    rejects(share("/", { tag: "x" }), 'shares["/"]', '"/"', /belongs to the imageless backend/);
+    rejects(share("/nix/store", { tag: "x" }), 'shares["/nix/store"]', '"/nix/store"', /imageless backend/);
+    rejects(share("/nix/store/", { tag: "x" }), 'shares["/nix/store/"]', '"/nix/store/"', /imageless backend/);
+    rejects(share("/lib/modules", { tag: "x" }), 'shares["/lib/modules"]', '"/lib/modules"', /imageless backend/);
+  });
+  test("rejects an empty tag and one over 36 bytes", () => {
+    rejects(share("/mnt/x", { tag: "" }), 'shares["/mnt/x"].tag', '""', /must not be empty/);
+    rejects(share("/mnt/x", { options: ["ro"] }), 'shares["/mnt/x"].tag', '""', /must not be empty/);
+    rejects(share("/mnt/x", { tag: "t".repeat(37) }), 'shares["/mnt/x"].tag', "ttt", /36 bytes/);
+    rejects(share("/mnt/x", { tag: "é".repeat(19) }), 'shares["/mnt/x"].tag', "éé", /36 bytes/);
+  });
+  test("rejects options that are not strings", () => {
+    rejects(share("/mnt/x", { tag: "x", options: ["ro", 3] }), 'shares["/mnt/x"].options[1]', "3", /must be a string/);
+    rejects(share("/mnt/x", { tag: "x", options: "ro" }), 'shares["/mnt/x"].options', '"ro"', /list of strings/);
+  });
+  test("drops empty form rows and adds the fstests share unless declared", () => {
+    const guest = composeGuest({ test_suites: ["fstests"], shares: { "": {} } }, context);
+    assert.deepEqual([...guest.shares], [["/var/lib/xfstests", { tag: "fstests", options: [] }]]);
+    const own = composeGuest({ test_suites: ["fstests"], shares: { "/var/lib/xfstests": { tag: "mine" } } }, context);
+    assert.deepEqual([...own.shares], [["/var/lib/xfstests", { tag: "mine", options: [] }]]);
+  });
+  test("home adds a share at home_dir, $HOME under /home, or /home/kdevops", () => {
+    const explicit = composeGuest({ test_suites: [], home: true, home_dir: "/home/me" }, context);
+    assert.equal(explicit.rootHome, "/home/me");
+    assert.deepEqual([...explicit.shares], [["/home/me", { tag: "home", options: [] }]]);
+    assert.equal(composeGuest({ home: true }, { ...context, defaultHome: "/home/op" }).rootHome, "/home/op");
+    assert.equal(composeGuest({ home: false, home_dir: "/home/me" }, context).rootHome, null);
+    rejects({ home: true, home_dir: "/nix/store" }, "home_dir", '"/nix/store"', /imageless backend/);
+  });
+});
+
+describe("overrides", () => {
+  test("rejects a bad package name", () => {
+    rejects(
+      { extra_overrides: [{ pkg: "foo bar", src: "/usr" }] },
+      "extra_overrides[0].pkg",
+      '"foo bar"',
+      /package attribute name/,
+    );
+    rejects({ extra_overrides: [{ pkg: "if", src: "/usr" }] }, "extra_overrides[0].pkg", '"if"', /package attribute name/);
+  });
+  test("rejects a non-curated package in overrides", () => {
+    rejects(
+      { overrides: [{ pkg: "kmod", src: "/usr" }] },
+      "overrides[0].pkg",
+      '"kmod"',
+      /curated packages \(fio, xfstests, xfsprogs, libbpf-tools\)/,
+    );
+  });
+  test("rejects a missing src", () => {
+    rejects({ overrides: [{ pkg: "fio" }] }, "overrides[0].src", '""', /is required/);
+  });
+  test("rejects a ref on a path source", () => {
+    rejects({ overrides: [{ pkg: "fio", src: "/usr", ref: "main" }] }, "overrides[0].ref", '"main"', /directory src/);
+  });
+  test("rejects an absolute src that is not an existing directory", () => {
+    rejects(
+      { overrides: [{ pkg: "fio", src: "/nonexistent/fio" }] },
+      "overrides[0].src",
+      '"/nonexistent/fio"',
+      /not an existing directory/,
+    );
+    rejects(
+      { overrides: [{ pkg: "fio", src: "/etc/hostname" }] },
+      "overrides[0].src",
+      '"/etc/hostname"',
+      /not an existing directory/,
+    );
+  });
+  test("rejects a src that is neither a directory nor a git URL", () => {
+    rejects({ overrides: [{ pkg: "fio", src: "src/fio" }] }, "overrides[0].src", '"src/fio"', /absolute directory or a git URL/);
+  });
+  test("rejects attrs that are not {identifier: string}", () => {
+    const o = (attrs: unknown) => ({ overrides: [{ pkg: "fio", src: "/usr", attrs }] }) as RenderInput;
+    rejects(o(["x"]), "overrides[0].attrs", '["x"]', /object of strings/);
+    rejects(o({ "not an id": "x" }), "overrides[0].attrs", '"not an id"', /Nix attribute name/);
+    rejects(o({ patches: ["a"] }), "overrides[0].attrs.patches", '["a"]', /must be a string/);
+    rejects(o({ src: "/x" }), "overrides[0].attrs", '"src"', /set by the override itself/);
+  });
+  test("rejects the same package overridden twice", () => {
+    rejects(
+      { overrides: [{ pkg: "fio", src: "/usr" }], extra_overrides: [{ pkg: "fio", src: "/usr" }] },
+      "overrides",
+      '"fio"',
+      /twice/,
+    );
+  });
+  test("drops empty rows; git sources keep their ref", () => {
+    const guest = composeGuest(
+      { overrides: [{}, { pkg: "", src: "" }], extra_overrides: [{ pkg: "kmod", src: "git@example.org:kmod.git", ref: "v33" }] },
+      context,
+    );
+    assert.deepEqual(guest.overrides, [{ pkg: "kmod", src: "git@example.org:kmod.git", kind: "git", ref: "v33", attrs: {} }]);
+  });
+});
+
+describe("ssh_keys", () => {
+  test("rejects an unknown key type", () => {
+    rejects({ ssh_keys: ["ssh-foo AAAA"] }, "ssh_keys[0]", '"ssh-foo AAAA"', /unknown key type "ssh-foo"/);
+  });
+  test("rejects key data that is not base64", () => {
+    rejects({ ssh_keys: ["ssh-ed25519 not*base64"] }, "ssh_keys[0]", "not*base64", /not base64/);
+  });
+  test("rejects key data for another key type", () => {
+    const rsaBlob = Buffer.concat([Buffer.from([0, 0, 0, 7]), Buffer.from("ssh-rsa"), Buffer.alloc(8)]).toString("base64");
+    rejects(
+      { ssh_keys: [`ssh-ed25519 ${rsaBlob}`] },
+      "ssh_keys[0]",
+      rsaBlob.slice(0, 10),
+      /key data is for "ssh-rsa", not "ssh-ed25519"/,
+    );
+  });
+  test("rejects a key line that smuggles a second line", () => {
+    rejects({ ssh_keys: [`${ED25519} a\n${ED25519} b`] }, "ssh_keys[0]", "ssh-ed25519", /more than one line/);
+  });
+  test("rejects a broken managed key, naming its file", () => {
+    const ctx = { ...context, managedKey: { path: "/srv/system/ssh/id_ed25519.pub", line: "garbage" } };
+    rejects({}, "managed key /srv/system/ssh/id_ed25519.pub", '"garbage"', /unknown key type/, ctx);
+  });
+  test("puts the managed key first and drops duplicates of the same key material", () => {
+    const ctx = { ...context, managedKey: { path: "/k.pub", line: MANAGED } };
+    const keys = composeGuest(
+      { ssh_keys: [ED25519, `${MANAGED.split(" ").slice(0, 2).join(" ")} other-comment`, ED25519] },
+      ctx,
+    ).sshKeys;
+    assert.deepEqual(keys, [MANAGED, ED25519]);
+  });
+});
