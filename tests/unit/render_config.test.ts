@@ -31,13 +31,13 @@ describe("render_config on disk", () => {
   });
 
   test("a second render with the same input leaves the directory byte-identical and untouched", async () => {
-    const input = ["vm-b", null, null, { "/mnt/x": { tag: "x" } }, [], [], [ED25519], "kdevops", true, ""] as const;
-    await renderConfig(...input);
+    const render = () => renderConfig("vm-b", null, null, { "/mnt/x": { tag: "x" } }, [], [], [ED25519], "kdevops", true, "");
+    await render();
     const dir = join(wb.workersDir, "0", "nix", "vm-b");
     const before = snapshot(dir);
     const mtimes = ["flake.nix", "default.nix"].map((f) => statSync(join(dir, f)).mtimeMs);
     await new Promise((r) => setTimeout(r, 20));
-    await renderConfig(...input);
+    await render();
     assert.deepEqual(snapshot(dir), before);
     assert.deepEqual(
       ["flake.nix", "default.nix"].map((f) => statSync(join(dir, f)).mtimeMs),
