@@ -95,11 +95,25 @@ export function locateNix(env: Env = process.env): Promise<Nix> {
   return found;
 }
 
-/** The part of Nix's output that says what went wrong: from its last `error:` on. */
+/**
+ * The part of Nix's output that says what went wrong: from its first `error:`
+ * on (a failed builder comes before the "dependencies failed" summary), less
+ * the evaluation trace frames (`… while ...`) and the hints about
+ * --show-trace, so the option or derivation at fault stays in view.
+ */
 export function nixErrorText(lines: readonly string[]): string {
-  const last = lines.findLastIndex((line) => /^error[:\s]/.test(line));
-  const relevant = last >= 0 ? lines.slice(last) : lines.slice(-20);
-  return relevant.join("\n").trimEnd() || "(nix printed nothing)";
+  const first = lines.findIndex((line) => /^error\b/.test(line));
+  if (first < 0) return lines.slice(-20).join("\n").trimEnd() || "(nix printed nothing)";
+  const kept: string[] = [];
+  let inFrame = false;
+  for (const line of lines.slice(first)) {
+    if (/^\s*… /.test(line)) inFrame = true;
+    else if (line.trim() === "") inFrame = false;
+    if (inFrame || line.trim() === "" || line.trim() === "error:") continue;
+    if (/^\s*\((stack trace truncated|use '--show-trace')/.test(line)) continue;
+    kept.push(line.replace(/^\s+(error:)/, "$1"));
+  }
+  return kept.join("\n").trimEnd();
 }
 
 export interface NixCallOptions {
@@ -110,7 +124,7 @@ export interface NixCallOptions {
 /** Runs `nix <args>`; throws NixError with the command and Nix's own message when it fails. */
 export async function runNix(nix: Nix, args: readonly string[], options: NixCallOptions): Promise<RunResult> {
   const argv = [nix.program, ...FEATURES, ...nix.settings, ...args];
-  const runOptions: RunOptions = { env: SHOWN_ENV, hiddenEnv: nix.hiddenEnv };
+  const runOptions: RunOptions = { env: SHOWN_ENV, hiddenEnv: nix.hiddenEnv, keepLines: 200 };
   if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
   const result = await run(argv, runOptions);
   if (result.exitCode !== 0) {

@@ -35,7 +35,7 @@ export interface Workbench {
 export function installLibrary(dir: string, nixpkgsDir: string): void {
   cpSync(join(FIXTURES, "nixos-flake"), dir, { recursive: true });
   const flake = join(dir, "flake.nix");
-  writeFileSync(flake, readFileSync(flake, "utf8").replace("@NIXPKGS@", nixpkgsDir));
+  writeFileSync(flake, readFileSync(flake, "utf8").replace(`"path:@NIXPKGS@"`, `"path:${nixpkgsDir}"`));
 }
 
 export function createWorkbench(nix: TestNix | null): Workbench {

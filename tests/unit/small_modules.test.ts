@@ -106,9 +106,27 @@ describe("Nix versions and output shapes", () => {
     assert.deepEqual(parsePathInfoJson(object), expected);
     assert.deepEqual(parsePathInfoJson(bare), expected);
   });
-  test("Nix's error text: from its last error: line", () => {
-    const lines = ["building...", "error: first", "trace", "error: The option `x' does not exist.", "       - In `f'"];
-    assert.equal(nixErrorText(lines), "error: The option `x' does not exist.\n       - In `f'");
+  test("Nix's error text: from its first error: line, without trace frames", () => {
+    const nix28Build = [
+      "building '/nix/store/a-xfsprogs.drv'...",
+      "error: builder for '/nix/store/a-xfsprogs.drv' failed with exit code 3;",
+      "       last 10 log lines:",
+      "       > configure: xfs headers missing",
+      "error: 1 dependencies of derivation '/nix/store/b-system.drv' failed to build",
+    ];
+    assert.equal(nixErrorText(nix28Build), nix28Build.slice(1).join("\n"));
+    const nix226Eval = [
+      "error:",
+      "       … while evaluating the attribute 'toplevel'",
+      "         at /nix/store/x/lib/modules.nix:240:15:",
+      "          240|     { inherit config options; };",
+      "",
+      "       (stack trace truncated; use '--show-trace' to show the full, detailed trace)",
+      "",
+      "       error: The option `x' does not exist. Definition values:",
+      "       - In `f': true",
+    ];
+    assert.equal(nixErrorText(nix226Eval), "error: The option `x' does not exist. Definition values:\n       - In `f': true");
     assert.equal(nixErrorText(["a", "b"]), "a\nb");
     assert.equal(nixErrorText([]), "(nix printed nothing)");
   });

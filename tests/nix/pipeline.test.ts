@@ -1,0 +1,273 @@
+// render -> lock -> build with the real nix, once per Nix version under test,
+// against the fixture library and the stand-in nixpkgs, fully offline.
+import assert from "node:assert/strict";
+import { appendFileSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { main as buildClosure } from "../../f/nix/build_closure.ts";
+import { NixError, SetupError } from "../../f/nix/errors.ts";
+import { main as lockConfig } from "../../f/nix/lock_config.ts";
+import { main as renderConfig } from "../../f/nix/render_config.ts";
+import { testNixes } from "../helpers/nix.ts";
+import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+import { ED25519 } from "../unit/golden_cases.ts";
+
+interface Evaluated {
+  hostName: string;
+  users: Record<string, { home: string; keys: string[]; isNormalUser: boolean }>;
+  fileSystems: Record<string, { device: string; fsType: string; options: string[] }>;
+  packages: string[];
+  virtualisation: { libvirtd: { enable: boolean } };
+}
+
+function evaluated(toplevel: string): Evaluated {
+  return JSON.parse(readFileSync(join(toplevel, "etc", "evaluated.json"), "utf8")) as Evaluated;
+}
+
+/** The store path of a package in the system, found through sw/bin. */
+function packageOf(toplevel: string, name: string): string {
+  return realpathSync(join(toplevel, "sw", "bin", name)).replace(/\/bin\/[^/]+$/, "");
+}
+
+function lockedNarHash(configDir: string, node: string): string {
+  const lock = JSON.parse(readFileSync(join(configDir, "flake.lock"), "utf8"));
+  return lock.nodes[node].locked.narHash;
+}
+
+async function captureStderr<T>(work: () => Promise<T>): Promise<{ value: T | undefined; error: unknown; stderr: string }> {
+  const chunks: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    chunks.push(String(chunk));
+    return write(chunk);
+  }) as typeof process.stderr.write;
+  try {
+    return { value: await work(), error: undefined, stderr: chunks.join("") };
+  } catch (error) {
+    return { value: undefined, error, stderr: chunks.join("") };
+  } finally {
+    process.stderr.write = write;
+  }
+}
+
+for (const nix of testNixes()) {
+  describe(`pipeline with ${nix.version}`, () => {
+    let wb: Workbench;
+    let restore: () => void;
+    before(() => {
+      wb = createWorkbench(nix);
+      restore = wb.apply();
+    });
+    after(() => {
+      restore();
+      wb.cleanup();
+    });
+
+    test("fresh render, lock and build; init and initrd from the bootspec", async () => {
+      const rendered = await renderConfig(
+        "vm1",
+        ["devel", "monitoring", "controller"],
+        ["fstests"],
+        { "/mnt/linux": { tag: "linux", options: ["ro"] } },
+        [],
+        [],
+        [`${ED25519} dev@laptop`],
+        "john.doe",
+        true,
+        "/home/john.doe",
+      );
+      const locked = await lockConfig(rendered.config_dir);
+      assert.equal(locked.config_dir, rendered.config_dir);
+      assert.deepEqual(locked.src_inputs, []);
+      const nodes = (
+        locked.lock as { nodes: Record<string, { locked?: { narHash?: string }; inputs?: Record<string, unknown> }> }
+      ).nodes;
+      assert.match(nodes["nixos-flake"]?.locked?.narHash ?? "", /^sha256-/);
+      assert.deepEqual(nodes.root?.inputs?.nixpkgs, ["nixos-flake", "nixpkgs"], "nixpkgs follows the library");
+      assert.deepEqual(Object.keys(nodes).sort(), ["nixos-flake", "nixpkgs", "root"], "no second nixpkgs");
+
+      const built = await buildClosure(rendered.config_dir);
+      assert.match(built.toplevel, /^\/nix\/store\/[a-z0-9]{32}-nixos-system-vm1-/);
+      assert.equal(readlinkSync(join(rendered.config_dir, "result")), built.toplevel);
+      assert.equal(built.init, `${built.toplevel}/init`);
+      assert.match(built.initrd ?? "", /^\/nix\/store\/[a-z0-9]{32}-initrd-vm1\/initrd$/);
+      assert.equal(built.boot_json, `${built.toplevel}/boot.json`);
+
+      const system = evaluated(built.toplevel);
+      assert.equal(system.hostName, "vm1");
+      assert.equal(system.users.root?.home, "/home/john.doe");
+      assert.deepEqual(system.users.root?.keys, [`${ED25519} dev@laptop`]);
+      assert.deepEqual(system.users["john.doe"]?.keys, [`${ED25519} dev@laptop`]);
+      assert.equal(system.users["john.doe"]?.isNormalUser, true);
+      assert.deepEqual(system.fileSystems["/mnt/linux"], {
+        device: "linux",
+        fsType: "virtiofs",
+        options: ["ro"],
+        neededForBoot: false,
+      });
+      assert.equal(system.fileSystems["/var/lib/xfstests"]?.device, "fstests");
+      assert.equal(system.fileSystems["/home/john.doe"]?.device, "home");
+      assert.equal(system.fileSystems["/nix/store"]?.device, "store");
+      assert.ok(
+        system.packages.some((p) => p.startsWith("sysstat-")),
+        "monitoring enabled",
+      );
+      assert.ok(
+        system.packages.some((p) => p.startsWith("xfstests-")),
+        "fstests suite",
+      );
+      assert.ok(
+        system.packages.some((p) => p.startsWith("kdevops-tools-")),
+        "the library's overlay",
+      );
+      assert.equal(system.virtualisation.libvirtd.enable, true, "controller enabled");
+    });
+
+    test("a source-override directory edited after a build lands in the next closure", async () => {
+      const src = join(wb.root, "src", "fio");
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, "VERSION"), "first\n");
+      const r = await renderConfig("vm-src", ["devel"], ["fstests"], {}, [
+        { pkg: "fio", src, attrs: { autoreconfPhase: "make configure" } },
+      ]);
+      assert.deepEqual((await lockConfig(r.config_dir)).src_inputs, ["fio-src"]);
+      const first = await buildClosure(r.config_dir);
+      const fio1 = packageOf(first.toplevel, "fio");
+      assert.equal(readFileSync(join(fio1, "share", "fio", "src", "VERSION"), "utf8"), "first\n");
+      assert.match(readFileSync(join(fio1, "share", "fio", "build-env"), "utf8"), /^autoreconfPhase=make configure$/m);
+
+      writeFileSync(join(src, "VERSION"), "second\n");
+      await lockConfig(r.config_dir, false);
+      const second = await buildClosure(r.config_dir);
+      assert.notEqual(second.toplevel, first.toplevel);
+      assert.equal(readFileSync(join(packageOf(second.toplevel, "fio"), "share", "fio", "src", "VERSION"), "utf8"), "second\n");
+    });
+
+    test("update=false keeps the library pin; update=true picks up a changed library", async () => {
+      const r = await renderConfig("vm-update", [], []);
+      await lockConfig(r.config_dir);
+      const pin = lockedNarHash(r.config_dir, "nixos-flake");
+      const before = await buildClosure(r.config_dir);
+      const backend = join(wb.libraryDir, "modules", "backends", "imageless.nix");
+      const original = readFileSync(backend, "utf8");
+      try {
+        writeFileSync(
+          backend,
+          original.replace(
+            "environment.systemPackages = [ pkgs.kdevops-tools ];",
+            "environment.systemPackages = [ pkgs.kdevops-tools pkgs.strace ];",
+          ),
+        );
+        await lockConfig(r.config_dir, false);
+        assert.equal(lockedNarHash(r.config_dir, "nixos-flake"), pin);
+        assert.equal((await buildClosure(r.config_dir)).toplevel, before.toplevel);
+
+        await lockConfig(r.config_dir, true);
+        assert.notEqual(lockedNarHash(r.config_dir, "nixos-flake"), pin);
+        const after = await buildClosure(r.config_dir);
+        assert.notEqual(after.toplevel, before.toplevel);
+        assert.ok(evaluated(after.toplevel).packages.some((p) => p.startsWith("strace-")));
+      } finally {
+        writeFileSync(backend, original);
+      }
+    });
+
+    test("a Nix evaluation error names the option, and keeps the previous result and lock", async () => {
+      const r = await renderConfig("vm-evalerror", [], []);
+      await lockConfig(r.config_dir);
+      const good = await buildClosure(r.config_dir);
+      const lockBefore = readFileSync(join(r.config_dir, "flake.lock"), "utf8");
+
+      // An operator's hand edit: enabling a gated profile without importing it.
+      appendFileSync(join(r.config_dir, "default.nix"), "// { nixos-flake.monitoring.enable = true; }\n");
+      await lockConfig(r.config_dir);
+      const { error } = await captureStderr(() => buildClosure(r.config_dir));
+      assert.ok(error instanceof NixError, `expected a NixError, got ${error}`);
+      assert.match(error.message, /The option `nixos-flake\.monitoring\.enable' does not exist/);
+      assert.match(
+        error.command,
+        /nix --extra-experimental-features 'nix-command flakes' build 'path:.*vm-evalerror#toplevel' --json --out-link/,
+      );
+      assert.doesNotMatch(error.message, /at .*\.ts:\d+/, "no stack trace of ours in the message");
+      assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
+      assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
+    });
+
+    test("a failing derivation is named with its last log lines; result stays", async () => {
+      const src = join(wb.root, "src", "xfsprogs");
+      mkdirSync(src, { recursive: true });
+      const r = await renderConfig("vm-buildfail", [], ["fstests"], {}, [{ pkg: "xfsprogs", src }]);
+      await lockConfig(r.config_dir);
+      const good = await buildClosure(r.config_dir);
+      await renderConfig("vm-buildfail", [], ["fstests"], {}, [
+        { pkg: "xfsprogs", src, attrs: { preBuild: "echo 'configure: xfs headers missing' >&2; exit 3" } },
+      ]);
+      await lockConfig(r.config_dir);
+      const { error } = await captureStderr(() => buildClosure(r.config_dir));
+      assert.ok(error instanceof NixError, `expected a NixError, got ${error}`);
+      assert.match(error.message, /xfsprogs-6\.13\.0\.drv/);
+      assert.match(error.message, /configure: xfs headers missing/);
+      assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
+    });
+
+    test("a failed lock restores flake.lock", async () => {
+      const src = join(wb.root, "src", "libbpf");
+      mkdirSync(src, { recursive: true });
+      const r = await renderConfig("vm-lockfail", [], [], {}, [{ pkg: "libbpf-tools", src }]);
+      await lockConfig(r.config_dir);
+      const lockBefore = readFileSync(join(r.config_dir, "flake.lock"), "utf8");
+      // The library goes missing: locking it again fails.
+      const restoreLib = wb.apply({});
+      const flake = join(r.config_dir, "flake.nix");
+      const text = readFileSync(flake, "utf8");
+      writeFileSync(flake, text.replace(/path:[^"]*nixos-flake"/, 'path:/nonexistent/nixos-flake"'));
+      try {
+        const { error } = await captureStderr(() => lockConfig(r.config_dir, true));
+        assert.ok(error instanceof NixError, `expected a NixError, got ${error}`);
+        assert.match(error.message, /nonexistent/);
+        assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
+      } finally {
+        writeFileSync(flake, text);
+        restoreLib();
+      }
+    });
+
+    test("two steps on one config dir do not interleave: the second waits", async () => {
+      const r = await renderConfig("vm-concurrent", [], []);
+      await lockConfig(r.config_dir);
+      const { value, stderr } = await captureStderr(() => Promise.all([buildClosure(r.config_dir), lockConfig(r.config_dir)]));
+      assert.ok(value, "both steps succeed, one after the other");
+      assert.match(stderr, /waiting for build_closure \(pid \d+/);
+    });
+
+    test("a config dir that does not exist or holds no flake.nix is named", async () => {
+      await assert.rejects(
+        lockConfig(join(wb.root, "nowhere")),
+        (e: Error) => e instanceof SetupError && /does not exist: run render_config first/.test(e.message),
+      );
+      mkdirSync(join(wb.root, "empty"));
+      await assert.rejects(buildClosure(join(wb.root, "empty")), /holds no flake\.nix/);
+      await assert.rejects(buildClosure("relative/dir"), /must be an absolute path/);
+    });
+  });
+}
+
+describe("without nix", () => {
+  test("says where it looked and how to fix it", async () => {
+    const wb = createWorkbench(null);
+    const restore = wb.apply({ NIX_BIN: join(wb.root, "no-nix-here"), PATH: join(wb.root, "empty-path") });
+    try {
+      const r = await renderConfig("vm-nonix", [], []);
+      await assert.rejects(lockConfig(r.config_dir), (e: Error) => {
+        assert.ok(e instanceof SetupError);
+        assert.match(e.message, /nix was not found: looked in NIX_BIN \(.*no-nix-here\) and on PATH \(.*empty-path\)/);
+        assert.match(e.message, /set NIX_BIN/);
+        return true;
+      });
+      await assert.rejects(buildClosure(r.config_dir), /nix was not found/);
+    } finally {
+      restore();
+      wb.cleanup();
+    }
+  });
+});
