@@ -10,14 +10,23 @@ export const TEMPLATE_INPUT_ANCHOR = '    nixpkgs.follows = "nixos-flake/nixpkgs
 /** Uncommented `<name>-src = {` inputs: the source overrides lock_config re-locks. */
 const SOURCE_INPUT = /^[ \t]*([A-Za-z_][A-Za-z0-9_'-]*-src)[ \t]*=[ \t]*\{/gm;
 
+/** Characters every Nix version reads unchanged in a `path:` flake URL. */
+const URL_SAFE_PATH = /^\/[A-Za-z0-9/._~+@,=-]*$/;
+
 /**
- * A `path:` flake URL for an absolute directory. Characters that a URL or a
- * Nix string would read differently are percent-encoded; Nix decodes them.
+ * The `path:` flake URL of an absolute directory. Nix 2.8 neither accepts
+ * spaces nor decodes %-escapes in such URLs (2.19+ does), so a directory
+ * with other characters is refused with a message rather than misread.
  */
-export function pathFlakeRef(dir: string): string {
-  return `path:${dir.replace(/[^A-Za-z0-9/._~+-]/g, (ch) =>
-    [...Buffer.from(ch)].map((b) => `%${b.toString(16).toUpperCase().padStart(2, "0")}`).join(""),
-  )}`;
+export function pathFlakeRef(dir: string, what = "directory"): string {
+  if (!URL_SAFE_PATH.test(dir)) {
+    const bad = [...dir].find((ch) => !/[A-Za-z0-9/._~+@,=-]/.test(ch)) ?? dir[0];
+    throw new SetupError(
+      `${what} ${JSON.stringify(dir)} contains ${JSON.stringify(bad)}: a path: flake URL cannot carry it on every Nix ` +
+        "version; use a path of letters, digits and / . _ ~ + @ , = -",
+    );
+  }
+  return `path:${dir}`;
 }
 
 function overrideInput(o: SourceOverride): string {
@@ -47,7 +56,7 @@ export function renderFlake(
         "the library's template changed, so the renderer must be updated",
     );
   }
-  const lines = template.replace(TEMPLATE_PLACEHOLDER, pathFlakeRef(libraryDir)).split("\n");
+  const lines = template.replace(TEMPLATE_PLACEHOLDER, pathFlakeRef(libraryDir, "the nixos-flake library")).split("\n");
   const anchor = lines.indexOf(TEMPLATE_INPUT_ANCHOR);
   if (anchor < 0) {
     throw new SetupError(

@@ -21,7 +21,7 @@ import { SetupError } from "./errors.ts";
 import { writeFileAtomic } from "./files.ts";
 import { FALLBACK_HOME, type OverrideInput, type ShareInput } from "./inputs.ts";
 import * as log from "./log.ts";
-import { renderDefault, renderFlake } from "./render.ts";
+import { pathFlakeRef, renderDefault, renderFlake } from "./render.ts";
 import { composeGuest, readManagedKey } from "./validate.ts";
 
 export interface RenderResult {
@@ -76,6 +76,7 @@ export async function main(
   const defaultNix = renderDefault(guest);
 
   const configDir = configDirFor(layout, guest.vmName);
+  pathFlakeRef(configDir, "the config dir");
   mkdirSync(configDir, { recursive: true });
   const written = [
     writeFileAtomic(join(configDir, "flake.nix"), flake) ? "flake.nix" : null,

@@ -43,9 +43,15 @@ describe("flake.nix from the template", () => {
     assert.throws(() => renderFlake(noAnchor, "T", "/srv/lib", []), /nixpkgs\.follows.*is missing/);
   });
 
-  test("percent-encodes a library path a URL would misread", () => {
-    assert.equal(pathFlakeRef("/srv/my lib#1"), "path:/srv/my%20lib%231");
-    assert.equal(pathFlakeRef('/a"b$c'), "path:/a%22b%24c");
+  test("refuses a directory a path: URL cannot carry on every Nix version", () => {
+    assert.equal(pathFlakeRef("/srv/vendor/nixos-flake_2.0+x@y"), "path:/srv/vendor/nixos-flake_2.0+x@y");
+    assert.throws(
+      () => pathFlakeRef("/srv/my lib", "the nixos-flake library"),
+      /the nixos-flake library "\/srv\/my lib" contains " "/,
+    );
+    assert.throws(() => pathFlakeRef("/srv/a#1"), /contains "#"/);
+    assert.throws(() => pathFlakeRef('/a"b'), SetupError);
+    assert.throws(() => pathFlakeRef("relative"), SetupError);
   });
 
   test("sourceInputsOf finds rendered inputs and skips the template's commented examples", () => {

@@ -116,3 +116,18 @@ describe("render_config on disk", () => {
     }
   });
 });
+
+describe("render_config where the worker's paths are not URL-safe", () => {
+  test("refuses before writing anything", async () => {
+    const wb = createWorkbench(null);
+    const workersDir = join(wb.root, "my workers");
+    const restore = wb.apply({ WORKERS_DIR: workersDir });
+    try {
+      await assert.rejects(renderConfig("vm"), /the config dir ".*my workers.*" contains " "/);
+      assert.equal(existsSync(workersDir), false);
+    } finally {
+      restore();
+      wb.cleanup();
+    }
+  });
+});
