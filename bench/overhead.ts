@@ -1,0 +1,87 @@
+// Our own overhead per step on top of Nix: each step run under Bun the way a
+// Windmill worker runs it (a fresh process importing the step and calling
+// main), beside the same Nix commands run bare. Overhead = step - Nix alone;
+// budget 100 ms per step. Builds are no-op rebuilds so that Nix's time is
+// the evaluation, as on a re-run of the flow.
+// Run: npx tsx bench/overhead.ts   (NIX_BIN picks the Nix; default /usr/bin)
+import { execFileSync } from "node:child_process";
+import { join, resolve } from "node:path";
+import { nixSync, testNixes } from "../tests/helpers/nix.ts";
+import { createWorkbench } from "../tests/helpers/workbench.ts";
+import { median, ms, table } from "./stats.ts";
+
+const ROOT = resolve(import.meta.dirname, "..");
+const BUN = join(ROOT, "node_modules", ".bin", "bun");
+const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const BUDGET_MS = 100;
+
+const nixes = testNixes();
+const nix = nixes.find((n) => n.bin === (process.env.NIX_BIN ?? "/usr/bin")) ?? nixes[0];
+if (!nix) throw new Error("no nix");
+const wb = createWorkbench(nix);
+const env = { ...process.env, ...wb.env };
+
+function timed(run: () => void): number {
+  const start = performance.now();
+  run();
+  return performance.now() - start;
+}
+
+function step(file: string, call: string): () => void {
+  const code = `import { main } from ${JSON.stringify(join(ROOT, "f", "nix", file))}; await main(${call});`;
+  return () => execFileSync(BUN, ["-e", code], { env, stdio: "ignore" });
+}
+
+const dir = join(wb.workersDir, "0", "nix", "bench");
+const ref = `path:${dir}`;
+const src = join(wb.root, "fio-src");
+execFileSync("mkdir", ["-p", src]);
+const renderArgs = `"bench", null, ["fstests"], {}, [{ pkg: "fio", src: ${JSON.stringify(src)} }]`;
+step("render_config.ts", renderArgs)();
+nixSync(nix, ["flake", "lock", ref]);
+nixSync(nix, ["build", `${ref}#toplevel`, "--out-link", join(dir, "result")]);
+
+const updateArgs = nix.version.includes("2.8")
+  ? ["flake", "lock", ref, "--update-input", "fio-src"]
+  : ["flake", "update", "--flake", ref, "fio-src"];
+const cases: [string, () => void, () => void][] = [
+  ["render_config", step("render_config.ts", renderArgs), () => execFileSync("true")],
+  [
+    "lock_config",
+    step("lock_config.ts", JSON.stringify(dir)),
+    () => {
+      nixSync(nix, ["flake", "lock", ref]);
+      nixSync(nix, updateArgs);
+    },
+  ],
+  [
+    "build_closure",
+    step("build_closure.ts", JSON.stringify(dir)),
+    () => nixSync(nix, ["build", `${ref}#toplevel`, "--json", "--out-link", join(dir, "result")]),
+  ],
+];
+
+const rows = cases.map(([name, ours, bare]) => {
+  const oursMs: number[] = [];
+  const bareMs: number[] = [];
+  for (let i = 0; i < RUNS; i++) {
+    bareMs.push(timed(bare));
+    oursMs.push(timed(ours));
+  }
+  const overhead = median(oursMs) - median(bareMs);
+  return { name, ours: median(oursMs), bare: median(bareMs), overhead };
+});
+wb.cleanup();
+
+console.log(`${nix.version}, Bun ${execFileSync(BUN, ["--version"], { encoding: "utf8" }).trim()}, median of ${RUNS} runs\n`);
+table(
+  ["step", "step under Bun", "Nix alone", "our overhead", "budget"],
+  rows.map((r) => [r.name, ms(r.ours), r.name === "render_config" ? "(no Nix)" : ms(r.bare), ms(r.overhead), ms(BUDGET_MS)]),
+);
+const over = rows.filter((r) => r.overhead > BUDGET_MS);
+console.log(
+  over.length === 0
+    ? `\nevery step within the ${BUDGET_MS} ms overhead budget`
+    : `\nOVER budget: ${over.map((r) => r.name).join(", ")}`,
+);
+if (over.length > 0) process.exitCode = 1;

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# The whole test suite (what `npm test` and CI run): type-check, lint and
+# format check, then every test file, the Nix ones against Nix 2.8 and 2.26.
+# Installs the two Nix versions when missing (needs root and the Debian
+# archives); set NIXOS_CLOSURE_TEST_NIX_BINS (colon-separated directories
+# holding `nix`) to test with Nix versions you already have instead.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -z "${NIXOS_CLOSURE_TEST_NIX_BINS:-}" ]; then
+  eval "$(bash scripts/install-nix.sh)"
+  NIXOS_CLOSURE_TEST_NIX_BINS="$(dirname "$NIX_28"):$(dirname "$NIX_226")"
+fi
+export NIXOS_CLOSURE_TEST_NIX_BINS
+echo "Nix versions under test:"
+for bin in ${NIXOS_CLOSURE_TEST_NIX_BINS//:/ }; do echo "  $("$bin/nix" --version) ($bin)"; done
+
+echo "== type-check"
+npx tsc -p .
+echo "== lint and format"
+npx biome ci .
+echo "== tests"
+mapfile -t files < <(find tests -name '*.test.ts' | sort)
+node --import tsx --test --test-reporter=spec "${files[@]}"
