@@ -10,8 +10,9 @@ import { GOLDEN_CASES, LIBRARY, TEMPLATE } from "../tests/unit/golden_cases.ts";
 import { median, ms, percentile, table } from "./stats.ts";
 
 const BUDGET_MS = 10;
-const everything = GOLDEN_CASES.find((c) => c.name === "everything");
-if (!everything) throw new Error("golden case 'everything' is missing");
+const found = GOLDEN_CASES.find((c) => c.name === "everything");
+if (!found) throw new Error("golden case 'everything' is missing");
+const everything = found;
 const template = readFileSync(TEMPLATE, "utf8");
 
 function renderOnce(): number {
