@@ -9,6 +9,8 @@
  * `path:` copies the directory into the store, so nothing needs to be in git.
  * Nix replaces the result link only when the build succeeded: a failed or
  * interrupted build keeps the previous one.
+ *
+ * @param config_dir The config dir render_config returned (locked by lock_config).
  */
 import { join } from "node:path";
 import { readBootInfo } from "./bootspec.ts";

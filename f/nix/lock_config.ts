@@ -11,6 +11,9 @@
  * Source overrides are local checkouts the operator edits, so they are
  * re-locked every time; the library is re-pinned only when asked. A failure
  * leaves flake.lock as it was.
+ *
+ * @param config_dir The config dir render_config returned.
+ * @param update Re-pin the nixos-flake library input (after the library changed).
  */
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";

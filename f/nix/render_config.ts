@@ -13,6 +13,17 @@
  *
  * Bad input is reported (field and value) before anything is written; files
  * whose content did not change are not rewritten.
+ *
+ * @param vm_name Host name of the guest and name of its config dir (letters, digits, '-', '_'; at most 63).
+ * @param profiles Module sets to import (null: devel, build-tools, monitoring; []: none). monitoring and controller are also enabled.
+ * @param test_suites Test suites to install (null: all eight; []: none). fstests adds the /var/lib/xfstests share.
+ * @param shares virtiofs shares keyed by guest mount point: {"/mnt/x": {"tag": "x", "options": ["ro"]}}.
+ * @param overrides Build a curated package (fio, xfstests, xfsprogs, libbpf-tools) from a directory or git URL: {pkg, src, ref?, attrs?}.
+ * @param extra_overrides Like overrides, for any nixpkgs package name.
+ * @param ssh_keys OpenSSH public key lines trusted for root and the user (the managed VM key is always added first).
+ * @param user_name The unprivileged account in the guest.
+ * @param home Share the operator's home into the guest (tag "home") and make it root's home.
+ * @param home_dir The home to share (empty: $HOME when under /home/, else /home/kdevops).
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";

@@ -1,0 +1,126 @@
+// The flow input ({guest, closure, lock}) from an --input file and the
+// command-line flags that mirror it; flags override the file field by field.
+import { readFileSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import { InputError } from "../f/nix/errors.ts";
+import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/inputs.ts";
+import type { FlowInput } from "./flow.ts";
+
+export interface FlowFlags {
+  input?: string;
+  vmName?: string;
+  user?: string;
+  sshKey?: string[];
+  sshKeyFile?: string[];
+  share?: string[];
+  home?: boolean;
+  homeDir?: string;
+  profile?: string[];
+  testSuite?: string[];
+  override?: string[];
+  updateLock?: boolean;
+}
+
+const GROUPS = ["guest", "closure", "lock"] as const;
+
+function readInputFile(path: string): FlowInput {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new InputError("--input", path, `cannot be read: ${(error as Error).message}`);
+  }
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch (error) {
+    throw new InputError("--input", path, `is not JSON: ${(error as Error).message}`);
+  }
+  if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
+    throw new InputError("--input", path, "must hold a flow input object: {guest, closure, lock}");
+  }
+  for (const [key, value] of Object.entries(parsed)) {
+    if (!(GROUPS as readonly string[]).includes(key)) {
+      throw new InputError(`--input ${path}`, key, `is not a flow input group (${GROUPS.join(", ")})`);
+    }
+    if (typeof value !== "object" || value === null || Array.isArray(value)) {
+      throw new InputError(`--input ${path}: ${key}`, value, "must be an object");
+    }
+  }
+  return parsed as FlowInput;
+}
+
+/** `MOUNT=TAG[:opt,...]` */
+export function parseShare(spec: string): [string, { tag: string; options: string[] }] {
+  const eq = spec.indexOf("=");
+  if (eq <= 0) throw new InputError("--share", spec, "must look like MOUNT=TAG[:opt,...], e.g. /mnt/linux=linux:ro");
+  const mount = spec.slice(0, eq);
+  const rest = spec.slice(eq + 1);
+  const colon = rest.indexOf(":");
+  const tag = colon < 0 ? rest : rest.slice(0, colon);
+  const options =
+    colon < 0
+      ? []
+      : rest
+          .slice(colon + 1)
+          .split(",")
+          .filter((o) => o !== "");
+  return [mount, { tag, options }];
+}
+
+/** `PKG=SRC[#REF]`; a ref only after a git URL (an absolute path keeps any '#'). */
+export function parseOverride(spec: string): { pkg: string; src: string; ref?: string } {
+  const eq = spec.indexOf("=");
+  if (eq <= 0) throw new InputError("--override", spec, "must look like PKG=SRC[#REF], e.g. fio=/home/me/src/fio");
+  const pkg = spec.slice(0, eq);
+  const target = spec.slice(eq + 1);
+  const hash = target.lastIndexOf("#");
+  if (isAbsolute(target) || hash < 0) return { pkg, src: target };
+  return { pkg, src: target.slice(0, hash), ref: target.slice(hash + 1) };
+}
+
+function sshKeysFromFile(path: string): string[] {
+  let text: string;
+  try {
+    text = readFileSync(path, "utf8");
+  } catch (error) {
+    throw new InputError("--ssh-key-file", path, `cannot be read: ${(error as Error).message}`);
+  }
+  return text.split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
+}
+
+/** `none` stands for the explicit empty list. */
+function listFlag(values: string[] | undefined): string[] | undefined {
+  if (values === undefined) return undefined;
+  return values.length === 1 && values[0] === "none" ? [] : values;
+}
+
+export function flowInputFromFlags(flags: FlowFlags): FlowInput {
+  const base = flags.input ? readInputFile(flags.input) : {};
+  const guest: Record<string, unknown> = { ...base.guest };
+  const closure: Record<string, unknown> = { ...base.closure };
+  const lock: Record<string, unknown> = { ...base.lock };
+
+  if (flags.vmName !== undefined) guest.vm_name = flags.vmName;
+  if (flags.user !== undefined) guest.user_name = flags.user;
+  if (flags.sshKey !== undefined || flags.sshKeyFile !== undefined) {
+    guest.ssh_keys = [...(flags.sshKey ?? []), ...(flags.sshKeyFile ?? []).flatMap(sshKeysFromFile)];
+  }
+  if (flags.share !== undefined) guest.shares = Object.fromEntries(flags.share.map(parseShare));
+  if (flags.home !== undefined) guest.home = flags.home;
+  if (flags.homeDir !== undefined) guest.home_dir = flags.homeDir;
+
+  const profiles = listFlag(flags.profile);
+  if (profiles !== undefined) closure.profiles = profiles;
+  const suites = listFlag(flags.testSuite);
+  if (suites !== undefined) closure.test_suites = suites;
+  if (flags.override !== undefined) {
+    const all = flags.override.map(parseOverride);
+    const curated = (o: { pkg: string }) => (CURATED_OVERRIDE_PACKAGES as readonly string[]).includes(o.pkg);
+    closure.overrides = all.filter(curated);
+    closure.extra_overrides = all.filter((o) => !curated(o));
+  }
+  if (flags.updateLock !== undefined) lock.update_lock = flags.updateLock;
+
+  return { guest, closure, lock };
+}

@@ -1,0 +1,126 @@
+// nixos-closure: the f/nix/build flow from a command line, without Windmill.
+// Same steps, same contract, same per-VM directory layout.
+import { homedir } from "node:os";
+import { join } from "node:path";
+import { Command, CommanderError, Option } from "commander";
+import { configDirFor, layoutFromEnv } from "../f/nix/environment.ts";
+import { InputError } from "../f/nix/errors.ts";
+import { validateVmName } from "../f/nix/validate.ts";
+import { type FlowInput, loadFlow, runFlow, runInProcess } from "./flow.ts";
+import { type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
+
+const EXIT_FAILURE = 1;
+const EXIT_BAD_INPUT = 2;
+
+interface CommonFlags extends FlowFlags {
+  json?: boolean;
+  nixosFlake?: string;
+  configDir?: string;
+  only?: boolean;
+}
+
+/** Outside Windmill: state under $XDG_STATE_HOME (or ~/.local/state), worker slot 0. */
+function applyDefaultEnvironment(flags: CommonFlags): void {
+  const state = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+  process.env.WORKERS_DIR ||= join(state, "nixos-closure", "workers");
+  process.env.WORKER_INDEX ||= "0";
+  if (flags.nixosFlake) process.env.NIXOS_FLAKE_DIR = flags.nixosFlake;
+}
+
+function collect(value: string, previous: string[] = []): string[] {
+  return [...previous, value];
+}
+
+function addFlowOptions(command: Command): Command {
+  return command
+    .option("--input <file.json>", "a flow input {guest, closure, lock}; the flags below override its fields")
+    .option("--vm-name <name>", "host name of the guest and name of its config dir (default: nixos)")
+    .option("--user <name>", "the unprivileged account (default: kdevops)")
+    .option("--ssh-key <line>", "an OpenSSH public key line to trust (repeatable)", collect)
+    .option("--ssh-key-file <file>", "a file of public key lines to trust (repeatable)", collect)
+    .option("--share <mount=tag[:opt,...]>", "a virtiofs share, e.g. /mnt/linux=linux:ro (repeatable)", collect)
+    .option("--home", "share your home into the guest and make it root's home (the default)")
+    .option("--no-home", "do not share a home")
+    .option("--home-dir <dir>", "the home to share (default: $HOME under /home/, else /home/kdevops)")
+    .option("--profile <name>", "a profile: build-tools, controller, devel, monitoring; 'none' for none (repeatable)", collect)
+    .option("--test-suite <name>", "a test suite, e.g. fstests; 'none' for none (repeatable)", collect)
+    .option("--override <pkg=src[#ref]>", "build a package from a directory or git URL (repeatable)", collect)
+    .option("--update-lock", "re-pin the nixos-flake library input")
+    .option("--nixos-flake <dir>", "the nixos-flake library (default: $VENDOR_DIR/nixos-flake)")
+    .option("--json", "print the result as JSON, as the last line of stdout; logs go to stderr");
+}
+
+function printResult(result: Record<string, unknown>, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const shown = Object.entries(result).filter(([, v]) => typeof v !== "object" || v === null);
+  const width = Math.max(...shown.map(([k]) => k.length));
+  for (const [key, value] of shown) process.stdout.write(`${key.padEnd(width)}  ${value ?? "(none)"}\n`);
+}
+
+/** Steps after render need the config dir: --config-dir, or the one render would use for the VM name. */
+function presetRender(flags: CommonFlags, input: FlowInput): Record<string, Record<string, unknown>> {
+  const configDir = flags.configDir ?? configDirFor(layoutFromEnv(), validateVmName(input.guest?.vm_name));
+  return { render_config: { config_dir: configDir } };
+}
+
+async function runSteps(steps: string[] | null, flags: CommonFlags): Promise<void> {
+  applyDefaultEnvironment(flags);
+  const input = flowInputFromFlags(flags);
+  const flow = loadFlow();
+  const only = steps ?? undefined;
+  const results = steps && !steps.includes("render_config") ? presetRender(flags, input) : {};
+  const run = await runFlow(flow, input, runInProcess, { ...(only ? { only } : {}), results });
+  printResult(run.result, flags.json);
+}
+
+export function program(): Command {
+  const cli = new Command("nixos-closure")
+    .description(
+      "Build the NixOS closure a test VM boots (imageless: tmpfs root, /nix/store and /lib/modules over virtiofs):\n" +
+        "the f/nix/build Windmill flow, run here. Config dirs live in $WORKERS_DIR/$WORKER_INDEX/nix/<vm-name>\n" +
+        "(default WORKERS_DIR: $XDG_STATE_HOME/nixos-closure/workers, WORKER_INDEX: 0).",
+    )
+    .showHelpAfterError("(run with --help for usage)")
+    .exitOverride();
+
+  addFlowOptions(cli.command("build"))
+    .description("render, lock and build (the whole flow); prints {toplevel, init, initrd, config_dir}")
+    .option("--only", "run only the build step, on an already rendered and locked config dir")
+    .addOption(new Option("--config-dir <dir>", "with --only: the config dir (default: the one of --vm-name)"))
+    .action((flags: CommonFlags) => runSteps(flags.only ? ["build_closure"] : null, flags));
+
+  addFlowOptions(cli.command("render"))
+    .description("write flake.nix and default.nix into the VM's config dir")
+    .action((flags: CommonFlags) => runSteps(["render_config"], flags));
+
+  addFlowOptions(cli.command("lock"))
+    .description("lock the config dir's flake inputs (source overrides every time; the library with --update-lock)")
+    .option("--config-dir <dir>", "the config dir (default: the one of --vm-name)")
+    .action((flags: CommonFlags) => runSteps(["lock_config"], flags));
+
+  for (const command of cli.commands) command.exitOverride().showHelpAfterError("(run with --help for usage)");
+  return cli;
+}
+
+/** Runs the CLI; returns the exit code: 0 success, 2 bad input, 1 Nix or other failure. */
+export async function run(argv: string[]): Promise<number> {
+  try {
+    await program().parseAsync(argv, { from: "user" });
+    return 0;
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      if (error.exitCode === 0) return 0; // --help, --version
+      return EXIT_BAD_INPUT;
+    }
+    if (error instanceof InputError) {
+      process.stderr.write(`error: bad input: ${error.message}\n`);
+      return EXIT_BAD_INPUT;
+    }
+    const known = error instanceof Error && ["SetupError", "NixError", "SpawnError"].includes(error.name);
+    process.stderr.write(`error: ${known ? (error as Error).message : ((error as Error)?.stack ?? String(error))}\n`);
+    return EXIT_FAILURE;
+  }
+}
