@@ -92,14 +92,14 @@ export async function runFlow(
   flow: Flow,
   flowInput: FlowInput,
   execute: Executor,
-  options: { only?: readonly string[]; results?: Results } = {},
+  options: { only?: readonly string[]; results?: Results; extraArgs?: Record<string, Record<string, unknown>> } = {},
 ): Promise<FlowRun> {
   const results: Results = { ...options.results };
   let result: Record<string, unknown> = {};
   for (const module of flow.modules) {
     if (options.only && !options.only.includes(module.id)) continue;
     if (module.skipIf && evaluate(module.skipIf, flowInput, results)) continue;
-    result = await execute(module, moduleArgs(module, flowInput, results));
+    result = await execute(module, { ...moduleArgs(module, flowInput, results), ...options.extraArgs?.[module.id] });
     results[module.id] = result;
   }
   return { results, result };

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { configDirFor, layoutFromEnv } from "../f/nix/environment.ts";
 import { InputError } from "../f/nix/errors.ts";
+import { type BuildPlan, formatPlan } from "../f/nix/plan.ts";
 import { validateVmName } from "../f/nix/validate.ts";
 import { type FlowInput, loadFlow, runFlow, runInProcess } from "./flow.ts";
 import { type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
@@ -14,6 +15,7 @@ const EXIT_BAD_INPUT = 2;
 
 interface CommonFlags extends FlowFlags {
   json?: boolean;
+  progress?: boolean;
   nixosFlake?: string;
   configDir?: string;
   only?: boolean;
@@ -25,6 +27,7 @@ function applyDefaultEnvironment(flags: CommonFlags): void {
   process.env.WORKERS_DIR ||= join(state, "nixos-closure", "workers");
   process.env.WORKER_INDEX ||= "0";
   if (flags.nixosFlake) process.env.NIXOS_FLAKE_DIR = flags.nixosFlake;
+  if (flags.progress === false) process.env.NIXOS_CLOSURE_PROGRESS = "off";
 }
 
 function collect(value: string, previous: string[] = []): string[] {
@@ -47,12 +50,17 @@ function addFlowOptions(command: Command): Command {
     .option("--override <pkg=src[#ref]>", "build a package from a directory or git URL (repeatable)", collect)
     .option("--update-lock", "re-pin the nixos-flake library input")
     .option("--nixos-flake <dir>", "the nixos-flake library (default: $VENDOR_DIR/nixos-flake)")
-    .option("--json", "print the result as JSON, as the last line of stdout; logs go to stderr");
+    .option("--json", "print the result as JSON, as the last line of stdout; logs go to stderr")
+    .option("--no-progress", "show Nix's own build output instead of the progress line");
 }
 
 function printResult(result: Record<string, unknown>, json: boolean | undefined): void {
   if (json) {
     process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  if (result.plan && !result.toplevel) {
+    process.stdout.write(`${formatPlan(result.plan as BuildPlan)}\n`);
     return;
   }
   const shown = Object.entries(result).filter(([, v]) => typeof v !== "object" || v === null);
@@ -66,13 +74,14 @@ function presetRender(flags: CommonFlags, input: FlowInput): Record<string, Reco
   return { render_config: { config_dir: configDir } };
 }
 
-async function runSteps(steps: string[] | null, flags: CommonFlags): Promise<void> {
+async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = false): Promise<void> {
   applyDefaultEnvironment(flags);
   const input = flowInputFromFlags(flags);
   const flow = loadFlow();
   const only = steps ?? undefined;
   const results = steps && !steps.includes("render_config") ? presetRender(flags, input) : {};
-  const run = await runFlow(flow, input, runInProcess, { ...(only ? { only } : {}), results });
+  const extraArgs: Record<string, Record<string, unknown>> = planOnly ? { build_closure: { plan_only: true } } : {};
+  const run = await runFlow(flow, input, runInProcess, { ...(only ? { only } : {}), results, extraArgs });
   printResult(run.result, flags.json);
 }
 
@@ -91,6 +100,10 @@ export function program(): Command {
     .option("--only", "run only the build step, on an already rendered and locked config dir")
     .addOption(new Option("--config-dir <dir>", "with --only: the config dir (default: the one of --vm-name)"))
     .action((flags: CommonFlags) => runSteps(flags.only ? ["build_closure"] : null, flags));
+
+  addFlowOptions(cli.command("plan"))
+    .description("render and lock, then report what a build would build and fetch (nix build --dry-run), building nothing")
+    .action((flags: CommonFlags) => runSteps(null, flags, true));
 
   addFlowOptions(cli.command("render"))
     .description("write flake.nix and default.nix into the VM's config dir")

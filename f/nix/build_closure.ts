@@ -3,23 +3,44 @@
  *
  * Equivalent shell commands:
  *
- *   nix build "path:$dir#toplevel" --json --out-link "$dir/result"
+ *   nix build "path:$dir#toplevel" --json --out-link "$dir/result" --log-format internal-json -v
  *   jq -r '."org.nixos.bootspec.v1" | .init, .initrd' "$dir/result/boot.json"
+ *   nix build "$previous" --out-link "$dir/result-previous"   # keep the last closure rooted
+ *   nix path-info --json --recursive "$dir/result"            # closure report
+ *   nix store diff-closures "$previous" "$dir/result"
+ *
+ * With plan_only: `nix build "path:$dir#toplevel" --dry-run`, nothing built.
  *
  * `path:` copies the directory into the store, so nothing needs to be in git.
  * Nix replaces the result link only when the build succeeded: a failed or
- * interrupted build keeps the previous one.
+ * interrupted build keeps the previous one. The closure the link pointed to
+ * before stays a GC root as `result-previous` until the next build replaces
+ * it, so a VM still running it keeps its store paths. Progress: a status line
+ * on a terminal, a line every 10 s (and at each phase change) in a job log;
+ * NIXOS_CLOSURE_PROGRESS=off gives Nix's own output.
  *
  * @param config_dir The config dir render_config returned (locked by lock_config).
+ * @param plan_only Only report what the build would build and fetch (nix build --dry-run).
  */
+import { existsSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { readBootInfo } from "./bootspec.ts";
+import { type ClosureReport, closureDiff, closureSummary, formatClosureReport, parseDiffClosures } from "./closure_report.ts";
 import { withConfigDirLock } from "./dir_lock.ts";
 import { existingConfigDir } from "./environment.ts";
 import { SetupError } from "./errors.ts";
 import * as log from "./log.ts";
-import { build, locateNix } from "./nix.ts";
+import { addGcRoot, build, diffClosures, dryRun, locateNix, type Nix, pathInfo } from "./nix.ts";
+import { type BuildPlan, formatPlan } from "./plan.ts";
+import { BuildProgress, ProgressReporter } from "./progress.ts";
 import { pathFlakeRef } from "./render.ts";
+
+export interface BuildTiming {
+  /** Until Nix started building or fetching; null when progress is off. */
+  evaluation_seconds: number | null;
+  build_seconds: number | null;
+  total_seconds: number;
+}
 
 export interface BuildClosureResult {
   config_dir: string;
@@ -28,20 +49,107 @@ export interface BuildClosureResult {
   initrd: string | null;
   /** The bootspec file init and initrd were read from, or null. */
   boot_json: string | null;
+  closure: ClosureReport;
+  /** Derivations this build built (store paths of the .drv files). */
+  built: string[];
+  /** What Nix reported it would do as it started (Nix 2.19+), else null. */
+  plan: BuildPlan | null;
+  timing: BuildTiming;
 }
 
-export async function main(config_dir: string): Promise<BuildClosureResult> {
+export interface PlanResult {
+  config_dir: string;
+  plan: BuildPlan;
+}
+
+/** The toplevel the result link points to, when it is still in the store. */
+function currentResult(link: string): string | null {
+  try {
+    const target = readlinkSync(link);
+    return existsSync(target) ? target : null;
+  } catch {
+    return null;
+  }
+}
+
+async function closureReport(nix: Nix, toplevel: string, previous: string | null): Promise<ClosureReport> {
+  const infos = await pathInfo(nix, [toplevel], { recursive: true });
+  const report: ClosureReport = closureSummary(infos);
+  if (previous !== null) {
+    report.previous = previous;
+    if (previous === toplevel) {
+      report.diff = { added: [], removed: [], changes: [] };
+    } else {
+      const before = await pathInfo(nix, [previous], { recursive: true });
+      const changes = parseDiffClosures(await diffClosures(nix, previous, toplevel));
+      report.diff = closureDiff(
+        before.map((i) => i.path),
+        infos.map((i) => i.path),
+        changes,
+      );
+    }
+  }
+  return report;
+}
+
+function progressDisplay(): { tracker: BuildProgress; reporter: ProgressReporter } | null {
+  if ((process.env.NIXOS_CLOSURE_PROGRESS ?? "auto") === "off") return null;
+  const tracker = new BuildProgress();
+  const reporter = new ProgressReporter(tracker, {
+    tty: Boolean(process.stderr.isTTY),
+    write: (text) => process.stderr.write(text),
+    columns: process.stderr.columns ?? 120,
+  });
+  return { tracker, reporter };
+}
+
+const seconds = (ms: number) => Math.round(ms) / 1000;
+
+export async function main(config_dir: string, plan_only: boolean = false): Promise<BuildClosureResult | PlanResult> {
   const dir = existingConfigDir(config_dir);
   const nix = await locateNix();
   log.info(`using ${nix.version.text} at ${nix.program}`);
+  const installable = `${pathFlakeRef(dir)}#toplevel`;
+  if (plan_only) {
+    const plan = await dryRun(nix, installable);
+    log.info(formatPlan(plan));
+    return { config_dir: dir, plan };
+  }
   return withConfigDirLock(dir, "build_closure", async () => {
-    const installable = `${pathFlakeRef(dir)}#toplevel`;
-    const [built] = await build(nix, installable, { outLink: join(dir, "result") });
+    const resultLink = join(dir, "result");
+    const previous = currentResult(resultLink);
+    const started = performance.now();
+    const progress = progressDisplay();
+    const [built] = await build(nix, installable, { outLink: resultLink, progress });
+    const totalMs = performance.now() - started;
     const toplevel = built?.outputs.out;
     if (toplevel === undefined) throw new SetupError(`nix build ${installable} reported no output path`);
+    if (previous !== null && previous !== toplevel) await addGcRoot(nix, previous, join(dir, "result-previous"));
+
     const boot = readBootInfo(toplevel);
     for (const warning of boot.warnings) log.warn(warning);
+    const closure = await closureReport(nix, toplevel, previous);
     log.info(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
-    return { config_dir: dir, toplevel, init: boot.init, initrd: boot.initrd, boot_json: boot.bootJson };
+    log.info(formatClosureReport(closure));
+
+    const evaluationMs = progress?.tracker.evaluationMs ?? null;
+    return {
+      config_dir: dir,
+      toplevel,
+      init: boot.init,
+      initrd: boot.initrd,
+      boot_json: boot.bootJson,
+      closure,
+      built: progress?.tracker.built ?? [],
+      plan:
+        progress && progress.tracker.plan.derivations.length + progress.tracker.plan.fetch.length > 0
+          ? progress.tracker.plan
+          : null,
+      timing: {
+        evaluation_seconds: evaluationMs === null ? null : seconds(evaluationMs),
+        build_seconds: evaluationMs === null ? null : seconds(totalMs - evaluationMs),
+        total_seconds: seconds(totalMs),
+      },
+    };
   });
 }

@@ -6,7 +6,9 @@ import { accessSync, constants } from "node:fs";
 import { delimiter, join } from "node:path";
 import { DEFAULT_NIX_BIN } from "./environment.ts";
 import { NixError, SetupError } from "./errors.ts";
+import { type BuildPlan, parsePlan } from "./plan.ts";
 import { type RunOptions, type RunResult, run } from "./process.ts";
+import type { BuildProgress, ProgressReporter } from "./progress.ts";
 
 export type NixFlavour = "nix" | "lix" | "determinate";
 
@@ -119,6 +121,8 @@ export function nixErrorText(lines: readonly string[]): string {
 export interface NixCallOptions {
   summary: string;
   onStderrLine?: RunOptions["onStderrLine"];
+  /** Where Nix's words are when stderr is not plain text (internal-json). */
+  errorLines?: () => readonly string[];
 }
 
 /** Runs `nix <args>`; throws NixError with the command and Nix's own message when it fails. */
@@ -128,7 +132,8 @@ export async function runNix(nix: Nix, args: readonly string[], options: NixCall
   if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
   const result = await run(argv, runOptions);
   if (result.exitCode !== 0) {
-    throw new NixError(result.printed, result.exitCode, nixErrorText(result.stderrTail), options.summary);
+    const lines = options.errorLines ? options.errorLines() : result.stderrTail;
+    throw new NixError(result.printed, result.exitCode, nixErrorText(lines), options.summary);
   }
   return result;
 }
@@ -179,16 +184,54 @@ export function parseBuildJson(stdout: string): BuildResult[] {
 export interface BuildOptions {
   outLink: string | null;
   extraArgs?: readonly string[];
-  onStderrLine?: RunOptions["onStderrLine"];
+  /** Show progress from Nix's internal-json events instead of its own output. */
+  progress?: { tracker: BuildProgress; reporter: ProgressReporter } | null;
 }
 
 /** `nix build <installable> --json`, linking the result at outLink (a GC root). */
 export async function build(nix: Nix, installable: string, options: BuildOptions): Promise<BuildResult[]> {
   const link = options.outLink === null ? ["--no-link"] : ["--out-link", options.outLink];
+  const progress = options.progress ?? null;
+  const logFormat = progress ? ["--log-format", "internal-json", "-v"] : [];
   const callOptions: NixCallOptions = { summary: `building ${installable} failed` };
-  if (options.onStderrLine) callOptions.onStderrLine = options.onStderrLine;
-  const result = await runNix(nix, ["build", installable, "--json", ...link, ...(options.extraArgs ?? [])], callOptions);
-  return parseBuildJson(result.stdout);
+  if (progress) {
+    callOptions.onStderrLine = (line) => progress.reporter.line(line);
+    callOptions.errorLines = () => progress.tracker.messages;
+  }
+  try {
+    const result = await runNix(
+      nix,
+      ["build", installable, "--json", ...link, ...logFormat, ...(options.extraArgs ?? [])],
+      callOptions,
+    );
+    return parseBuildJson(result.stdout);
+  } finally {
+    progress?.reporter.finish();
+  }
+}
+
+/** `nix build --dry-run`: what a build would build and fetch, without building. */
+export async function dryRun(nix: Nix, installable: string): Promise<BuildPlan> {
+  const lines: string[] = [];
+  await runNix(nix, ["build", installable, "--dry-run"], {
+    summary: `planning ${installable} failed`,
+    onStderrLine: (line) => {
+      lines.push(line);
+      process.stderr.write(`${line}\n`);
+    },
+  });
+  return parsePlan(lines);
+}
+
+/** Registers `storePath` as a GC root at `link` (an indirect root, like an out-link). */
+export async function addGcRoot(nix: Nix, storePath: string, link: string): Promise<void> {
+  await runNix(nix, ["build", storePath, "--out-link", link], { summary: `registering ${link} as a GC root failed` });
+}
+
+/** `nix store diff-closures`: version and size changes between two closures, as text. */
+export async function diffClosures(nix: Nix, before: string, after: string): Promise<string> {
+  const result = await runNix(nix, ["store", "diff-closures", before, after], { summary: "comparing closures failed" });
+  return result.stdout;
 }
 
 export interface PathInfo {

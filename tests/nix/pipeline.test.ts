@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { appendFileSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { main as buildClosure } from "../../f/nix/build_closure.ts";
+import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
 import { NixError, SetupError } from "../../f/nix/errors.ts";
 import { main as lockConfig } from "../../f/nix/lock_config.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
@@ -19,6 +19,8 @@ interface Evaluated {
   packages: string[];
   virtualisation: { libvirtd: { enable: boolean } };
 }
+
+const buildClosure = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
 
 function evaluated(toplevel: string): Evaluated {
   return JSON.parse(readFileSync(join(toplevel, "etc", "evaluated.json"), "utf8")) as Evaluated;
