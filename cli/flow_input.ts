@@ -19,9 +19,11 @@ export interface FlowFlags {
   testSuite?: string[];
   override?: string[];
   updateLock?: boolean;
+  prepareRoot?: boolean;
+  rootDir?: string;
 }
 
-const GROUPS = ["guest", "closure", "lock"] as const;
+const GROUPS = ["guest", "closure", "lock", "root"] as const;
 
 function readInputFile(path: string): FlowInput {
   let text: string;
@@ -37,7 +39,7 @@ function readInputFile(path: string): FlowInput {
     throw new InputError("--input", path, `is not JSON: ${(error as Error).message}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new InputError("--input", path, "must hold a flow input object: {guest, closure, lock}");
+    throw new InputError("--input", path, "must hold a flow input object: {guest, closure, lock, root}");
   }
   for (const [key, value] of Object.entries(parsed)) {
     if (!(GROUPS as readonly string[]).includes(key)) {
@@ -100,6 +102,7 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
   const guest: Record<string, unknown> = { ...base.guest };
   const closure: Record<string, unknown> = { ...base.closure };
   const lock: Record<string, unknown> = { ...base.lock };
+  const root: Record<string, unknown> = { ...base.root };
 
   if (flags.vmName !== undefined) guest.vm_name = flags.vmName;
   if (flags.user !== undefined) guest.user_name = flags.user;
@@ -121,6 +124,8 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
     closure.extra_overrides = all.filter((o) => !curated(o));
   }
   if (flags.updateLock !== undefined) lock.update_lock = flags.updateLock;
+  if (flags.prepareRoot !== undefined) root.prepare = flags.prepareRoot;
+  if (flags.rootDir !== undefined) root.dir = flags.rootDir;
 
-  return { guest, closure, lock };
+  return { guest, closure, lock, root };
 }

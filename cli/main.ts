@@ -1,5 +1,6 @@
 // nixos-closure: the f/nix/build flow from a command line, without Windmill.
 // Same steps, same contract, same per-VM directory layout.
+import { readlinkSync } from "node:fs";
 import { homedir } from "node:os";
 import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
@@ -68,10 +69,18 @@ function printResult(result: Record<string, unknown>, json: boolean | undefined)
   for (const [key, value] of shown) process.stdout.write(`${key.padEnd(width)}  ${value ?? "(none)"}\n`);
 }
 
-/** Steps after render need the config dir: --config-dir, or the one render would use for the VM name. */
-function presetRender(flags: CommonFlags, input: FlowInput): Record<string, Record<string, unknown>> {
+/**
+ * Steps run alone need what earlier steps would have returned: the config dir
+ * (--config-dir, or the one render would use for the VM name) and the last
+ * build's toplevel (its result link).
+ */
+function presetResults(flags: CommonFlags, input: FlowInput): Record<string, Record<string, unknown>> {
   const configDir = flags.configDir ?? configDirFor(layoutFromEnv(), validateVmName(input.guest?.vm_name));
-  return { render_config: { config_dir: configDir } };
+  let toplevel: string | undefined;
+  try {
+    toplevel = readlinkSync(join(configDir, "result"));
+  } catch {}
+  return { render_config: { config_dir: configDir }, build_closure: { config_dir: configDir, toplevel } };
 }
 
 async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = false): Promise<void> {
@@ -79,7 +88,7 @@ async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = f
   const input = flowInputFromFlags(flags);
   const flow = loadFlow();
   const only = steps ?? undefined;
-  const results = steps && !steps.includes("render_config") ? presetRender(flags, input) : {};
+  const results = steps && !steps.includes("render_config") ? presetResults(flags, input) : {};
   const extraArgs: Record<string, Record<string, unknown>> = planOnly ? { build_closure: { plan_only: true } } : {};
   const run = await runFlow(flow, input, runInProcess, { ...(only ? { only } : {}), results, extraArgs });
   printResult(run.result, flags.json);
@@ -97,6 +106,8 @@ export function program(): Command {
 
   addFlowOptions(cli.command("build"))
     .description("render, lock and build (the whole flow); prints {toplevel, init, initrd, config_dir}")
+    .option("--prepare-root", "then prepare a root whose store holds exactly the closure (serve its store_dir to the guest)")
+    .option("--root-dir <dir>", "where that root appears (default: <config_dir>/root)")
     .option("--only", "run only the build step, on an already rendered and locked config dir")
     .addOption(new Option("--config-dir <dir>", "with --only: the config dir (default: the one of --vm-name)"))
     .action((flags: CommonFlags) => runSteps(flags.only ? ["build_closure"] : null, flags));
@@ -104,6 +115,12 @@ export function program(): Command {
   addFlowOptions(cli.command("plan"))
     .description("render and lock, then report what a build would build and fetch (nix build --dry-run), building nothing")
     .action((flags: CommonFlags) => runSteps(null, flags, true));
+
+  addFlowOptions(cli.command("prepare-root"))
+    .description("prepare a closure-only root from the config dir's last build (its result link)")
+    .option("--root-dir <dir>", "where the root appears (default: <config_dir>/root)")
+    .option("--config-dir <dir>", "the config dir (default: the one of --vm-name)")
+    .action((flags: CommonFlags) => runSteps(["prepare_root"], { ...flags, prepareRoot: true }));
 
   addFlowOptions(cli.command("render"))
     .description("write flake.nix and default.nix into the VM's config dir")

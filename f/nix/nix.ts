@@ -3,7 +3,7 @@
 // features on the command line, NO_COLOR=1, and the command form chosen from
 // the Nix flavour and version detected once.
 import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
+import { delimiter, dirname, join } from "node:path";
 import { DEFAULT_NIX_BIN } from "./environment.ts";
 import { NixError, SetupError } from "./errors.ts";
 import { type BuildPlan, parsePlan } from "./plan.ts";
@@ -123,12 +123,20 @@ export interface NixCallOptions {
   onStderrLine?: RunOptions["onStderrLine"];
   /** Where Nix's words are when stderr is not plain text (internal-json). */
   errorLines?: () => readonly string[];
+  /** Run the legacy `nix-store` beside `nix` instead (same settings). */
+  legacy?: "nix-store";
+  input?: string;
 }
 
 /** Runs `nix <args>`; throws NixError with the command and Nix's own message when it fails. */
 export async function runNix(nix: Nix, args: readonly string[], options: NixCallOptions): Promise<RunResult> {
-  const argv = [nix.program, ...FEATURES, ...nix.settings, ...args];
+  const program = options.legacy ? join(dirname(nix.program), options.legacy) : nix.program;
+  if (options.legacy && !isExecutable(program)) {
+    throw new SetupError(`${program} is missing: the Nix installation at ${dirname(nix.program)} has no ${options.legacy}`);
+  }
+  const argv = [program, ...FEATURES, ...nix.settings, ...args];
   const runOptions: RunOptions = { env: SHOWN_ENV, hiddenEnv: nix.hiddenEnv, keepLines: 200 };
+  if (options.input !== undefined) runOptions.input = options.input;
   if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
   const result = await run(argv, runOptions);
   if (result.exitCode !== 0) {
@@ -275,4 +283,32 @@ export async function pathInfo(
   ];
   const result = await runNix(nix, args, { summary: "reading store path info failed" });
   return parsePathInfoJson(result.stdout);
+}
+
+/** `nix-store --dump-db`: the validity registrations (hashes, references) of store paths. */
+export async function dumpDb(nix: Nix, paths: readonly string[]): Promise<string> {
+  const result = await runNix(nix, ["--dump-db", ...paths], {
+    summary: "reading store registrations failed",
+    legacy: "nix-store",
+  });
+  return result.stdout;
+}
+
+/** `nix-store --store <store> --load-db`: registers paths whose files are already in place. */
+export async function loadDb(nix: Nix, store: string, dump: string): Promise<void> {
+  await runNix(nix, ["--store", store, "--load-db"], {
+    summary: `registering paths in ${store} failed`,
+    legacy: "nix-store",
+    input: dump,
+  });
+}
+
+/** `nix copy --to <store>`: copies and registers a closure (locally built paths carry no signatures). */
+export async function copyClosure(
+  nix: Nix,
+  to: string,
+  paths: readonly string[],
+  extraArgs: readonly string[] = [],
+): Promise<void> {
+  await runNix(nix, ["copy", "--no-check-sigs", "--to", to, ...extraArgs, ...paths], { summary: `copying to ${to} failed` });
 }

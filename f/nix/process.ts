@@ -14,6 +14,8 @@ export interface RunOptions {
   onStderrLine?: (line: string) => void;
   /** How many stderr lines to keep for an error message. */
   keepLines?: number;
+  /** Written to the command's stdin (else stdin is closed). */
+  input?: string | Buffer;
 }
 
 export interface RunResult {
@@ -51,8 +53,10 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
     const child = spawn(program, args, {
       cwd: options.cwd,
       env: { ...process.env, ...options.hiddenEnv, ...env },
-      stdio: ["ignore", "pipe", "pipe"],
+      stdio: ["pipe", "pipe", "pipe"],
     });
+    child.stdin.on("error", () => {}); // a command that does not read its input
+    child.stdin.end(options.input);
     const stdout: Buffer[] = [];
     const tail: string[] = [];
     let partial = "";

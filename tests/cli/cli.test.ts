@@ -31,7 +31,7 @@ describe("flags mirror the flow input", () => {
     assert.throws(() => parseOverride("fio"), /PKG=SRC/);
   });
 
-  test("flags fill the three groups; curated overrides and others are split; 'none' is the empty list", () => {
+  test("flags fill the groups; curated overrides and others are split; 'none' is the empty list", () => {
     assert.deepEqual(
       flowInputFromFlags({
         vmName: "v",
@@ -50,6 +50,7 @@ describe("flags mirror the flow input", () => {
           extra_overrides: [{ pkg: "kmod", src: "/k" }],
         },
         lock: { update_lock: true },
+        root: {},
       },
     );
   });
@@ -129,6 +130,20 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     const built = cli(["build", "--only", "--config-dir", configDir, "--json"]);
     assert.equal(built.status, 0, built.stderr);
     assert.equal(JSON.parse(built.stdout).config_dir, configDir);
+  });
+
+  test("build --prepare-root adds a closure-only root; prepare-root runs it alone", () => {
+    const run = cli(["build", "--vm-name", "root-cli", "--profile", "none", "--test-suite", "none", "--prepare-root", "--json"]);
+    assert.equal(run.status, 0, run.stderr);
+    const result = JSON.parse(run.stdout);
+    assert.equal(result.root_dir, join(result.config_dir, "root"));
+    assert.equal(result.store_dir, join(result.config_dir, "root", "nix", "store"));
+    assert.equal(typeof result.init, "string");
+    const rootDir = join(wb.root, "served-root");
+    const alone = cli(["prepare-root", "--vm-name", "root-cli", "--root-dir", rootDir, "--json"]);
+    assert.equal(alone.status, 0, alone.stderr);
+    assert.equal(JSON.parse(alone.stdout).root_dir, rootDir);
+    assert.equal(JSON.parse(alone.stdout).toplevel, result.toplevel);
   });
 
   test("exit 2 on bad input, naming the input; nothing written", () => {

@@ -98,7 +98,7 @@ describe("script metadata matches what Windmill's parser infers", () => {
 });
 
 describe("the flow's modules, transforms and schema fit together", () => {
-  test("modules run render -> lock -> build on one worker, with the retries and timeouts asked for", () => {
+  test("modules run render -> lock -> build (-> prepare_root) on one worker, with the retries and timeouts asked for", () => {
     const doc = parse(flowYaml);
     assert.equal(doc.value.same_worker, true);
     const modules = doc.value.modules as { id: string; value: { path: string }; retry?: unknown; timeout?: unknown }[];
@@ -108,6 +108,7 @@ describe("the flow's modules, transforms and schema fit together", () => {
         ["render_config", "f/nix/render_config"],
         ["lock_config", "f/nix/lock_config"],
         ["build_closure", "f/nix/build_closure"],
+        ["prepare_root", "f/nix/prepare_root"],
       ],
     );
     const byId = Object.fromEntries(modules.map((m) => [m.id, m]));
@@ -115,8 +116,9 @@ describe("the flow's modules, transforms and schema fit together", () => {
     assert.deepEqual(byId.build_closure?.retry, { constant: { attempts: 2, seconds: 10 } });
     assert.deepEqual(
       modules.map((m) => m.timeout),
-      [120, 300, 3600].map((value) => ({ type: "static", value })),
+      [120, 300, 3600, 1800].map((value) => ({ type: "static", value })),
     );
+    assert.equal(flow.modules[3]?.skipIf, "!flow_input.root?.prepare", "prepare_root runs only when asked");
   });
 
   test("every input transform names a parameter of its script", () => {
@@ -133,7 +135,7 @@ describe("the flow's modules, transforms and schema fit together", () => {
     const used = [...flowYaml.matchAll(/flow_input\.(\w+)\??\.(\w+)/g)].map(
       ([, group = "", field = ""]) => [group, field] as const,
     );
-    assert.equal(used.length, 11, "one transform per flow input field");
+    assert.equal(used.length, 13, "one use per flow input field");
     for (const [group, field] of used)
       assert.ok(flowSchema.properties[group]?.properties[field], `flow_input.${group}.${field} is not in the schema`);
     for (const [group, schema] of Object.entries(flowSchema.properties)) {
@@ -143,7 +145,7 @@ describe("the flow's modules, transforms and schema fit together", () => {
         assert.ok("default" in property, `${group}.${field} needs a default`);
       }
     }
-    assert.deepEqual(flowSchema.order, ["guest", "closure", "lock"]);
+    assert.deepEqual(flowSchema.order, ["guest", "closure", "lock", "root"]);
   });
 
   test("the schema's vocabularies and defaults are the contract's", () => {
@@ -177,6 +179,14 @@ describe("the flow's modules, transforms and schema fit together", () => {
     assert.deepEqual(moduleArgs(lock, input, results), { config_dir: "/w/0/nix/vm1", update: true });
     assert.deepEqual(moduleArgs(lock, {}, results), { config_dir: "/w/0/nix/vm1", update: false });
     assert.deepEqual(moduleArgs(build, input, results), { config_dir: "/w/0/nix/vm1" });
+    const prepare = flow.modules[3];
+    assert.ok(prepare);
+    const built = { ...results, build_closure: { config_dir: "/w/0/nix/vm1", toplevel: "/nix/store/x" } };
+    assert.deepEqual(moduleArgs(prepare, { root: { prepare: true, dir: "/srv/roots/vm1" } }, built), {
+      config_dir: "/w/0/nix/vm1",
+      toplevel: "/nix/store/x",
+      root_dir: "/srv/roots/vm1",
+    });
   });
 });
 
@@ -202,7 +212,7 @@ describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
       lock: { update_lock: false },
     };
     const run = await runFlow(flow, input, bunExecutor({ ...process.env, ...wb.env }, log));
-    assert.equal(log.length, 3);
+    assert.equal(log.length, 3, "prepare_root is skipped unless asked for");
     assert.match(execFileSync(BUN, ["--version"], { encoding: "utf8" }), /^1\./);
 
     const configDir = join(wb.workersDir, "0", "nix", "bunvm");
@@ -230,5 +240,22 @@ describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
       log[2]?.stderr ?? "",
       /\+ NO_COLOR=1 .*nix --extra-experimental-features 'nix-command flakes' build 'path:.*bunvm#toplevel' --json --out-link/,
     );
+  });
+
+  test("with root.prepare, the fourth step runs and the flow result also carries root_dir and store_dir", async () => {
+    const log: BunRun[] = [];
+    const input: FlowInput = {
+      guest: { vm_name: "bunroot" },
+      closure: { profiles: [], test_suites: [] },
+      root: { prepare: true },
+    };
+    const run = await runFlow(flow, input, bunExecutor({ ...process.env, ...wb.env }, log));
+    assert.equal(log.length, 4);
+    const configDir = join(wb.workersDir, "0", "nix", "bunroot");
+    assert.equal(run.result.root_dir, join(configDir, "root"));
+    assert.equal(run.result.store_dir, join(configDir, "root", "nix", "store"));
+    for (const field of ["toplevel", "init", "initrd", "config_dir"])
+      assert.ok(typeof run.result[field] === "string", `flow result has ${field}`);
+    assert.ok(existsSync(join(String(run.result.store_dir), String(run.result.toplevel).slice("/nix/store/".length))));
   });
 });

@@ -1,0 +1,182 @@
+// prepare_root with the real nix: a root whose store holds exactly the
+// closure, made without root powers, switched atomically between generations.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
+import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
+import { InputError, SetupError } from "../../f/nix/errors.ts";
+import { main as lockConfig } from "../../f/nix/lock_config.ts";
+import { main as prepareRoot } from "../../f/nix/prepare_root.ts";
+import { main as renderConfig } from "../../f/nix/render_config.ts";
+import { nixSync, type TestNix, testNixes } from "../helpers/nix.ts";
+import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+
+const build = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
+
+function closureOf(nix: TestNix, path: string): string[] {
+  return nixSync(nix, ["path-info", "--recursive", path]).trim().split("\n").sort();
+}
+
+function validPaths(nix: TestNix, root: string): string[] {
+  return nixSync(nix, ["path-info", "--store", `local?root=${root}`, "--all"])
+    .trim()
+    .split("\n")
+    .sort();
+}
+
+const mode = (path: string) => (statSync(path).mode & 0o7777).toString(8);
+
+for (const nix of testNixes()) {
+  describe(`prepare_root with ${nix.version}`, () => {
+    let wb: Workbench;
+    let restore: () => void;
+    before(() => {
+      wb = createWorkbench(nix);
+      restore = wb.apply({ NIXOS_CLOSURE_PROGRESS: "off" });
+    });
+    after(() => {
+      restore();
+      wb.cleanup();
+    });
+
+    async function built(vm: string, profiles: ("devel" | "build-tools")[]): Promise<BuildClosureResult> {
+      const r = await renderConfig(vm, profiles, ["fstests"], {}, [], [], [], "kdevops", false, "");
+      await lockConfig(r.config_dir);
+      return build(r.config_dir);
+    }
+
+    test("the root's store holds exactly the closure, verified, with the layout of nixos-prepare-root", async () => {
+      const b = await built("root-vm", ["devel"]);
+      const r = await prepareRoot(b.config_dir, b.toplevel);
+      assert.equal(r.root_dir, join(b.config_dir, "root"));
+      assert.equal(r.store_dir, join(b.config_dir, "root", "nix", "store"));
+      assert.equal(r.generation, `${b.config_dir}.roots/1`);
+      assert.equal(readlinkSync(r.root_dir), r.generation, "the root is a link to its generation");
+      assert.equal(r.toplevel, b.toplevel);
+      assert.equal(r.init, b.init);
+
+      const closure = closureOf(nix, b.toplevel);
+      assert.deepEqual(validPaths(nix, r.generation), closure, "valid paths = closure");
+      assert.deepEqual(
+        readdirSync(r.store_dir)
+          .filter((n) => !n.startsWith("."))
+          .sort(),
+        closure.map((p) => p.slice("/nix/store/".length)).sort(),
+        "store files = closure",
+      );
+      assert.equal(r.paths, closure.length);
+      assert.ok(r.nar_size > 0);
+      const verify = nixSync(nix, ["store", "verify", "--no-trust", "--store", `local?root=${r.generation}`, "--all"]);
+      assert.doesNotMatch(verify, /corrupt|invalid|modified|error/i);
+
+      const root = r.generation;
+      for (const dir of ["dev", "proc", "sys", "etc", "run", "home", "var"]) assert.equal(mode(join(root, dir)), "755", dir);
+      assert.equal(mode(join(root, "tmp")), "1777");
+      assert.equal(mode(join(root, "root")), "700");
+      for (const dir of ["gcroots", "temproots", "userpool", "profiles", "db"])
+        assert.equal(mode(join(root, "nix/var/nix", dir)), "755", dir);
+      assert.equal(mode(join(root, "nix/var/log/nix/drvs")), "755");
+      assert.equal(mode(join(root, "nix/store")), "1775");
+      assert.equal(readlinkSync(join(root, "var/run")), "/run");
+      const sh = readlinkSync(join(root, "bin/sh"));
+      assert.match(sh, /^\/nix\/store\/[a-z0-9]{32}-bash-5\.2-fixture\/bin\/bash$/);
+      assert.ok(closure.includes(sh.split("/").slice(0, 4).join("/")), "/bin/sh is from the closure");
+      assert.equal(readlinkSync(join(root, "nix/var/nix/profiles/system")), "system-1-link");
+      assert.equal(readlinkSync(join(root, "nix/var/nix/profiles/system-1-link")), b.toplevel);
+      assert.equal(readlinkSync(join(root, "run/current-system")), "/nix/var/nix/profiles/system");
+      assert.ok(lstatSync(join(root, "etc/NIXOS")).isFile());
+      assert.ok(r.files_linked > 0, "same filesystem as /nix/store: hard links");
+
+      // The config dir stays small: the root is a link, its generations live beside the dir.
+      assert.ok(lstatSync(r.root_dir).isSymbolicLink());
+      assert.ok(!readdirSync(b.config_dir).includes("1"));
+    });
+
+    test("a rebuild with one package changed swaps the root and removes exactly the stale paths", async () => {
+      const first = await built("swap-vm", ["devel"]);
+      const r1 = await prepareRoot(first.config_dir, first.toplevel);
+      const second = await built("swap-vm", ["devel", "build-tools"]);
+      const r2 = await prepareRoot(second.config_dir, second.toplevel);
+      assert.equal(r2.generation, `${second.config_dir}.roots/2`);
+      assert.equal(readlinkSync(r2.root_dir), r2.generation);
+
+      const before = closureOf(nix, first.toplevel);
+      const now = closureOf(nix, second.toplevel);
+      assert.deepEqual(validPaths(nix, r2.generation), now);
+      const stale = before.filter((p) => !now.includes(p));
+      assert.ok(stale.length > 0);
+      for (const path of stale) assert.ok(!existsSync(join(r2.generation, path)), `${path} is gone from the new root`);
+      for (const path of now) assert.ok(existsSync(join(r2.generation, path)), `${path} is in the new root`);
+      // The previous generation is untouched until the next run: a VM may still use it.
+      assert.deepEqual(validPaths(nix, r1.generation), before);
+      const r3 = await prepareRoot(second.config_dir, second.toplevel);
+      assert.equal(existsSync(r1.generation), false, "the generation before the previous one is removed");
+      assert.ok(existsSync(r2.generation));
+      assert.equal(readlinkSync(r3.root_dir), r3.generation);
+    });
+
+    test("an interrupted prepare keeps the last complete root; the next run cleans up", async () => {
+      const b = await built("kill-vm", ["devel"]);
+      const r1 = await prepareRoot(b.config_dir, b.toplevel);
+      // A Nix whose nix-store is slow, so the prepare can be killed mid-way.
+      const slowBin = join(wb.root, "slow-nix");
+      mkdirSync(slowBin, { recursive: true });
+      symlinkSync(join(nix.bin, "nix"), join(slowBin, "nix"));
+      writeFileSync(join(slowBin, "nix-store"), `#!/bin/sh\nsleep 30\nexec ${join(nix.bin, "nix-store")} "$@"\n`);
+      chmodSync(join(slowBin, "nix-store"), 0o755);
+      const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/prepare_root.ts"))}; await main(${JSON.stringify(b.config_dir)}, ${JSON.stringify(b.toplevel)});`;
+      const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], {
+        env: { ...process.env, NIX_BIN: slowBin },
+        stdio: "ignore",
+      });
+      const partial = `${b.config_dir}.roots/2.partial`;
+      const deadline = Date.now() + 20_000;
+      while (!existsSync(join(partial, "nix/store")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      assert.ok(existsSync(partial), "the prepare got under way");
+      child.kill("SIGKILL");
+      await new Promise((r) => child.on("exit", r));
+
+      assert.equal(readlinkSync(r1.root_dir), r1.generation, "the root still points to the last complete generation");
+      assert.deepEqual(validPaths(nix, r1.generation), closureOf(nix, b.toplevel));
+      const r2 = await prepareRoot(b.config_dir, b.toplevel);
+      assert.equal(existsSync(partial), false, "the leftover of the interrupted run is removed");
+      assert.equal(readlinkSync(r2.root_dir), r2.generation);
+    });
+
+    test("bad input and a closure without a shell are refused, leaving the root as it was", async () => {
+      const b = await built("bad-vm", ["devel"]);
+      await assert.rejects(prepareRoot(b.config_dir, "/tmp/not-a-store-path"), InputError);
+      await assert.rejects(prepareRoot(b.config_dir, b.toplevel, "relative/root"), /must be an absolute path/);
+      await assert.rejects(prepareRoot(b.config_dir, b.toplevel, join(b.toplevel, "root")), /must not be inside \/nix\/store/);
+      const occupied = join(wb.root, "occupied");
+      mkdirSync(join(occupied, "data"), { recursive: true });
+      await assert.rejects(prepareRoot(b.config_dir, b.toplevel, occupied), /is not a root prepared here/);
+      assert.ok(existsSync(join(occupied, "data")));
+
+      const r1 = await prepareRoot(b.config_dir, b.toplevel);
+      const bash = readlinkSync(join(r1.generation, "bin/sh")).split("/").slice(0, 4).join("/");
+      await assert.rejects(
+        prepareRoot(b.config_dir, bash),
+        (e: Error) => e instanceof SetupError && /has no shell for \/bin\/sh/.test(e.message),
+      );
+      assert.equal(readlinkSync(r1.root_dir), r1.generation);
+      assert.deepEqual(
+        readdirSync(`${b.config_dir}.roots`).filter((n) => n.endsWith(".partial")),
+        [],
+      );
+    });
+  });
+}
