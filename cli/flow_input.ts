@@ -21,9 +21,17 @@ export interface FlowFlags {
   updateLock?: boolean;
   prepareRoot?: boolean;
   rootDir?: string;
+  builders?: string;
+  substituter?: string[];
+  trustedPublicKey?: string[];
+  maxJobs?: string;
+  cores?: string;
+  option?: string[];
+  publishTo?: string[];
+  substituteOnDestination?: boolean;
 }
 
-const GROUPS = ["guest", "closure", "lock", "root"] as const;
+const GROUPS = ["guest", "closure", "lock", "root", "nix"] as const;
 
 function readInputFile(path: string): FlowInput {
   let text: string;
@@ -39,7 +47,7 @@ function readInputFile(path: string): FlowInput {
     throw new InputError("--input", path, `is not JSON: ${(error as Error).message}`);
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
-    throw new InputError("--input", path, "must hold a flow input object: {guest, closure, lock, root}");
+    throw new InputError("--input", path, "must hold a flow input object: {guest, closure, lock, root, nix}");
   }
   for (const [key, value] of Object.entries(parsed)) {
     if (!(GROUPS as readonly string[]).includes(key)) {
@@ -81,6 +89,13 @@ export function parseOverride(spec: string): { pkg: string; src: string; ref?: s
   return { pkg, src: target.slice(0, hash), ref: target.slice(hash + 1) };
 }
 
+/** `NAME=VALUE` of --option. */
+export function parseOption(spec: string): [string, string] {
+  const eq = spec.indexOf("=");
+  if (eq <= 0) throw new InputError("--option", spec, "must look like NAME=VALUE, e.g. connect-timeout=5");
+  return [spec.slice(0, eq), spec.slice(eq + 1)];
+}
+
 function sshKeysFromFile(path: string): string[] {
   let text: string;
   try {
@@ -103,6 +118,7 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
   const closure: Record<string, unknown> = { ...base.closure };
   const lock: Record<string, unknown> = { ...base.lock };
   const root: Record<string, unknown> = { ...base.root };
+  const nix: Record<string, unknown> = { ...base.nix };
 
   if (flags.vmName !== undefined) guest.vm_name = flags.vmName;
   if (flags.user !== undefined) guest.user_name = flags.user;
@@ -127,5 +143,15 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
   if (flags.prepareRoot !== undefined) root.prepare = flags.prepareRoot;
   if (flags.rootDir !== undefined) root.dir = flags.rootDir;
 
-  return { guest, closure, lock, root };
+  if (flags.builders !== undefined) nix.builders = flags.builders;
+  if (flags.substituter !== undefined) nix.substituters = flags.substituter;
+  if (flags.trustedPublicKey !== undefined) nix.trusted_public_keys = flags.trustedPublicKey;
+  if (flags.maxJobs !== undefined) nix.max_jobs = flags.maxJobs;
+  if (flags.cores !== undefined) nix.cores = flags.cores;
+  if (flags.option !== undefined)
+    nix.options = { ...(nix.options as object), ...Object.fromEntries(flags.option.map(parseOption)) };
+  if (flags.publishTo !== undefined) nix.publish_to = flags.publishTo;
+  if (flags.substituteOnDestination !== undefined) nix.substitute_on_destination = flags.substituteOnDestination;
+
+  return { guest, closure, lock, root, nix };
 }

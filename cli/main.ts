@@ -51,6 +51,14 @@ function addFlowOptions(command: Command): Command {
     .option("--override <pkg=src[#ref]>", "build a package from a directory or git URL (repeatable)", collect)
     .option("--update-lock", "re-pin the nixos-flake library input")
     .option("--nixos-flake <dir>", "the nixos-flake library (default: $VENDOR_DIR/nixos-flake)")
+    .option("--builders <spec>", "remote build machines (Nix's builders setting)")
+    .option("--substituter <uri>", "an extra binary cache (repeatable)", collect)
+    .option("--trusted-public-key <key>", "a trusted cache key, name:base64 (repeatable)", collect)
+    .option("--max-jobs <n>", "derivations built at once here (a number or auto)")
+    .option("--cores <n>", "cores per build (0: all)")
+    .option("--option <name=value>", "any other Nix setting (repeatable)", collect)
+    .option("--publish-to <uri>", "copy the built closure to this store, e.g. ssh-ng://vmhost (repeatable)", collect)
+    .option("--substitute-on-destination", "let destinations fetch from their own caches")
     .option("--json", "print the result as JSON, as the last line of stdout; logs go to stderr")
     .option("--no-progress", "show Nix's own build output instead of the progress line");
 }

@@ -9,6 +9,8 @@
  *   nix path-info --json --recursive "$dir/result"            # closure report
  *   nix store diff-closures "$previous" "$dir/result"
  *
+ *   nix copy --no-check-sigs --to "$uri" "$dir/result"       # each nix_settings.publish_to
+ *
  * With plan_only: `nix build "path:$dir#toplevel" --dry-run`, nothing built.
  *
  * `path:` copies the directory into the store, so nothing needs to be in git.
@@ -21,6 +23,7 @@
  *
  * @param config_dir The config dir render_config returned (locked by lock_config).
  * @param plan_only Only report what the build would build and fetch (nix build --dry-run).
+ * @param nix_settings The flow's nix group: builders, substituters, trusted_public_keys, max_jobs, cores, options, and publish_to (store URIs to copy the closure to, with substitute_on_destination).
  */
 import { existsSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
@@ -30,7 +33,19 @@ import { withConfigDirLock } from "./dir_lock.ts";
 import { existingConfigDir } from "./environment.ts";
 import { SetupError } from "./errors.ts";
 import * as log from "./log.ts";
-import { addGcRoot, build, diffClosures, dryRun, locateNix, type Nix, pathInfo } from "./nix.ts";
+import {
+  addGcRoot,
+  build,
+  copyTo,
+  diffClosures,
+  dryRun,
+  locateNix,
+  type Nix,
+  type PathInfo,
+  pathInfo,
+  withSettings,
+} from "./nix.ts";
+import { type NixSettings, nixSettings, settingsArgs } from "./nix_settings.ts";
 import { type BuildPlan, formatPlan } from "./plan.ts";
 import { BuildProgress, ProgressReporter } from "./progress.ts";
 import { pathFlakeRef } from "./render.ts";
@@ -55,6 +70,18 @@ export interface BuildClosureResult {
   /** What Nix reported it would do as it started (Nix 2.19+), else null. */
   plan: BuildPlan | null;
   timing: BuildTiming;
+  /** Store paths substituted from binary caches instead of built. */
+  substituted: string[];
+  /** Remote builders Nix could not reach (it built locally instead). */
+  unreachable_builders: string[];
+  /** Where the closure was delivered: the paths and bytes that went (those already there skipped). */
+  published: Delivery[];
+}
+
+export interface Delivery {
+  uri: string;
+  paths: number;
+  nar_size: number;
 }
 
 export interface PlanResult {
@@ -72,8 +99,7 @@ function currentResult(link: string): string | null {
   }
 }
 
-async function closureReport(nix: Nix, toplevel: string, previous: string | null): Promise<ClosureReport> {
-  const infos = await pathInfo(nix, [toplevel], { recursive: true });
+async function closureReport(nix: Nix, infos: PathInfo[], toplevel: string, previous: string | null): Promise<ClosureReport> {
   const report: ClosureReport = closureSummary(infos);
   if (previous !== null) {
     report.previous = previous;
@@ -105,9 +131,28 @@ function progressDisplay(): { tracker: BuildProgress; reporter: ProgressReporter
 
 const seconds = (ms: number) => Math.round(ms) / 1000;
 
-export async function main(config_dir: string, plan_only: boolean = false): Promise<BuildClosureResult | PlanResult> {
+/** Copies the closure to each publish_to store; a failure names the URI and keeps the local build. */
+async function deliver(nix: Nix, toplevel: string, infos: PathInfo[], settings: NixSettings): Promise<Delivery[]> {
+  if (settings.publishTo.length === 0) return [];
+  const sizes = new Map(infos.map((i) => [i.path, i.narSize]));
+  const delivered: Delivery[] = [];
+  for (const uri of settings.publishTo) {
+    const copied = await copyTo(nix, uri, [toplevel], { substituteOnDestination: settings.substituteOnDestination });
+    const bytes = copied.reduce((n, p) => n + (sizes.get(p) ?? 0), 0);
+    log.info(`delivered to ${uri}: ${copied.length} of ${infos.length} paths, ${bytes} bytes (the destination had the rest)`);
+    delivered.push({ uri, paths: copied.length, nar_size: bytes });
+  }
+  return delivered;
+}
+
+export async function main(
+  config_dir: string,
+  plan_only: boolean = false,
+  nix_settings: object = {},
+): Promise<BuildClosureResult | PlanResult> {
+  const settings = nixSettings(nix_settings);
   const dir = existingConfigDir(config_dir);
-  const nix = await locateNix();
+  const nix = withSettings(await locateNix(), settingsArgs(settings));
   log.info(`using ${nix.version.text} at ${nix.program}`);
   const installable = `${pathFlakeRef(dir)}#toplevel`;
   if (plan_only) {
@@ -128,9 +173,12 @@ export async function main(config_dir: string, plan_only: boolean = false): Prom
 
     const boot = readBootInfo(toplevel);
     for (const warning of boot.warnings) log.warn(warning);
-    const closure = await closureReport(nix, toplevel, previous);
+    const infos = await pathInfo(nix, [toplevel], { recursive: true });
+    const closure = await closureReport(nix, infos, toplevel, previous);
     log.info(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
     log.info(formatClosureReport(closure));
+
+    const published = await deliver(nix, toplevel, infos, settings);
 
     const evaluationMs = progress?.tracker.evaluationMs ?? null;
     return {
@@ -150,6 +198,9 @@ export async function main(config_dir: string, plan_only: boolean = false): Prom
         build_seconds: evaluationMs === null ? null : seconds(totalMs - evaluationMs),
         total_seconds: seconds(totalMs),
       },
+      substituted: progress?.tracker.substituted ?? [],
+      unreachable_builders: progress?.tracker.unreachableBuilders ?? [],
+      published,
     };
   });
 }

@@ -14,6 +14,7 @@
  *
  * @param config_dir The config dir render_config returned.
  * @param update Re-pin the nixos-flake library input (after the library changed).
+ * @param nix_settings The flow's nix group: builders, substituters, trusted_public_keys, max_jobs, cores, options.
  */
 import { readFileSync, rmSync } from "node:fs";
 import { join } from "node:path";
@@ -22,7 +23,8 @@ import { existingConfigDir } from "./environment.ts";
 import { SetupError } from "./errors.ts";
 import { readIfExists, writeFileAtomic } from "./files.ts";
 import * as log from "./log.ts";
-import { flakeLock, locateNix, updateInputs } from "./nix.ts";
+import { flakeLock, locateNix, updateInputs, withSettings } from "./nix.ts";
+import { nixSettings, settingsArgs } from "./nix_settings.ts";
 import { pathFlakeRef, sourceInputsOf } from "./render.ts";
 
 export interface LockResult {
@@ -31,9 +33,10 @@ export interface LockResult {
   src_inputs: string[];
 }
 
-export async function main(config_dir: string, update: boolean = false): Promise<LockResult> {
+export async function main(config_dir: string, update: boolean = false, nix_settings: object = {}): Promise<LockResult> {
+  const settings = nixSettings(nix_settings);
   const dir = existingConfigDir(config_dir);
-  const nix = await locateNix();
+  const nix = withSettings(await locateNix(), settingsArgs(settings));
   log.info(`using ${nix.version.text} at ${nix.program}`);
   return withConfigDirLock(dir, "lock_config", async () => {
     const lockFile = join(dir, "flake.lock");

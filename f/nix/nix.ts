@@ -6,6 +6,7 @@ import { accessSync, constants } from "node:fs";
 import { delimiter, dirname, join } from "node:path";
 import { DEFAULT_NIX_BIN } from "./environment.ts";
 import { NixError, SetupError } from "./errors.ts";
+import { ActivityType, parseLogLine } from "./nix_log.ts";
 import { type BuildPlan, parsePlan } from "./plan.ts";
 import { type RunOptions, type RunResult, run } from "./process.ts";
 import type { BuildProgress, ProgressReporter } from "./progress.ts";
@@ -303,12 +304,38 @@ export async function loadDb(nix: Nix, store: string, dump: string): Promise<voi
   });
 }
 
-/** `nix copy --to <store>`: copies and registers a closure (locally built paths carry no signatures). */
-export async function copyClosure(
+/**
+ * `nix copy --to <store>` of store paths and their closure (locally built
+ * paths carry no signatures: --no-check-sigs). Returns the paths that went,
+ * from Nix's copyPath events; those the destination had are skipped.
+ */
+export async function copyTo(
   nix: Nix,
   to: string,
   paths: readonly string[],
-  extraArgs: readonly string[] = [],
-): Promise<void> {
-  await runNix(nix, ["copy", "--no-check-sigs", "--to", to, ...extraArgs, ...paths], { summary: `copying to ${to} failed` });
+  options: { substituteOnDestination?: boolean } = {},
+): Promise<string[]> {
+  const copied: string[] = [];
+  const words: string[] = [];
+  const onDestination = options.substituteOnDestination ? ["--substitute-on-destination"] : [];
+  await runNix(nix, ["copy", "--no-check-sigs", "--to", to, ...onDestination, "--log-format", "internal-json", "-v", ...paths], {
+    summary: `delivering the closure to ${to} failed`,
+    onStderrLine: (line) => {
+      const event = parseLogLine(line);
+      if (event.action === "start" && event.type === ActivityType.copyPath && typeof event.fields[0] === "string") {
+        copied.push(event.fields[0]);
+      } else if (event.action === "text" || (event.action === "msg" && event.level <= 1)) {
+        const text = event.action === "text" ? event.text : event.msg;
+        words.push(...text.split("\n"));
+        if (event.action === "msg" && event.level === 1) process.stderr.write(`${text}\n`);
+      }
+    },
+    errorLines: () => words,
+  });
+  return copied;
+}
+
+/** The same Nix with settings (`--option name value` pairs) on every call. */
+export function withSettings(nix: Nix, settings: readonly string[]): Nix {
+  return { ...nix, settings: [...settings] };
 }

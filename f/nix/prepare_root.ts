@@ -22,6 +22,7 @@
  * @param config_dir The config dir of the build (render_config's result).
  * @param toplevel The system to put in the root (build_closure's result).
  * @param root_dir Where the root appears (empty: <config_dir>/root, a link into <config_dir>.roots).
+ * @param nix_settings The flow's nix group (options apply to the Nix calls made here).
  */
 import { existsSync, renameSync } from "node:fs";
 import { join } from "node:path";
@@ -30,7 +31,8 @@ import { withConfigDirLock } from "./dir_lock.ts";
 import { existingConfigDir } from "./environment.ts";
 import { InputError } from "./errors.ts";
 import * as log from "./log.ts";
-import { dumpDb, loadDb, locateNix, pathInfo } from "./nix.ts";
+import { dumpDb, loadDb, locateNix, pathInfo, withSettings } from "./nix.ts";
+import { nixSettings, settingsArgs } from "./nix_settings.ts";
 import {
   currentGeneration,
   generations,
@@ -60,14 +62,20 @@ export interface PrepareRootResult {
   files_copied: number;
 }
 
-export async function main(config_dir: string, toplevel: string, root_dir: string = ""): Promise<PrepareRootResult> {
+export async function main(
+  config_dir: string,
+  toplevel: string,
+  root_dir: string = "",
+  nix_settings: object = {},
+): Promise<PrepareRootResult> {
+  const settings = nixSettings(nix_settings);
   const dir = existingConfigDir(config_dir);
   if (typeof toplevel !== "string" || !/^\/nix\/store\/[a-z0-9]{32}-[^/]+$/.test(toplevel)) {
     throw new InputError("toplevel", toplevel, "must be a store path such as build_closure returns");
   }
   if (!existsSync(toplevel)) throw new InputError("toplevel", toplevel, "is not in the store (build it first)");
   const layout = rootLayout(dir, root_dir ?? "");
-  const nix = await locateNix();
+  const nix = withSettings(await locateNix(), settingsArgs(settings));
   return withConfigDirLock(dir, "prepare_root", async () => {
     const previous = currentGeneration(layout);
     const existing = generations(layout);

@@ -34,6 +34,7 @@ export interface Progress {
 
 const LOG_LINES_KEPT = 500;
 const FAILED_BUILDER = /builder for '([^']+\.drv)' failed/;
+const UNREACHABLE_BUILDER = /cannot build on '([^']+)':(?:\s*error:)?(.*)/;
 
 /** `/nix/store/<hash>-name-1.0.drv` -> `name-1.0` */
 export function drvName(path: string): string {
@@ -49,6 +50,10 @@ export class BuildProgress {
   readonly built: string[] = [];
   /** Error and warning text, plain lines included: what Nix would have printed. */
   readonly messages: string[] = [];
+  /** Remote builders Nix could not use (it then builds locally). */
+  readonly unreachableBuilders: string[] = [];
+  /** Store paths substituted from a binary cache. */
+  readonly substituted: string[] = [];
   private readonly activities = new Map<string, Activity>();
   private readonly failedDrvs = new Set<string>();
   private readonly expectedByType = new Map<string, number>();
@@ -94,6 +99,7 @@ export class BuildProgress {
           this.endEvaluation();
         }
         const drvPath = event.type === ActivityType.build && typeof event.fields[0] === "string" ? event.fields[0] : null;
+        if (event.type === ActivityType.substitute && typeof event.fields[0] === "string") this.substituted.push(event.fields[0]);
         this.activities.set(event.id, {
           type: event.type,
           drvPath,
@@ -130,6 +136,12 @@ export class BuildProgress {
 
   private message(level: number, text: string): string[] {
     for (const line of text.split("\n")) this.planLine(level, line);
+    const builder = UNREACHABLE_BUILDER.exec(text);
+    if (builder) {
+      const [, uri = "", why = ""] = builder;
+      if (!this.unreachableBuilders.includes(uri)) this.unreachableBuilders.push(uri);
+      return [`note: remote builder ${uri} is unreachable (${why.trim()}); Nix builds on this machine instead`];
+    }
     if (level > 2) return [];
     this.messages.push(...text.split("\n"));
     const failed = FAILED_BUILDER.exec(text)?.[1];

@@ -51,6 +51,21 @@ describe("flags mirror the flow input", () => {
         },
         lock: { update_lock: true },
         root: {},
+        nix: {},
+      },
+    );
+    assert.deepEqual(
+      flowInputFromFlags({
+        builders: "ssh://b x86_64-linux",
+        option: ["connect-timeout=5", "fallback=true"],
+        publishTo: ["file:///c"],
+        maxJobs: "4",
+      }).nix,
+      {
+        builders: "ssh://b x86_64-linux",
+        options: { "connect-timeout": "5", fallback: "true" },
+        publish_to: ["file:///c"],
+        max_jobs: "4",
       },
     );
   });

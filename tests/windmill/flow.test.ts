@@ -136,6 +136,7 @@ describe("the flow's modules, transforms and schema fit together", () => {
       ([, group = "", field = ""]) => [group, field] as const,
     );
     assert.equal(used.length, 13, "one use per flow input field");
+    assert.equal([...flowYaml.matchAll(/expr: flow_input\.nix$/gm)].length, 3, "the nix group reaches every step that calls Nix");
     for (const [group, field] of used)
       assert.ok(flowSchema.properties[group]?.properties[field], `flow_input.${group}.${field} is not in the schema`);
     for (const [group, schema] of Object.entries(flowSchema.properties)) {
@@ -145,7 +146,7 @@ describe("the flow's modules, transforms and schema fit together", () => {
         assert.ok("default" in property, `${group}.${field} needs a default`);
       }
     }
-    assert.deepEqual(flowSchema.order, ["guest", "closure", "lock", "root"]);
+    assert.deepEqual(flowSchema.order, ["guest", "closure", "lock", "root", "nix"]);
   });
 
   test("the schema's vocabularies and defaults are the contract's", () => {
@@ -177,8 +178,17 @@ describe("the flow's modules, transforms and schema fit together", () => {
     assert.deepEqual(moduleArgs(render, { guest: { home: false } }, {}), { home: false });
     const results = { render_config: { config_dir: "/w/0/nix/vm1" } };
     assert.deepEqual(moduleArgs(lock, input, results), { config_dir: "/w/0/nix/vm1", update: true });
+    assert.deepEqual(moduleArgs(lock, { nix: { max_jobs: "4" } }, results), {
+      config_dir: "/w/0/nix/vm1",
+      update: false,
+      nix_settings: { max_jobs: "4" },
+    });
     assert.deepEqual(moduleArgs(lock, {}, results), { config_dir: "/w/0/nix/vm1", update: false });
     assert.deepEqual(moduleArgs(build, input, results), { config_dir: "/w/0/nix/vm1" });
+    assert.deepEqual(moduleArgs(build, { nix: { publish_to: ["file:///c"] } }, results), {
+      config_dir: "/w/0/nix/vm1",
+      nix_settings: { publish_to: ["file:///c"] },
+    });
     const prepare = flow.modules[3];
     assert.ok(prepare);
     const built = { ...results, build_closure: { config_dir: "/w/0/nix/vm1", toplevel: "/nix/store/x" } };

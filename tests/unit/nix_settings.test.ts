@@ -1,0 +1,86 @@
+import assert from "node:assert/strict";
+import { describe, test } from "node:test";
+import { InputError } from "../../f/nix/errors.ts";
+import { nixSettings, settingsArgs } from "../../f/nix/nix_settings.ts";
+
+function rejects(input: unknown, field: string, reason: RegExp): void {
+  assert.throws(
+    () => nixSettings(input),
+    (e: unknown) => e instanceof InputError && e.field === field && reason.test(e.message),
+  );
+}
+
+describe("the nix input group", () => {
+  test("typed fields become --option pairs, in a fixed order", () => {
+    const settings = nixSettings({
+      builders: "ssh://builder x86_64-linux - 16 2 big-parallel; ssh://b2 aarch64-linux",
+      substituters: ["https://cache.example.org", "", "file:///srv/cache"],
+      trusted_public_keys: ["cache.example.org-1:WAeCMrhZOqzpUBpKNrSJkhDet4LNDr29+aOLz6TDY7w="],
+      max_jobs: "auto",
+      cores: 8,
+      options: { "connect-timeout": 5, fallback: true },
+      publish_to: ["ssh-ng://vmhost", "local?root=/srv/root"],
+      substitute_on_destination: true,
+    });
+    assert.deepEqual(settingsArgs(settings), [
+      "--option",
+      "builders",
+      "ssh://builder x86_64-linux - 16 2 big-parallel; ssh://b2 aarch64-linux",
+      "--option",
+      "extra-substituters",
+      "https://cache.example.org file:///srv/cache",
+      "--option",
+      "extra-trusted-public-keys",
+      "cache.example.org-1:WAeCMrhZOqzpUBpKNrSJkhDet4LNDr29+aOLz6TDY7w=",
+      "--option",
+      "max-jobs",
+      "auto",
+      "--option",
+      "cores",
+      "8",
+      "--option",
+      "connect-timeout",
+      "5",
+      "--option",
+      "fallback",
+      "true",
+    ]);
+    assert.deepEqual(settings.publishTo, ["ssh-ng://vmhost", "local?root=/srv/root"]);
+    assert.equal(settings.substituteOnDestination, true);
+    assert.deepEqual(nixSettings({}), { options: [], publishTo: [], substituteOnDestination: false });
+    assert.deepEqual(nixSettings(null).options, []);
+    assert.deepEqual(settingsArgs(nixSettings({ max_jobs: "", cores: null })), [], "empty form fields keep Nix's settings");
+    assert.deepEqual(
+      settingsArgs(nixSettings({ builders: "" })),
+      ["--option", "builders", ""],
+      "an empty builders string turns remote builds off",
+    );
+  });
+
+  test("an option that tries to inject a second flag is rejected", () => {
+    rejects({ options: { sandbox: "false --impure" } }, "nix_settings.options.sandbox", /word starting with '-'/);
+    rejects({ options: { "sandbox --impure": "false" } }, "nix_settings.options", /not a Nix setting name/);
+    rejects({ options: { "--impure": "" } }, "nix_settings.options", /not a Nix setting name/);
+    rejects({ builders: "ssh://b x86_64-linux --option sandbox false" }, "nix_settings.builders", /word starting with '-'/);
+    rejects({ options: { "post-build-hook": "/x\n--impure" } }, "nix_settings.options.post-build-hook", /control characters/);
+  });
+
+  test("settings with a field of their own, or set by the steps, are refused in options", () => {
+    rejects({ options: { substituters: "https://x" } }, "nix_settings.options", /use substituters/);
+    rejects({ options: { "experimental-features": "x" } }, "nix_settings.options", /set by the steps/);
+  });
+
+  test("values are checked for what they are", () => {
+    rejects({ substituters: ["cache.example.org"] }, "nix_settings.substituters[0]", /store URI/);
+    rejects({ substituters: "https://x" }, "nix_settings.substituters", /must be a list/);
+    rejects({ trusted_public_keys: ["nokey"] }, "nix_settings.trusted_public_keys[0]", /public key/);
+    rejects({ max_jobs: -1 }, "nix_settings.max_jobs", /whole number/);
+    rejects({ max_jobs: "many" }, "nix_settings.max_jobs", /or "auto"/);
+    rejects({ cores: "auto" }, "nix_settings.cores", /whole number >= 0$/);
+    rejects({ publish_to: ["vmhost"] }, "nix_settings.publish_to[0]", /store URI/);
+    rejects({ publish_to: ["local?root=relative/dir"] }, "nix_settings.publish_to[0]", /relative root/);
+    rejects({ options: { fallback: { nested: 1 } } }, "nix_settings.options.fallback", /string, number or boolean/);
+    rejects({ substitute_on_destination: "yes" }, "nix_settings.substitute_on_destination", /true or false/);
+    rejects([], "nix_settings", /must be an object/);
+  });
+});
