@@ -14,6 +14,7 @@ import {
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
+import { after, before } from "node:test";
 import { nixSync, TEST_NIX_CONFIG, type TestNix } from "./nix.ts";
 
 export const FIXTURES = resolve(import.meta.dirname, "..", "fixtures");
@@ -104,4 +105,44 @@ export function snapshot(dir: string): Map<string, string> {
   };
   walk(dir);
   return files;
+}
+
+/**
+ * A workbench for the tests of one describe block: created before them (with
+ * `extra` on top of its environment, applied to process.env), removed after.
+ */
+export function useWorkbench(nix: TestNix | null, extra: Record<string, string> = {}): () => Workbench {
+  let wb: Workbench | undefined;
+  let restore: () => void = () => {};
+  before(() => {
+    wb = createWorkbench(nix);
+    restore = wb.apply(extra);
+  });
+  after(() => {
+    restore();
+    wb?.cleanup();
+  });
+  return () => {
+    if (!wb) throw new Error("the workbench exists only while the tests run");
+    return wb;
+  };
+}
+
+/** Runs `work` with stderr captured (and still shown); returns its value or error with the text. */
+export async function captureStderr<T>(
+  work: () => Promise<T>,
+): Promise<{ value: T | undefined; error: unknown; stderr: string }> {
+  const chunks: string[] = [];
+  const write = process.stderr.write.bind(process.stderr);
+  process.stderr.write = ((chunk: string | Uint8Array) => {
+    chunks.push(String(chunk));
+    return write(chunk);
+  }) as typeof process.stderr.write;
+  try {
+    return { value: await work(), error: undefined, stderr: chunks.join("") };
+  } catch (error) {
+    return { value: undefined, error, stderr: chunks.join("") };
+  } finally {
+    process.stderr.write = write;
+  }
 }

@@ -4,34 +4,25 @@ import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
 import { InputError, NixError } from "../../f/nix/errors.ts";
 import { main as lockConfig } from "../../f/nix/lock_config.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
-import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 
 const build = (dir: string, settings: object = {}) => buildClosureStep(dir, false, settings) as Promise<BuildClosureResult>;
 
 for (const nix of testNixes()) {
   describe(`caches, builders and delivery with ${nix.version}`, () => {
-    let wb: Workbench;
-    let restore: () => void;
+    const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "auto" });
     let salt = 0;
-    before(() => {
-      wb = createWorkbench(nix);
-      restore = wb.apply({ NIXOS_CLOSURE_PROGRESS: "auto" });
-    });
-    after(() => {
-      restore();
-      wb.cleanup();
-    });
 
     /** A config dir whose system is new to the store: the library's overlay gets a name of this run's own. */
     async function freshConfig(vm: string): Promise<string> {
-      const flake = join(wb.libraryDir, "flake.nix");
+      const flake = join(bench().libraryDir, "flake.nix");
       const unique = `kdevops-tools-0.1-${process.pid}-${Date.now()}-${++salt}`;
       writeFileSync(flake, readFileSync(flake, "utf8").replace(/kdevops-tools-0\.1[^"]*"/, `${unique}"`));
       const r = await renderConfig(vm, [], [], {}, [], [], [], "kdevops", false, "");
@@ -40,10 +31,10 @@ for (const nix of testNixes()) {
     }
 
     test("a signed file:// cache as a substituter: a store without the paths fetches them instead of building", async () => {
-      const key = join(wb.root, "cache.sec");
+      const key = join(bench().root, "cache.sec");
       writeFileSync(key, nixSync(nix, ["key", "generate-secret", "--key-name", "test-cache-1"]));
       const publicKey = nixSync(nix, ["key", "convert-secret-to-public"], { input: readFileSync(key, "utf8") }).trim();
-      const cache = join(wb.root, "cache");
+      const cache = join(bench().root, "cache");
       const dir = await freshConfig("cache-vm");
       const first = await build(dir, { publish_to: [`file://${cache}?secret-key=${key}`] });
       assert.ok(first.built.length >= 3, "the first build builds");
@@ -67,8 +58,8 @@ for (const nix of testNixes()) {
 
     test("publish_to a file:// cache and a local?root= store; the delivered paths verify", async () => {
       const dir = await freshConfig("publish-vm");
-      const cache = join(wb.root, "published-cache");
-      const store = join(wb.root, "published-root");
+      const cache = join(bench().root, "published-cache");
+      const store = join(bench().root, "published-root");
       const b = await build(dir, { publish_to: [`file://${cache}`, `local?root=${store}`] });
       assert.deepEqual(
         b.published.map((p) => p.uri),

@@ -3,13 +3,13 @@
 import assert from "node:assert/strict";
 import { appendFileSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
 import { NixError, SetupError } from "../../f/nix/errors.ts";
 import { main as lockConfig } from "../../f/nix/lock_config.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
 import { testNixes } from "../helpers/nix.ts";
-import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+import { captureStderr, createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 import { ED25519 } from "../unit/golden_cases.ts";
 
 interface Evaluated {
@@ -36,34 +36,9 @@ function lockedNarHash(configDir: string, node: string): string {
   return lock.nodes[node].locked.narHash;
 }
 
-async function captureStderr<T>(work: () => Promise<T>): Promise<{ value: T | undefined; error: unknown; stderr: string }> {
-  const chunks: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return write(chunk);
-  }) as typeof process.stderr.write;
-  try {
-    return { value: await work(), error: undefined, stderr: chunks.join("") };
-  } catch (error) {
-    return { value: undefined, error, stderr: chunks.join("") };
-  } finally {
-    process.stderr.write = write;
-  }
-}
-
 for (const nix of testNixes()) {
   describe(`pipeline with ${nix.version}`, () => {
-    let wb: Workbench;
-    let restore: () => void;
-    before(() => {
-      wb = createWorkbench(nix);
-      restore = wb.apply();
-    });
-    after(() => {
-      restore();
-      wb.cleanup();
-    });
+    const bench = useWorkbench(nix);
 
     test("fresh render, lock and build; init and initrd from the bootspec", async () => {
       const rendered = await renderConfig(
@@ -126,7 +101,7 @@ for (const nix of testNixes()) {
     });
 
     test("a source-override directory edited after a build lands in the next closure", async () => {
-      const src = join(wb.root, "src", "fio");
+      const src = join(bench().root, "src", "fio");
       mkdirSync(src, { recursive: true });
       writeFileSync(join(src, "VERSION"), "first\n");
       const r = await renderConfig("vm-src", ["devel"], ["fstests"], {}, [
@@ -150,7 +125,7 @@ for (const nix of testNixes()) {
       await lockConfig(r.config_dir);
       const pin = lockedNarHash(r.config_dir, "nixos-flake");
       const before = await buildClosure(r.config_dir);
-      const backend = join(wb.libraryDir, "modules", "backends", "imageless.nix");
+      const backend = join(bench().libraryDir, "modules", "backends", "imageless.nix");
       const original = readFileSync(backend, "utf8");
       try {
         writeFileSync(
@@ -196,7 +171,7 @@ for (const nix of testNixes()) {
     });
 
     test("a failing derivation is named with its last log lines; result stays", async () => {
-      const src = join(wb.root, "src", "xfsprogs");
+      const src = join(bench().root, "src", "xfsprogs");
       mkdirSync(src, { recursive: true });
       const r = await renderConfig("vm-buildfail", [], ["fstests"], {}, [{ pkg: "xfsprogs", src }]);
       await lockConfig(r.config_dir);
@@ -213,13 +188,12 @@ for (const nix of testNixes()) {
     });
 
     test("a failed lock restores flake.lock", async () => {
-      const src = join(wb.root, "src", "libbpf");
+      const src = join(bench().root, "src", "libbpf");
       mkdirSync(src, { recursive: true });
       const r = await renderConfig("vm-lockfail", [], [], {}, [{ pkg: "libbpf-tools", src }]);
       await lockConfig(r.config_dir);
       const lockBefore = readFileSync(join(r.config_dir, "flake.lock"), "utf8");
-      // The library goes missing: locking it again fails.
-      const restoreLib = wb.apply({});
+      // The flake now names a library that is not there: locking it again fails.
       const flake = join(r.config_dir, "flake.nix");
       const text = readFileSync(flake, "utf8");
       writeFileSync(flake, text.replace(/path:[^"]*nixos-flake"/, 'path:/nonexistent/nixos-flake"'));
@@ -230,7 +204,6 @@ for (const nix of testNixes()) {
         assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
       } finally {
         writeFileSync(flake, text);
-        restoreLib();
       }
     });
 
@@ -244,11 +217,11 @@ for (const nix of testNixes()) {
 
     test("a config dir that does not exist or holds no flake.nix is named", async () => {
       await assert.rejects(
-        lockConfig(join(wb.root, "nowhere")),
+        lockConfig(join(bench().root, "nowhere")),
         (e: Error) => e instanceof SetupError && /does not exist: run render_config first/.test(e.message),
       );
-      mkdirSync(join(wb.root, "empty"));
-      await assert.rejects(buildClosure(join(wb.root, "empty")), /holds no flake\.nix/);
+      mkdirSync(join(bench().root, "empty"));
+      await assert.rejects(buildClosure(join(bench().root, "empty")), /holds no flake\.nix/);
       await assert.rejects(buildClosure("relative/dir"), /must be an absolute path/);
     });
   });

@@ -4,40 +4,20 @@ import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { existsSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { type BuildClosureResult, main as buildClosureStep, type PlanResult } from "../../f/nix/build_closure.ts";
 import { main as lockConfig } from "../../f/nix/lock_config.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
-import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+import { captureStderr, useWorkbench } from "../helpers/workbench.ts";
 
 const build = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
 const plan = (dir: string) => buildClosureStep(dir, true) as Promise<PlanResult>;
 
-async function withStderr<T>(work: () => Promise<T>): Promise<{ value: T; stderr: string }> {
-  const chunks: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array) => chunks.push(String(chunk)) > 0) as typeof process.stderr.write;
-  try {
-    return { value: await work(), stderr: chunks.join("") };
-  } finally {
-    process.stderr.write = write;
-  }
-}
-
 for (const nix of testNixes()) {
   const modern = !/\(Nix\) 2\.([0-9]|1[0-8])\./.test(nix.version);
   describe(`plan, progress, report and GC roots with ${nix.version}`, () => {
-    let wb: Workbench;
-    let restore: () => void;
-    before(() => {
-      wb = createWorkbench(nix);
-      restore = wb.apply({ NIXOS_CLOSURE_PROGRESS: "auto" });
-    });
-    after(() => {
-      restore();
-      wb.cleanup();
-    });
+    const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "auto" });
 
     const render = (profiles: ("devel" | "build-tools")[]) =>
       renderConfig("report-vm", profiles, ["fstests"], {}, [], [], [], "kdevops", false, "").then((r) => r.config_dir);
@@ -47,7 +27,7 @@ for (const nix of testNixes()) {
       execFileSync("sed", [
         "-i",
         `s/kdevops-tools-0.1/kdevops-tools-0.1-${process.pid}-${Date.now()}/`,
-        join(wb.libraryDir, "flake.nix"),
+        join(bench().libraryDir, "flake.nix"),
       ]);
       const dir = await render(["devel"]);
       await lockConfig(dir);
@@ -56,7 +36,8 @@ for (const nix of testNixes()) {
       assert.ok(planned.plan.derivations.every((d) => /^\/nix\/store\/[a-z0-9]{32}-.*\.drv$/.test(d)));
       assert.equal(existsSync(join(dir, "result")), false, "a plan builds nothing");
 
-      const { value: built, stderr } = await withStderr(() => build(dir));
+      const { value: built, error, stderr } = await captureStderr(() => build(dir));
+      assert.ok(built, String(error));
       assert.deepEqual([...built.built].sort(), [...planned.plan.derivations].sort(), "built exactly the plan");
       if (modern)
         assert.deepEqual(
@@ -154,9 +135,10 @@ for (const nix of testNixes()) {
 
     test("with progress off, Nix's own output passes through unchanged", async () => {
       const dir = await render(["devel"]);
-      const restoreOff = wb.apply({ NIXOS_CLOSURE_PROGRESS: "off" });
+      const restoreOff = bench().apply({ NIXOS_CLOSURE_PROGRESS: "off" });
       try {
-        const { value, stderr } = await withStderr(() => build(dir));
+        const { value, error, stderr } = await captureStderr(() => build(dir));
+        assert.ok(value, String(error));
         assert.doesNotMatch(stderr, /^\[\d\d:\d\d\] /m);
         assert.doesNotMatch(stderr, /--log-format internal-json/);
         assert.equal(value.timing.evaluation_seconds, null);

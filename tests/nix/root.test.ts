@@ -14,7 +14,7 @@ import {
   writeFileSync,
 } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
 import { InputError, SetupError } from "../../f/nix/errors.ts";
@@ -22,7 +22,7 @@ import { main as lockConfig } from "../../f/nix/lock_config.ts";
 import { main as prepareRoot } from "../../f/nix/prepare_root.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
 import { nixSync, type TestNix, testNixes } from "../helpers/nix.ts";
-import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+import { useWorkbench } from "../helpers/workbench.ts";
 
 const build = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
 
@@ -41,16 +41,7 @@ const mode = (path: string) => (statSync(path).mode & 0o7777).toString(8);
 
 for (const nix of testNixes()) {
   describe(`prepare_root with ${nix.version}`, () => {
-    let wb: Workbench;
-    let restore: () => void;
-    before(() => {
-      wb = createWorkbench(nix);
-      restore = wb.apply({ NIXOS_CLOSURE_PROGRESS: "off" });
-    });
-    after(() => {
-      restore();
-      wb.cleanup();
-    });
+    const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
 
     async function built(vm: string, profiles: ("devel" | "build-tools")[]): Promise<BuildClosureResult> {
       const r = await renderConfig(vm, profiles, ["fstests"], {}, [], [], [], "kdevops", false, "");
@@ -132,7 +123,7 @@ for (const nix of testNixes()) {
       const b = await built("kill-vm", ["devel"]);
       const r1 = await prepareRoot(b.config_dir, b.toplevel);
       // A Nix whose nix-store is slow, so the prepare can be killed mid-way.
-      const slowBin = join(wb.root, "slow-nix");
+      const slowBin = join(bench().root, "slow-nix");
       mkdirSync(slowBin, { recursive: true });
       symlinkSync(join(nix.bin, "nix"), join(slowBin, "nix"));
       writeFileSync(join(slowBin, "nix-store"), `#!/bin/sh\nsleep 30\nexec ${join(nix.bin, "nix-store")} "$@"\n`);
@@ -161,7 +152,7 @@ for (const nix of testNixes()) {
       await assert.rejects(prepareRoot(b.config_dir, "/tmp/not-a-store-path"), InputError);
       await assert.rejects(prepareRoot(b.config_dir, b.toplevel, "relative/root"), /must be an absolute path/);
       await assert.rejects(prepareRoot(b.config_dir, b.toplevel, join(b.toplevel, "root")), /must not be inside \/nix\/store/);
-      const occupied = join(wb.root, "occupied");
+      const occupied = join(bench().root, "occupied");
       mkdirSync(join(occupied, "data"), { recursive: true });
       await assert.rejects(prepareRoot(b.config_dir, b.toplevel, occupied), /is not a root prepared here/);
       assert.ok(existsSync(join(occupied, "data")));

@@ -1,39 +1,30 @@
 import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { after, before, describe, test } from "node:test";
+import { describe, test } from "node:test";
 import { InputError, SetupError } from "../../f/nix/errors.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
-import { createWorkbench, snapshot, type Workbench } from "../helpers/workbench.ts";
+import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 import { ED25519, MANAGED } from "./golden_cases.ts";
 
 describe("render_config on disk", () => {
-  let wb: Workbench;
-  let restore: () => void;
-  before(() => {
-    wb = createWorkbench(null);
-    restore = wb.apply();
-  });
-  after(() => {
-    restore();
-    wb.cleanup();
-  });
+  const bench = useWorkbench(null);
 
   test("writes flake.nix and default.nix into $WORKERS_DIR/$WORKER_INDEX/nix/<vm_name>", async () => {
     const result = await renderConfig("vm-a", ["devel"], []);
-    const dir = join(wb.workersDir, "0", "nix", "vm-a");
+    const dir = join(bench().workersDir, "0", "nix", "vm-a");
     assert.equal(result.config_dir, dir);
     assert.equal(result.vm_name, "vm-a");
-    assert.equal(result.nixos_flake, wb.libraryDir);
+    assert.equal(result.nixos_flake, bench().libraryDir);
     assert.equal(readFileSync(join(dir, "flake.nix"), "utf8"), result.flake);
     assert.equal(readFileSync(join(dir, "default.nix"), "utf8"), result.default);
-    assert.match(result.flake, new RegExp(`nixos-flake.url = "path:${wb.libraryDir}";`));
+    assert.match(result.flake, new RegExp(`nixos-flake.url = "path:${bench().libraryDir}";`));
   });
 
   test("a second render with the same input leaves the directory byte-identical and untouched", async () => {
     const render = () => renderConfig("vm-b", null, null, { "/mnt/x": { tag: "x" } }, [], [], [ED25519], "kdevops", true, "");
     await render();
-    const dir = join(wb.workersDir, "0", "nix", "vm-b");
+    const dir = join(bench().workersDir, "0", "nix", "vm-b");
     const before = snapshot(dir);
     const mtimes = ["flake.nix", "default.nix"].map((f) => statSync(join(dir, f)).mtimeMs);
     await new Promise((r) => setTimeout(r, 20));
@@ -48,10 +39,10 @@ describe("render_config on disk", () => {
 
   test("bad input creates no directory and touches no file", async () => {
     await assert.rejects(renderConfig("vm-bad", ["nope" as "devel"]), InputError);
-    assert.equal(existsSync(join(wb.workersDir, "0", "nix", "vm-bad")), false);
+    assert.equal(existsSync(join(bench().workersDir, "0", "nix", "vm-bad")), false);
 
     await renderConfig("vm-c", ["devel"], []);
-    const dir = join(wb.workersDir, "0", "nix", "vm-c");
+    const dir = join(bench().workersDir, "0", "nix", "vm-c");
     const before = snapshot(dir);
     await assert.rejects(renderConfig("vm-c", ["devel"], [], { "/nix/store": { tag: "x" } }), /imageless backend/);
     await assert.rejects(renderConfig("vm-c", ["devel"], [], {}, [], [], ["ssh-ed25519 AAAA"]), /ssh_keys\[0\]/);
@@ -70,45 +61,45 @@ describe("render_config on disk", () => {
     assert.match(stderr.join(""), /the guest will accept no SSH key/);
     assert.match(stderr.join(""), /----- .*default\.nix -----/);
 
-    mkdirSync(join(wb.systemDir, "ssh"), { recursive: true });
-    writeFileSync(join(wb.systemDir, "ssh", "id_ed25519.pub"), `${MANAGED}\n`);
+    mkdirSync(join(bench().systemDir, "ssh"), { recursive: true });
+    writeFileSync(join(bench().systemDir, "ssh", "id_ed25519.pub"), `${MANAGED}\n`);
     try {
       const result = await renderConfig("vm-key", [], [], {}, [], [], [ED25519]);
       const keys = result.default.indexOf(MANAGED.split(" ")[1] as string);
       assert.ok(keys > 0 && keys < result.default.indexOf(ED25519.split(" ")[1] as string));
     } finally {
-      rmSync(join(wb.systemDir, "ssh"), { recursive: true });
+      rmSync(join(bench().systemDir, "ssh"), { recursive: true });
     }
   });
 
   test("a missing library is reported with where it looked, and nothing is written", async () => {
-    const restoreLib = wb.apply({ NIXOS_FLAKE_DIR: join(wb.root, "no-such-library") });
+    const restoreLib = bench().apply({ NIXOS_FLAKE_DIR: join(bench().root, "no-such-library") });
     try {
       await assert.rejects(
         renderConfig("vm-nolib"),
         (e: Error) => e instanceof SetupError && /no-such-library.*NIXOS_FLAKE_DIR/s.test(e.message),
       );
-      assert.equal(existsSync(join(wb.workersDir, "0", "nix", "vm-nolib")), false);
+      assert.equal(existsSync(join(bench().workersDir, "0", "nix", "vm-nolib")), false);
     } finally {
       restoreLib();
     }
   });
 
   test("a template without its anchors fails loudly, and nothing is written", async () => {
-    const lib = join(wb.root, "changed-library");
+    const lib = join(bench().root, "changed-library");
     mkdirSync(join(lib, "templates", "imageless"), { recursive: true });
     writeFileSync(join(lib, "templates", "imageless", "flake.nix"), '{ inputs.nixos-flake.url = "github:x/y"; }\n');
-    const restoreLib = wb.apply({ NIXOS_FLAKE_DIR: lib });
+    const restoreLib = bench().apply({ NIXOS_FLAKE_DIR: lib });
     try {
       await assert.rejects(renderConfig("vm-anchor"), /expected exactly one "path:\/path\/to\/nixos-flake"/);
-      assert.equal(existsSync(join(wb.workersDir, "0", "nix", "vm-anchor")), false);
+      assert.equal(existsSync(join(bench().workersDir, "0", "nix", "vm-anchor")), false);
     } finally {
       restoreLib();
     }
   });
 
   test("a worker without WORKERS_DIR is told what to set", async () => {
-    const restoreEnv = wb.apply({ WORKERS_DIR: "" });
+    const restoreEnv = bench().apply({ WORKERS_DIR: "" });
     try {
       await assert.rejects(renderConfig("vm-x"), /WORKERS_DIR is not set/);
     } finally {
