@@ -27,6 +27,7 @@
  */
 import { mkdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
+import { withConfigDirLock } from "./dir_lock.ts";
 import { configDirFor, layoutFromEnv, managedKeyPath, operatorHome } from "./environment.ts";
 import { SetupError } from "./errors.ts";
 import { writeFileAtomic } from "./files.ts";
@@ -88,12 +89,16 @@ export async function main(
 
   const configDir = configDirFor(layout, guest.vmName);
   pathFlakeRef(configDir, "the config dir");
-  mkdirSync(configDir, { recursive: true });
-  const written = [
-    writeFileAtomic(join(configDir, "flake.nix"), flake) ? "flake.nix" : null,
-    writeFileAtomic(join(configDir, "default.nix"), defaultNix) ? "default.nix" : null,
-  ].filter((name) => name !== null);
-  log.info(`config dir ${configDir}: ${written.length > 0 ? `wrote ${written.join(", ")}` : "unchanged"}`);
+  // The lock file sits beside the config dir: its parent must exist first.
+  mkdirSync(layout.nixDir, { recursive: true });
+  await withConfigDirLock(configDir, "render_config", async () => {
+    mkdirSync(configDir, { recursive: true });
+    const written = [
+      writeFileAtomic(join(configDir, "flake.nix"), flake) ? "flake.nix" : null,
+      writeFileAtomic(join(configDir, "default.nix"), defaultNix) ? "default.nix" : null,
+    ].filter((name) => name !== null);
+    log.info(`config dir ${configDir}: ${written.length > 0 ? `wrote ${written.join(", ")}` : "unchanged"}`);
+  });
   if (guest.sshKeys.length === 0) {
     log.warn(`no SSH key given and no managed key at ${keyPath}: the guest will accept no SSH key`);
   }

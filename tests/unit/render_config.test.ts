@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { withConfigDirLock } from "../../f/nix/dir_lock.ts";
 import { InputError, SetupError } from "../../f/nix/errors.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
@@ -95,6 +96,26 @@ describe("render_config on disk", () => {
       assert.equal(existsSync(join(bench().workersDir, "0", "nix", "vm-anchor")), false);
     } finally {
       restoreLib();
+    }
+  });
+
+  test("a render waits for another step on the same config dir, then refuses, changing nothing", async () => {
+    await renderConfig("vm-busy", ["devel"], []);
+    const dir = join(bench().workersDir, "0", "nix", "vm-busy");
+    const before = snapshot(dir);
+    const restoreWait = bench().apply({ NIXOS_CLOSURE_LOCK_WAIT: "0.3" });
+    let release: () => void = () => {};
+    const holder = withConfigDirLock(dir, "build_closure", () => new Promise<void>((r) => (release = r)));
+    try {
+      await assert.rejects(
+        renderConfig("vm-busy", ["monitoring"], []),
+        /in use by build_closure .*refusing to run render_config/s,
+      );
+      assert.deepEqual(snapshot(dir), before);
+    } finally {
+      release();
+      await holder;
+      restoreWait();
     }
   });
 
