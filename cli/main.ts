@@ -72,9 +72,21 @@ function printResult(result: Record<string, unknown>, json: boolean | undefined)
     process.stdout.write(`${formatPlan(result.plan as BuildPlan)}\n`);
     return;
   }
-  const shown = Object.entries(result).filter(([, v]) => typeof v !== "object" || v === null);
+  // Scalars only: the closure report and the plan were printed as tables in the log above.
+  const meaningfulNull = ["initrd", "boot_json"];
+  const shown = Object.entries(result).filter(
+    ([k, v]) => (typeof v !== "object" && v !== undefined) || (v === null && meaningfulNull.includes(k)),
+  );
   const width = Math.max(...shown.map(([k]) => k.length));
   for (const [key, value] of shown) process.stdout.write(`${key.padEnd(width)}  ${value ?? "(none)"}\n`);
+  const timing = result.timing as
+    | { evaluation_seconds: number | null; build_seconds: number | null; total_seconds: number }
+    | undefined;
+  if (timing) {
+    const parts =
+      timing.evaluation_seconds === null ? [] : [`evaluation ${timing.evaluation_seconds} s, build ${timing.build_seconds} s, `];
+    process.stdout.write(`${"time".padEnd(width)}  ${parts.join("")}total ${timing.total_seconds} s\n`);
+  }
 }
 
 /**
