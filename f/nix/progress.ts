@@ -55,7 +55,9 @@ export class BuildProgress {
   /** Store paths substituted from a binary cache. */
   readonly substituted: string[] = [];
   private readonly activities = new Map<string, Activity>();
+  private readonly builtSet = new Set<string>();
   private readonly failedDrvs = new Set<string>();
+  private parsedPlan: BuildPlan | null = null;
   private readonly expectedByType = new Map<string, number>();
   private readonly now: () => number;
 
@@ -117,6 +119,7 @@ export class BuildProgress {
         const activity = this.activities.get(event.id);
         if (activity?.type === ActivityType.build && activity.drvPath && !this.isFailed(activity.drvPath)) {
           this.built.push(activity.drvPath);
+          this.builtSet.add(activity.drvPath);
         }
         if (activity) {
           activity.running = 0;
@@ -152,6 +155,7 @@ export class BuildProgress {
       this.failedDrvs.add(failed);
       const index = this.built.indexOf(failed);
       if (index >= 0) this.built.splice(index, 1);
+      this.builtSet.delete(failed);
       return this.failedLog(failed);
     }
     return level === 0 ? [] : text.split("\n");
@@ -161,6 +165,7 @@ export class BuildProgress {
   private planLine(level: number, line: string): void {
     if (level !== 3) return;
     this.infoLines.push(line);
+    this.parsedPlan = null;
     if (DERIVATIONS_HEADER.test(line) || FETCH_HEADER.test(line)) {
       this.endEvaluation();
       this.planPending = true;
@@ -177,7 +182,8 @@ export class BuildProgress {
 
   /** The plan Nix reported as the build started (empty on Nix before 2.19, which does not report it). */
   get plan(): BuildPlan {
-    return parsePlan(this.infoLines);
+    this.parsedPlan ??= parsePlan(this.infoLines);
+    return this.parsedPlan;
   }
 
   private logOf(drvPath: string): string[] {
@@ -228,7 +234,10 @@ export class BuildProgress {
     const copies = this.ofType(ActivityType.copyPaths);
     const sum = (list: Activity[], key: "done" | "expected" | "running" | "failed") => list.reduce((n, a) => n + a[key], 0);
     const building = this.ofType(ActivityType.build)
-      .filter((a) => a.running !== 0 || (a.drvPath !== null && !this.built.includes(a.drvPath) && !this.isFailed(a.drvPath)))
+      .filter(
+        (a) =>
+          a.running !== 0 || (a.drvPath !== null && !a.stopped && !this.builtSet.has(a.drvPath) && !this.isFailed(a.drvPath)),
+      )
       .map((a) => ({ name: drvName(a.drvPath ?? "?"), phase: a.phase }));
     const bytesFetched = sum(this.ofType(ActivityType.copyPath), "done");
     const toBuild = Math.max(sum(builds, "expected"), this.plan.derivations.length);
@@ -297,6 +306,7 @@ export interface ReporterOptions {
 export class ProgressReporter {
   private lastLine = "";
   private lastPrintedAt = Number.NEGATIVE_INFINITY;
+  private lastSnapshotAt = Number.NEGATIVE_INFINITY;
   private lastPhase: Phase | null = null;
   private statusShown = false;
   private readonly now: () => number;
@@ -310,8 +320,9 @@ export class ProgressReporter {
 
   /** Feeds a stderr line of Nix; shows what is worth showing. */
   line(raw: string): void {
-    for (const text of this.progress.handle(raw)) this.text(text);
-    this.update();
+    const shown = this.progress.handle(raw);
+    for (const text of shown) this.text(text);
+    this.update(shown.length > 0);
   }
 
   private text(text: string): void {
@@ -320,7 +331,15 @@ export class ProgressReporter {
     if (this.options.tty && this.statusShown) this.options.write(this.lastLine);
   }
 
-  update(): void {
+  /**
+   * Redraws or prints the status when due. A snapshot walks every activity,
+   * and Nix sends many events a second, so it is taken at most every 100 ms
+   * on a terminal and every second in a job log (sooner when text was shown).
+   */
+  update(force = false): void {
+    const now = this.now();
+    if (!force && now - this.lastSnapshotAt < (this.options.tty ? 100 : 1000)) return;
+    this.lastSnapshotAt = now;
     const snapshot = this.progress.snapshot();
     const line = formatProgress(snapshot);
     if (this.options.tty) {
