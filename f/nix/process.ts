@@ -39,6 +39,28 @@ export class SpawnError extends Error {
   }
 }
 
+const running = new Set<ReturnType<typeof spawn>>();
+let forwarding = false;
+
+/**
+ * When the step is interrupted (a cancelled job, Ctrl-C), its commands stop
+ * with it: a `nix build` left running would replace the result link after
+ * the step was gone. The signal is passed on, then the step exits as killed.
+ */
+function forwardSignals(): void {
+  if (forwarding) return;
+  forwarding = true;
+  for (const [signal, code] of [
+    ["SIGINT", 130],
+    ["SIGTERM", 143],
+  ] as const) {
+    process.on(signal, () => {
+      for (const child of running) child.kill(signal);
+      process.exit(code);
+    });
+  }
+}
+
 export function run(argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
   const [program, ...args] = argv;
   if (program === undefined) throw new Error("run: empty argv");
@@ -55,6 +77,8 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
       env: { ...process.env, ...options.hiddenEnv, ...env },
       stdio: ["pipe", "pipe", "pipe"],
     });
+    forwardSignals();
+    running.add(child);
     child.stdin.on("error", () => {}); // a command that does not read its input
     child.stdin.end(options.input);
     const stdout: Buffer[] = [];
@@ -73,9 +97,11 @@ export function run(argv: readonly string[], options: RunOptions = {}): Promise<
       for (const line of lines) takeLine(line);
     });
     child.on("error", (error: NodeJS.ErrnoException) => {
+      running.delete(child);
       reject(new SpawnError(program, error.code, `cannot run ${program}: ${error.message}`));
     });
     child.on("close", (exitCode, signal) => {
+      running.delete(child);
       if (partial !== "") takeLine(partial);
       resolve({
         argv,

@@ -1,9 +1,20 @@
 // render -> lock -> build with the real nix, once per Nix version under test,
 // against the fixture library and the stand-in nixpkgs, fully offline.
 import assert from "node:assert/strict";
-import { appendFileSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
+import { spawn } from "node:child_process";
+import {
+  appendFileSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
 import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
 import { NixError, SetupError } from "../../f/nix/errors.ts";
 import { main as lockConfig } from "../../f/nix/lock_config.ts";
@@ -18,6 +29,20 @@ interface Evaluated {
   fileSystems: Record<string, { device: string; fsType: string; options: string[] }>;
   packages: string[];
   virtualisation: { libvirtd: { enable: boolean } };
+}
+
+/** Command lines of running processes that mention `text`. */
+function processesMentioning(text: string): string[] {
+  return readdirSync("/proc")
+    .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid)
+    .flatMap((pid) => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+        return cmdline.includes(text) ? [cmdline] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 const buildClosure = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
@@ -185,6 +210,40 @@ for (const nix of testNixes()) {
       assert.match(error.message, /xfsprogs-6\.13\.0\.drv/);
       assert.match(error.message, /configure: xfs headers missing/);
       assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
+    });
+
+    test("an interrupted build keeps the previous result and lock; the next step takes over the stale lock", async () => {
+      const src = join(bench().root, "src", "xfsprogs-slow");
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, "salt"), `${process.pid}-${Date.now()}`);
+      const r = await renderConfig("vm-interrupt", [], ["fstests"], {}, [{ pkg: "xfsprogs", src }]);
+      await lockConfig(r.config_dir);
+      const good = await buildClosure(r.config_dir);
+      await renderConfig("vm-interrupt", [], ["fstests"], {}, [{ pkg: "xfsprogs", src, attrs: { preBuild: "sleep 60" } }]);
+      await lockConfig(r.config_dir);
+      const lockBefore = readFileSync(join(r.config_dir, "flake.lock"), "utf8");
+
+      const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/build_closure.ts"))}; await main(${JSON.stringify(r.config_dir)});`;
+      const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], {
+        env: { ...process.env, NIXOS_CLOSURE_PROGRESS: "off" },
+      });
+      await new Promise<void>((resolve) => {
+        let seen = "";
+        child.stderr.on("data", (chunk) => {
+          seen += chunk;
+          if (/building '.*xfsprogs-6\.13\.0\.drv'/.test(seen)) resolve();
+        });
+      });
+      child.kill("SIGTERM"); // what a cancelled job gets
+      const status = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      assert.equal(status, 143);
+      await new Promise((resolve) => setTimeout(resolve, 1500));
+      assert.deepEqual(processesMentioning("vm-interrupt#toplevel"), [], "the nix build went with the step");
+      assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
+      assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
+      assert.ok(existsSync(`${r.config_dir}.lock`), "the killed step left its lock");
+      const { stderr } = await captureStderr(() => lockConfig(r.config_dir));
+      assert.match(stderr, /removing the stale lock .* no longer running/);
     });
 
     test("a failed lock restores flake.lock", async () => {
