@@ -1,7 +1,7 @@
 // prepare_root with the real nix: a root whose store holds exactly the
 // closure, made without root powers, switched atomically between generations.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -94,6 +94,33 @@ for (const nix of testNixes()) {
       // The config dir stays small: the root is a link, its generations live beside the dir.
       assert.ok(lstatSync(r.root_dir).isSymbolicLink());
       assert.ok(!readdirSync(b.config_dir).includes("1"));
+    });
+
+    test("on another filesystem than /nix/store the files are copied; the next generation links them", async (t) => {
+      const other = join(bench().root, "other-fs");
+      mkdirSync(other, { recursive: true });
+      try {
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=256m", "tmpfs", other], { stdio: "pipe" });
+      } catch (error) {
+        t.skip(`cannot mount a tmpfs here to get a second filesystem: ${(error as Error).message.split("\n")[0]}`);
+        return;
+      }
+      try {
+        const b = await built("copy-vm", ["devel"]);
+        const rootDir = join(other, "root");
+        const r1 = await prepareRoot(b.config_dir, b.toplevel, rootDir);
+        assert.equal(r1.generation, `${rootDir}.generations/1`);
+        assert.equal(r1.files_linked, 0, "no hard links across filesystems");
+        assert.ok(r1.files_copied > 0);
+        assert.deepEqual(validPaths(nix, r1.generation), closureOf(nix, b.toplevel));
+        const verify = nixSync(nix, ["store", "verify", "--no-trust", "--store", `local?root=${r1.generation}`, "--all"]);
+        assert.doesNotMatch(verify, /corrupt|invalid|modified|error/i);
+        const r2 = await prepareRoot(b.config_dir, b.toplevel, rootDir);
+        assert.equal(r2.files_copied, 0, "the next generation reuses the previous one's files");
+        assert.ok(r2.files_linked > 0);
+      } finally {
+        execFileSync("umount", [other]);
+      }
     });
 
     test("a rebuild with one package changed swaps the root and removes exactly the stale paths", async () => {
