@@ -192,7 +192,6 @@ export function parseBuildJson(stdout: string): BuildResult[] {
 
 export interface BuildOptions {
   outLink: string | null;
-  extraArgs?: readonly string[];
   /** Show progress from Nix's internal-json events instead of its own output. */
   progress?: { tracker: BuildProgress; reporter: ProgressReporter } | null;
 }
@@ -208,11 +207,7 @@ export async function build(nix: Nix, installable: string, options: BuildOptions
     callOptions.errorLines = () => progress.tracker.messages;
   }
   try {
-    const result = await runNix(
-      nix,
-      ["build", installable, "--json", ...link, ...logFormat, ...(options.extraArgs ?? [])],
-      callOptions,
-    );
+    const result = await runNix(nix, ["build", installable, "--json", ...link, ...logFormat], callOptions);
     return parseBuildJson(result.stdout);
   } finally {
     progress?.reporter.finish();
