@@ -21,4 +21,11 @@ echo "== lint and format"
 npx biome ci .
 echo "== tests"
 mapfile -t files < <(find tests -name '*.test.ts' | sort)
-node --import tsx --test --test-reporter=spec "${files[@]}"
+tap=$(mktemp)
+trap 'rm -f "$tap"' EXIT
+status=0
+node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout \
+  --test-reporter=tap --test-reporter-destination="$tap" "${files[@]}" || status=$?
+# The closing line, plain: "N passed, N failed".
+echo "$(sed -n 's/^# pass //p' "$tap") passed, $(sed -n 's/^# fail //p' "$tap") failed"
+exit "$status"
