@@ -6,7 +6,7 @@ import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { renderDefault, renderFlake } from "../f/nix/render.ts";
 import { composeGuest } from "../f/nix/validate.ts";
-import { GOLDEN_CASES, LIBRARY, TEMPLATE } from "../tests/unit/golden_cases.ts";
+import { GOLDEN_CASES, LIBRARY, TEMPLATE } from "../tests/helpers/golden_cases.ts";
 import { median, ms, percentile, table } from "./stats.ts";
 
 const BUDGET_MS = 10;

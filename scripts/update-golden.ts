@@ -3,7 +3,7 @@
 // is a statement of what is right, not a record of what the code does.
 import { mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { GOLDEN_CASES, GOLDEN_DIR, renderCase } from "../tests/unit/golden_cases.ts";
+import { GOLDEN_CASES, GOLDEN_DIR, renderCase } from "../tests/helpers/golden_cases.ts";
 
 for (const c of GOLDEN_CASES) {
   const { flake, defaultNix } = renderCase(c);

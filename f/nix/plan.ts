@@ -38,8 +38,13 @@ export function parsePlan(lines: readonly string[]): BuildPlan {
   return plan;
 }
 
+/** `/nix/store/<hash>-name-1.0.drv` -> `name-1.0` */
+export function drvName(path: string): string {
+  return path.replace(/^.*\/[a-z0-9]{32}-/, "").replace(/\.drv$/, "");
+}
+
 function names(paths: readonly string[], shown = 10): string {
-  const list = paths.map((p) => p.replace(/^.*\/[a-z0-9]{32}-/, "").replace(/\.drv$/, ""));
+  const list = paths.map(drvName);
   return list.length > shown ? `${list.slice(0, shown).join(", ")} and ${list.length - shown} more` : list.join(", ");
 }
 

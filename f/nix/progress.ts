@@ -3,7 +3,7 @@
 // and the log of a derivation that failed. Unknown event and activity types
 // are ignored; lines that are not events pass through as text.
 import { ActivityType, count, type Field, type NixEvent, parseLogLine, ResultType } from "./nix_log.ts";
-import { type BuildPlan, DERIVATIONS_HEADER, FETCH_HEADER, formatPlan, parsePlan } from "./plan.ts";
+import { type BuildPlan, DERIVATIONS_HEADER, drvName, FETCH_HEADER, formatPlan, parsePlan } from "./plan.ts";
 
 export type Phase = "evaluating" | "building" | "fetching" | "building and fetching" | "finishing";
 
@@ -35,11 +35,6 @@ export interface Progress {
 const LOG_LINES_KEPT = 500;
 const FAILED_BUILDER = /builder for '([^']+\.drv)' failed/;
 const UNREACHABLE_BUILDER = /cannot build on '([^']+)':(?:\s*error:)?(.*)/;
-
-/** `/nix/store/<hash>-name-1.0.drv` -> `name-1.0` */
-export function drvName(path: string): string {
-  return path.replace(/^.*\/[a-z0-9]{32}-/, "").replace(/\.drv$/, "");
-}
 
 export class BuildProgress {
   readonly startedAt: number;

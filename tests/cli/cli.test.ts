@@ -7,9 +7,9 @@ import { after, before, describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { flowInputFromFlags, parseOverride, parseShare } from "../../cli/flow_input.ts";
 import { InputError } from "../../f/nix/errors.ts";
+import { ED25519 } from "../helpers/golden_cases.ts";
 import { testNixes } from "../helpers/nix.ts";
 import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
-import { ED25519 } from "../unit/golden_cases.ts";
 
 const BIN = join(ROOT, "bin", "nixos-closure.js");
 

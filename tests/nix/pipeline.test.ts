@@ -19,9 +19,9 @@ import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/b
 import { NixError, SetupError } from "../../f/nix/errors.ts";
 import { main as lockConfig } from "../../f/nix/lock_config.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
+import { ED25519 } from "../helpers/golden_cases.ts";
 import { testNixes } from "../helpers/nix.ts";
 import { captureStderr, createWorkbench, useWorkbench } from "../helpers/workbench.ts";
-import { ED25519 } from "../unit/golden_cases.ts";
 
 interface Evaluated {
   hostName: string;

@@ -7,6 +7,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { type BuildClosureResult, main as buildClosureStep, type PlanResult } from "../../f/nix/build_closure.ts";
 import { main as lockConfig } from "../../f/nix/lock_config.ts";
+import { drvName } from "../../f/nix/plan.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
 import { captureStderr, useWorkbench } from "../helpers/workbench.ts";
@@ -81,7 +82,7 @@ for (const nix of testNixes()) {
       const dir2 = await render(["devel", "build-tools"]);
       assert.equal(dir2, dir);
       const planned = await plan(dir);
-      const names = planned.plan.derivations.map((d) => d.replace(/^.*\/[a-z0-9]{32}-/, "").replace(/\.drv$/, ""));
+      const names = planned.plan.derivations.map(drvName);
       assert.ok(
         names.some((n) => n.startsWith("system-path")) && names.some((n) => n.startsWith("nixos-system-report-vm")),
         names.join(", "),

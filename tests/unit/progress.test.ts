@@ -3,7 +3,8 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { count, parseJsonExactIntegers, parseLogLine } from "../../f/nix/nix_log.ts";
-import { BuildProgress, drvName, formatProgress, ProgressReporter } from "../../f/nix/progress.ts";
+import { drvName } from "../../f/nix/plan.ts";
+import { BuildProgress, formatProgress, ProgressReporter } from "../../f/nix/progress.ts";
 import { FIXTURES } from "../helpers/workbench.ts";
 
 const recorded = (name: string) =>

@@ -5,7 +5,7 @@ import { describe, test } from "node:test";
 import { SetupError } from "../../f/nix/errors.ts";
 import { nixString } from "../../f/nix/nix_string.ts";
 import { pathFlakeRef, renderFlake, sourceInputsOf } from "../../f/nix/render.ts";
-import { GOLDEN_CASES, GOLDEN_DIR, renderCase, TEMPLATE } from "./golden_cases.ts";
+import { GOLDEN_CASES, GOLDEN_DIR, renderCase, TEMPLATE } from "../helpers/golden_cases.ts";
 
 describe("golden renders", () => {
   for (const c of GOLDEN_CASES) {

@@ -5,8 +5,8 @@ import { describe, test } from "node:test";
 import { withConfigDirLock } from "../../f/nix/dir_lock.ts";
 import { InputError, SetupError } from "../../f/nix/errors.ts";
 import { main as renderConfig } from "../../f/nix/render_config.ts";
+import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
-import { ED25519, MANAGED } from "./golden_cases.ts";
 
 describe("render_config on disk", () => {
   const bench = useWorkbench(null);

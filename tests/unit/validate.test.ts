@@ -4,7 +4,7 @@ import { describe, test } from "node:test";
 import { InputError } from "../../f/nix/errors.ts";
 import type { RenderInput } from "../../f/nix/inputs.ts";
 import { composeGuest, type ValidationContext } from "../../f/nix/validate.ts";
-import { ED25519, MANAGED } from "./golden_cases.ts";
+import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
 
 const context: ValidationContext = { managedKey: null, defaultHome: "/home/kdevops" };
 

@@ -10,9 +10,9 @@ import { parse } from "yaml";
 import { FLOW_FILE, type FlowInput, loadFlow, moduleArgs, parameterOrder, ROOT, runFlow } from "../../cli/flow.ts";
 import { DEFAULT_PROFILES, PROFILES, TEST_SUITES } from "../../f/nix/inputs.ts";
 import { EMPTY_LOCK, metadataFor, parseSignature, schemaOfType, workspaceScripts } from "../../tools/windmill_metadata.ts";
+import { ED25519 } from "../helpers/golden_cases.ts";
 import { testNixes } from "../helpers/nix.ts";
 import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
-import { ED25519 } from "../unit/golden_cases.ts";
 import { BUN, type BunRun, bunExecutor } from "./worker.ts";
 
 const WMILL = join(ROOT, "node_modules", ".bin", "wmill");

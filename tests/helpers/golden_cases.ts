@@ -5,7 +5,7 @@ import { join } from "node:path";
 import type { RenderInput } from "../../f/nix/inputs.ts";
 import { renderDefault, renderFlake } from "../../f/nix/render.ts";
 import { composeGuest, type ValidationContext } from "../../f/nix/validate.ts";
-import { FIXTURES } from "../helpers/workbench.ts";
+import { FIXTURES } from "./workbench.ts";
 
 export const GOLDEN_DIR = join(import.meta.dirname, "..", "golden");
 export const LIBRARY = "/srv/vendor/nixos-flake";
