@@ -20,7 +20,7 @@ const nixes = testNixes();
 const nix = nixes.find((n) => n.bin === (process.env.NIX_BIN ?? "/usr/bin")) ?? nixes[0];
 if (!nix) throw new Error("no nix");
 const wb = createWorkbench(nix);
-const env = { ...process.env, ...wb.env };
+const env = wb.env;
 
 function timed(run: () => void): number {
   const start = performance.now();

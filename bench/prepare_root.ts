@@ -7,17 +7,17 @@ import { execFileSync } from "node:child_process";
 import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { main as prepareRoot } from "../f/nix/prepare_root.ts";
-import { removeTree } from "../f/nix/root.ts";
-import { nixSync, TEST_NIX_CONFIG, testNixes } from "../tests/helpers/nix.ts";
+import { removeTree } from "../f/nix/lib/build/root/generations.ts";
+import { nixSync, testNixes } from "../tests/helpers/nix.ts";
+import { vmSteps } from "../tests/helpers/steps.ts";
+import { createWorkbench } from "../tests/helpers/workbench.ts";
 import { ms, table } from "./stats.ts";
 
 const nixes = testNixes();
 const nix = nixes.find((n) => n.bin === (process.env.NIX_BIN ?? "/usr/bin")) ?? nixes[0];
 if (!nix) throw new Error("no nix");
-process.env.NIX_BIN = nix.bin;
-process.env.NIX_CONFIG = TEST_NIX_CONFIG;
-process.env.NIXOS_CLOSURE_PROGRESS = "off";
+const wb = createWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
+const prepareRoot = (configDir: string, toplevel: string) => vmSteps(wb).prepareRoot(configDir, toplevel);
 
 const work = mkdtempSync(join(tmpdir(), "bench-prepare-root-"));
 const file = join(import.meta.dirname, "synthetic-closure.nix");
@@ -59,6 +59,7 @@ const cp = await timed(() => {
   execFileSync("cp", ["-a", ...paths, cpDir]);
 });
 removeTree(work);
+wb.cleanup();
 
 console.log(`${nix.version}; closure: ${paths.length} store paths, ${files} files, ${(bytes / 1e6).toFixed(0)} MB\n`);
 table(

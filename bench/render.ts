@@ -4,8 +4,8 @@
 // Run: npx tsx bench/render.ts
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { renderDefault, renderFlake } from "../f/nix/render.ts";
-import { composeGuest } from "../f/nix/validate.ts";
+import { composeGuest } from "../f/nix/lib/config/guest.ts";
+import { renderDefault, renderFlake } from "../f/nix/lib/config/render.ts";
 import { GOLDEN_CASES, LIBRARY, TEMPLATE } from "../tests/helpers/golden_cases.ts";
 import { median, ms, percentile, table } from "./stats.ts";
 

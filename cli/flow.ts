@@ -51,7 +51,7 @@ export function loadFlow(file = FLOW_FILE): Flow {
 }
 
 /** Evaluates a transform expression with `flow_input` and `results` in scope, as Windmill does. */
-export function evaluate(expr: string, flowInput: FlowInput, results: Results): unknown {
+function evaluate(expr: string, flowInput: FlowInput, results: Results): unknown {
   return new Function("flow_input", "results", `"use strict"; return (${expr});`)(flowInput, results);
 }
 

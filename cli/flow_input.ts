@@ -1,9 +1,9 @@
-// The flow input ({guest, closure, lock}) from an --input file and the
+// The flow input ({guest, closure, lock, root, nix}) from an --input file and the
 // command-line flags that mirror it; flags override the file field by field.
 import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
-import { InputError } from "../f/nix/errors.ts";
-import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/inputs.ts";
+import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/lib/config/model.ts";
+import { InputError } from "../f/nix/lib/core/errors.ts";
 import type { FlowInput } from "./flow.ts";
 
 export interface FlowFlags {
@@ -31,7 +31,32 @@ export interface FlowFlags {
   substituteOnDestination?: boolean;
 }
 
-const GROUPS = ["guest", "closure", "lock", "root", "nix"] as const;
+/** The flag that sets each field of the flow input, group by group: the flow's schema seen from the command line (a test ties the two). */
+export const FLAG_OF_FIELD = {
+  guest: {
+    vm_name: "--vm-name",
+    user_name: "--user",
+    ssh_keys: "--ssh-key",
+    shares: "--share",
+    home: "--home",
+    home_dir: "--home-dir",
+  },
+  closure: { profiles: "--profile", test_suites: "--test-suite", overrides: "--override", extra_overrides: "--override" },
+  lock: { update_lock: "--update-lock" },
+  root: { prepare: "--prepare-root", dir: "--root-dir" },
+  nix: {
+    builders: "--builders",
+    substituters: "--substituter",
+    trusted_public_keys: "--trusted-public-key",
+    max_jobs: "--max-jobs",
+    cores: "--cores",
+    options: "--option",
+    publish_to: "--publish-to",
+    substitute_on_destination: "--substitute-on-destination",
+  },
+} as const;
+
+const GROUPS = Object.keys(FLAG_OF_FIELD);
 
 function readInputFile(path: string): FlowInput {
   let text: string;
@@ -90,7 +115,7 @@ export function parseOverride(spec: string): { pkg: string; src: string; ref?: s
 }
 
 /** `NAME=VALUE` of --option. */
-export function parseOption(spec: string): [string, string] {
+function parseOption(spec: string): [string, string] {
   const eq = spec.indexOf("=");
   if (eq <= 0) throw new InputError("--option", spec, "must look like NAME=VALUE, e.g. connect-timeout=5");
   return [spec.slice(0, eq), spec.slice(eq + 1)];

@@ -1,14 +1,14 @@
 // nixos-closure: the f/nix/build flow from a command line, without Windmill.
 // Same steps, same contract, same per-VM directory layout.
-import { readlinkSync } from "node:fs";
-import { homedir } from "node:os";
-import { join } from "node:path";
+import { constants } from "node:os";
 import { Command, CommanderError, Option } from "commander";
-import { configDirFor, layoutFromEnv } from "../f/nix/environment.ts";
-import { InputError } from "../f/nix/errors.ts";
-import { type BuildPlan, formatPlan } from "../f/nix/plan.ts";
-import { validateVmName } from "../f/nix/validate.ts";
-import { type FlowInput, loadFlow, runFlow, runInProcess } from "./flow.ts";
+import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
+import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
+import { formatSeconds } from "../f/nix/lib/core/format.ts";
+import { streamLogger } from "../f/nix/lib/core/log.ts";
+import { type ContextOptions, interruptSignal, standaloneEnv, withContextOptions } from "../f/nix/lib/steps/context.ts";
+import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
+import { loadFlow, type Results, runFlow, runInProcess } from "./flow.ts";
 import { type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
 
 const EXIT_FAILURE = 1;
@@ -22,22 +22,13 @@ interface CommonFlags extends FlowFlags {
   only?: boolean;
 }
 
-/** Outside Windmill: state under $XDG_STATE_HOME (or ~/.local/state), worker slot 0. */
-function applyDefaultEnvironment(flags: CommonFlags): void {
-  const state = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
-  process.env.WORKERS_DIR ||= join(state, "nixos-closure", "workers");
-  process.env.WORKER_INDEX ||= "0";
-  if (flags.nixosFlake) process.env.NIXOS_FLAKE_DIR = flags.nixosFlake;
-  if (flags.progress === false) process.env.NIXOS_CLOSURE_PROGRESS = "off";
-}
-
 function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
 function addFlowOptions(command: Command): Command {
   return command
-    .option("--input <file.json>", "a flow input {guest, closure, lock}; the flags below override its fields")
+    .option("--input <file.json>", "a flow input {guest, closure, lock, root, nix}; the flags below override its fields")
     .option("--vm-name <name>", "host name of the guest and name of its config dir (default: nixos)")
     .option("--user <name>", "the unprivileged account (default: kdevops)")
     .option("--ssh-key <line>", "an OpenSSH public key line to trust (repeatable)", collect)
@@ -84,34 +75,44 @@ function printResult(result: Record<string, unknown>, json: boolean | undefined)
     | undefined;
   if (timing) {
     const parts =
-      timing.evaluation_seconds === null ? [] : [`evaluation ${timing.evaluation_seconds} s, build ${timing.build_seconds} s, `];
-    process.stdout.write(`${"time".padEnd(width)}  ${parts.join("")}total ${timing.total_seconds} s\n`);
+      timing.evaluation_seconds === null || timing.build_seconds === null
+        ? []
+        : [`evaluation ${formatSeconds(timing.evaluation_seconds)}, build ${formatSeconds(timing.build_seconds)}, `];
+    process.stdout.write(`${"time".padEnd(width)}  ${parts.join("")}total ${formatSeconds(timing.total_seconds)}\n`);
   }
 }
 
 /**
- * Steps run alone need what earlier steps would have returned: the config dir
- * (--config-dir, or the one render would use for the VM name) and the last
- * build's toplevel (its result link).
+ * Runs the flow's modules (those named, or all) in this process, with a
+ * context of the CLI's own: the environment outside Windmill, the flags'
+ * library and progress choice, stderr, and Ctrl-C.
  */
-function presetResults(flags: CommonFlags, input: FlowInput): Record<string, Record<string, unknown>> {
-  const configDir = flags.configDir ?? configDirFor(layoutFromEnv(), validateVmName(input.guest?.vm_name));
-  let toplevel: string | undefined;
-  try {
-    toplevel = readlinkSync(join(configDir, "result"));
-  } catch {}
-  return { render_config: { config_dir: configDir }, build_closure: { config_dir: configDir, toplevel } };
-}
-
 async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = false): Promise<void> {
-  applyDefaultEnvironment(flags);
   const input = flowInputFromFlags(flags);
-  const flow = loadFlow();
-  const only = steps ?? undefined;
-  const results = steps && !steps.includes("render_config") ? presetResults(flags, input) : {};
+  const env = standaloneEnv(flags.nixosFlake ? { NIXOS_FLAKE_DIR: flags.nixosFlake } : {});
+  // Steps run alone get the config dir earlier steps would have returned
+  // (prepare_root then takes the toplevel of the dir's last build itself).
+  const configDir =
+    steps && !steps.includes("render_config") ? (flags.configDir ?? configDirOf(env, input.guest?.vm_name)) : null;
+  const results: Results = configDir
+    ? { render_config: { config_dir: configDir }, build_closure: { config_dir: configDir } }
+    : {};
   const extraArgs: Record<string, Record<string, unknown>> = planOnly ? { build_closure: { plan_only: true } } : {};
-  const run = await runFlow(flow, input, runInProcess, { ...(only ? { only } : {}), results, extraArgs });
-  printResult(run.result, flags.json);
+  const interrupt = interruptSignal();
+  const options: ContextOptions = {
+    env,
+    log: streamLogger(process.stderr),
+    signal: interrupt.signal,
+    ...(flags.progress === false ? { progress: "off" as const } : {}),
+  };
+  try {
+    const run = await withContextOptions(options, () =>
+      runFlow(loadFlow(), input, runInProcess, { ...(steps ? { only: steps } : {}), results, extraArgs }),
+    );
+    printResult(run.result, flags.json);
+  } finally {
+    interrupt.dispose();
+  }
 }
 
 export function program(): Command {
@@ -125,7 +126,7 @@ export function program(): Command {
     .exitOverride();
 
   addFlowOptions(cli.command("build"))
-    .description("render, lock and build (the whole flow); prints {toplevel, init, initrd, config_dir}")
+    .description("render, lock and build (the whole flow); prints the result: toplevel, init, initrd, config_dir, ...")
     .option("--prepare-root", "then prepare a root whose store holds exactly the closure (serve its store_dir to the guest)")
     .option("--root-dir <dir>", "where that root appears (default: <config_dir>/root)")
     .option("--only", "run only the build step, on an already rendered and locked config dir")
@@ -164,6 +165,10 @@ export async function run(argv: string[]): Promise<number> {
     if (error instanceof CommanderError) {
       if (error.exitCode === 0) return 0; // --help, --version
       return EXIT_BAD_INPUT;
+    }
+    if (error instanceof Interrupted) {
+      process.stderr.write(`error: ${error.message}\n`);
+      return 128 + constants.signals[error.signal];
     }
     if (error instanceof InputError) {
       process.stderr.write(`error: bad input: ${error.message}\n`);

@@ -15,6 +15,11 @@ export NIXOS_CLOSURE_TEST_NIX_BINS
 echo "Nix versions under test:"
 for bin in ${NIXOS_CLOSURE_TEST_NIX_BINS//:/ }; do echo "  $("$bin/nix" --version) ($bin)"; done
 
+# The tests hand the steps environments of their own: worker variables of the
+# calling shell must change nothing, so here they point at unrelated places.
+export WORKERS_DIR=/nonexistent/workers WORKER_INDEX=7 WORKBENCH_DIR=/nonexistent SYSTEM_DIR=/nonexistent/system \
+  VENDOR_DIR=/nonexistent/vendor NIXOS_FLAKE_DIR=/nonexistent/nixos-flake NIX_BIN=/nonexistent/bin
+
 echo "== type-check"
 npx tsc -p .
 echo "== lint and format"

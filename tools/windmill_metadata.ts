@@ -64,7 +64,7 @@ export function schemaOfType(typ: ParsedType): JsonSchema {
 }
 
 /** The leading comment of a file (`/** ... *\/` or `//` lines), as plain text. */
-export function leadingComment(code: string): string {
+function leadingComment(code: string): string {
   const block = /^\s*\/\*\*?([\s\S]*?)\*\//.exec(code);
   if (block) {
     return (block[1] as string)
@@ -83,7 +83,7 @@ export function leadingComment(code: string): string {
 }
 
 /** `@param name text` tags of a doc comment (continuation lines joined). */
-export function paramDescriptions(comment: string): Record<string, string> {
+function paramDescriptions(comment: string): Record<string, string> {
   const result: Record<string, string> = {};
   let current: string | null = null;
   for (const line of comment.split("\n")) {

@@ -20,101 +20,18 @@
  * filesystem, else copied (with reflinks where the filesystem has them).
  *
  * @param config_dir The config dir of the build (render_config's result).
- * @param toplevel The system to put in the root (build_closure's result).
+ * @param toplevel The system to put in the root (build_closure's result; empty: the config dir's last build, read under its lock).
  * @param root_dir Where the root appears (empty: <config_dir>/root, a link into <config_dir>.roots).
  * @param nix_settings The flow's nix group (options apply to the Nix calls made here).
  */
-import { existsSync, renameSync } from "node:fs";
-import { join } from "node:path";
-import { readBootInfo } from "./bootspec.ts";
-import { withConfigDirLock } from "./dir_lock.ts";
-import { existingConfigDir } from "./environment.ts";
-import { InputError } from "./errors.ts";
-import * as log from "./log.ts";
-import { dumpDb, loadDb, locateNix, pathInfo, withSettings } from "./nix.ts";
-import { nixSettings, settingsArgs } from "./nix_settings.ts";
-import {
-  currentGeneration,
-  generations,
-  populateStore,
-  pruneGenerations,
-  removeTree,
-  rootLayout,
-  STORE_DIR,
-  standardDirectories,
-  switchTo,
-  systemLinks,
-} from "./root.ts";
-
-export interface PrepareRootResult {
-  config_dir: string;
-  toplevel: string;
-  init: string;
-  initrd: string | null;
-  root_dir: string;
-  /** What the host serves to the guest over virtiofs instead of /nix/store. */
-  store_dir: string;
-  /** The generation the root now points to. */
-  generation: string;
-  paths: number;
-  nar_size: number;
-  files_linked: number;
-  files_copied: number;
-}
+import { runStep } from "./lib/steps/context.ts";
+import { type PrepareRootResult, prepareRoot } from "./lib/steps/prepare_root.ts";
 
 export async function main(
   config_dir: string,
-  toplevel: string,
+  toplevel: string = "",
   root_dir: string = "",
   nix_settings: object = {},
 ): Promise<PrepareRootResult> {
-  const settings = nixSettings(nix_settings);
-  const dir = existingConfigDir(config_dir);
-  if (typeof toplevel !== "string" || !/^\/nix\/store\/[a-z0-9]{32}-[^/]+$/.test(toplevel)) {
-    throw new InputError("toplevel", toplevel, "must be a store path such as build_closure returns");
-  }
-  if (!existsSync(toplevel)) throw new InputError("toplevel", toplevel, "is not in the store (build it first)");
-  const layout = rootLayout(dir, root_dir ?? "");
-  const nix = withSettings(await locateNix(), settingsArgs(settings));
-  return withConfigDirLock(dir, "prepare_root", async () => {
-    const previous = currentGeneration(layout);
-    const existing = generations(layout);
-    const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;
-    const generation = join(layout.generationsDir, String(number));
-    const partial = `${generation}.partial`;
-
-    const infos = await pathInfo(nix, [toplevel], { recursive: true });
-    const paths = infos.map((i) => i.path);
-    log.info(`preparing ${layout.rootDir} (generation ${number}) with ${paths.length} store paths`);
-    try {
-      standardDirectories(partial);
-      const stats = populateStore(partial, paths, previous);
-      await loadDb(nix, `local?root=${partial}`, await dumpDb(nix, paths));
-      systemLinks(partial, toplevel, new Set(paths));
-      renameSync(partial, generation);
-      switchTo(layout, generation);
-      const removed = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
-      log.info(
-        `root ${layout.rootDir} -> ${generation}: ${stats.linked} files linked, ${stats.copied} copied, ` +
-          `${stats.reused} paths reused from the previous generation${removed.length > 0 ? `; removed ${removed.join(", ")}` : ""}`,
-      );
-      const boot = readBootInfo(toplevel);
-      return {
-        config_dir: dir,
-        toplevel,
-        init: boot.init,
-        initrd: boot.initrd,
-        root_dir: layout.rootDir,
-        store_dir: join(layout.rootDir, STORE_DIR),
-        generation,
-        paths: paths.length,
-        nar_size: infos.reduce((n, i) => n + i.narSize, 0),
-        files_linked: stats.linked,
-        files_copied: stats.copied,
-      };
-    } catch (error) {
-      removeTree(partial);
-      throw error;
-    }
-  });
+  return runStep("prepare_root", nix_settings, (context) => prepareRoot(context, config_dir, toplevel, root_dir ?? ""));
 }

@@ -1,75 +1,17 @@
-// nixos-closure as a user runs it: a process, flags or --input, exit codes.
+// nixos-closure as a user runs it: a process, flags or --input, exit codes,
+// Ctrl-C.
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { spawn, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
-import { flowInputFromFlags, parseOverride, parseShare } from "../../cli/flow_input.ts";
-import { InputError } from "../../f/nix/errors.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
 import { testNixes } from "../helpers/nix.ts";
+import { waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
 
 const BIN = join(ROOT, "bin", "nixos-closure.js");
-
-describe("flags mirror the flow input", () => {
-  test("--share and --override syntax", () => {
-    assert.deepEqual(parseShare("/mnt/linux=linux:ro,noatime"), ["/mnt/linux", { tag: "linux", options: ["ro", "noatime"] }]);
-    assert.deepEqual(parseShare("/mnt/x=x"), ["/mnt/x", { tag: "x", options: [] }]);
-    assert.throws(
-      () => parseShare("/mnt/x"),
-      (e: Error) => e instanceof InputError && /--share: "\/mnt\/x" must look like MOUNT=TAG/.test(e.message),
-    );
-    assert.deepEqual(parseOverride("fio=/src/fio"), { pkg: "fio", src: "/src/fio" });
-    assert.deepEqual(parseOverride("kmod=https://example.org/kmod.git#v33"), {
-      pkg: "kmod",
-      src: "https://example.org/kmod.git",
-      ref: "v33",
-    });
-    assert.deepEqual(parseOverride("fio=/src/a#b"), { pkg: "fio", src: "/src/a#b" });
-    assert.throws(() => parseOverride("fio"), /PKG=SRC/);
-  });
-
-  test("flags fill the groups; curated overrides and others are split; 'none' is the empty list", () => {
-    assert.deepEqual(
-      flowInputFromFlags({
-        vmName: "v",
-        profile: ["none"],
-        testSuite: ["ltp"],
-        override: ["fio=/s", "kmod=/k"],
-        updateLock: true,
-        home: false,
-      }),
-      {
-        guest: { vm_name: "v", home: false },
-        closure: {
-          profiles: [],
-          test_suites: ["ltp"],
-          overrides: [{ pkg: "fio", src: "/s" }],
-          extra_overrides: [{ pkg: "kmod", src: "/k" }],
-        },
-        lock: { update_lock: true },
-        root: {},
-        nix: {},
-      },
-    );
-    assert.deepEqual(
-      flowInputFromFlags({
-        builders: "ssh://b x86_64-linux",
-        option: ["connect-timeout=5", "fallback=true"],
-        publishTo: ["file:///c"],
-        maxJobs: "4",
-      }).nix,
-      {
-        builders: "ssh://b x86_64-linux",
-        options: { "connect-timeout": "5", fallback: "true" },
-        publish_to: ["file:///c"],
-        max_jobs: "4",
-      },
-    );
-  });
-});
 
 const [nix] = testNixes();
 describe(`nixos-closure with ${nix?.version}`, () => {
@@ -78,8 +20,8 @@ describe(`nixos-closure with ${nix?.version}`, () => {
   before(() => {
     assert.ok(nix);
     wb = createWorkbench(nix);
-    // As a user outside Windmill: no WORKERS_DIR, state under XDG_STATE_HOME.
-    const { WORKERS_DIR: _w, WORKER_INDEX: _i, ...rest } = { ...process.env, ...wb.env };
+    // As a user outside Windmill: no worker slot, state under XDG_STATE_HOME.
+    const { WORKERS_DIR: _w, WORKER_INDEX: _i, WORKBENCH_DIR: _b, SYSTEM_DIR: _s, ...rest } = wb.env;
     env = { ...rest, XDG_STATE_HOME: join(wb.root, "state") };
   });
   after(() => wb.cleanup());
@@ -141,7 +83,7 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.doesNotMatch(readFileSync(join(configDir, "default.nix"), "utf8"), /imports = \[\n/);
     const locked = cli(["lock", "--vm-name", "from-flag", "--json"]);
     assert.equal(locked.status, 0, locked.stderr);
-    assert.ok(JSON.parse(locked.stdout).lock.nodes["nixos-flake"]);
+    assert.match(JSON.parse(locked.stdout).lock.nodes["nixos-flake"].locked.narHash, /^sha256-/);
     const built = cli(["build", "--only", "--config-dir", configDir, "--json"]);
     assert.equal(built.status, 0, built.stderr);
     assert.equal(JSON.parse(built.stdout).config_dir, configDir);
@@ -178,6 +120,40 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     const file = join(wb.root, "not-json.json");
     writeFileSync(file, "{");
     assert.equal(cli(["render", "--input", file]).status, 2);
+  });
+
+  test("Ctrl-C stops the build, keeps the previous result, and exits 130", async () => {
+    const src = join(wb.root, "src", "slow-xfsprogs");
+    mkdirSync(src, { recursive: true });
+    const input = (preBuild: string) => {
+      const file = join(wb.root, `slow-${preBuild === "" ? "fast" : "slow"}.json`);
+      const override = { pkg: "xfsprogs", src, ...(preBuild === "" ? {} : { attrs: { preBuild } }) };
+      writeFileSync(
+        file,
+        JSON.stringify({
+          guest: { vm_name: "ctrl-c" },
+          closure: { profiles: [], test_suites: ["fstests"], overrides: [override] },
+        }),
+      );
+      return file;
+    };
+    const good = cli(["build", "--input", input(""), "--json"]);
+    assert.equal(good.status, 0, good.stderr);
+    const toplevel = JSON.parse(good.stdout).toplevel;
+    const child = spawn(process.execPath, [BIN, "build", "--input", input("sleep 60"), "--no-progress"], { env });
+    let stderr = "";
+    child.stderr.on("data", (chunk) => {
+      stderr += chunk;
+    });
+    const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
+    await waitFor(60_000, "the slow build to start", () => /building '.*xfsprogs-6\.13\.0\.drv'/.test(stderr));
+    child.kill("SIGINT");
+    assert.equal(await within(10_000, "the CLI to exit", exited), 130, stderr);
+    assert.match(stderr, /error: interrupted by SIGINT/);
+    assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
+    const configDir = JSON.parse(good.stdout).config_dir;
+    assert.equal(readlinkSync(join(configDir, "result")), toplevel);
+    assert.equal(existsSync(`${configDir}.lock`), false);
   });
 
   test("exit 1 when Nix fails or is missing, with Nix's words or where it looked", () => {

@@ -2,9 +2,9 @@
 // Regenerate with `npx tsx scripts/update-golden.ts` and review the diff.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import type { RenderInput } from "../../f/nix/inputs.ts";
-import { renderDefault, renderFlake } from "../../f/nix/render.ts";
-import { composeGuest, type ValidationContext } from "../../f/nix/validate.ts";
+import { composeGuest, type ValidationContext } from "../../f/nix/lib/config/guest.ts";
+import type { RenderInput } from "../../f/nix/lib/config/model.ts";
+import { renderDefault, renderFlake } from "../../f/nix/lib/config/render.ts";
 import { FIXTURES } from "./workbench.ts";
 
 export const GOLDEN_DIR = join(import.meta.dirname, "..", "golden");

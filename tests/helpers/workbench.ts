@@ -1,6 +1,7 @@
 // A throwaway worker environment: WORKERS_DIR, VENDOR_DIR with the fixture
-// library (locked against the stand-in nixpkgs), and the variables the steps
-// read, applied to process.env while a test runs.
+// library (locked against the stand-in nixpkgs), and a complete environment
+// naming them, which tests hand to the steps (never through process.env, so
+// worker variables set in the calling shell change nothing).
 import {
   cpSync,
   type Dirent,
@@ -26,10 +27,34 @@ export interface Workbench {
   systemDir: string;
   libraryDir: string;
   nixpkgsDir: string;
+  /** The whole environment of the worker: what steps and spawned processes get. */
   env: Record<string, string>;
-  /** Applies env to process.env; returns the function that restores it. */
-  apply(extra?: Record<string, string>): () => void;
   cleanup(): void;
+}
+
+/** Every variable the steps read: a test environment sets each one, or leaves it out on purpose. */
+export const WORKER_VARIABLES = [
+  "WORKERS_DIR",
+  "WORKER_INDEX",
+  "WORKBENCH_DIR",
+  "SYSTEM_DIR",
+  "VENDOR_DIR",
+  "NIXOS_FLAKE_DIR",
+  "NIX_BIN",
+  "NIX_CONFIG",
+  "NIXOS_CLOSURE_LOCK_WAIT",
+  "NIXOS_CLOSURE_PROGRESS",
+  "XDG_STATE_HOME",
+  "HOME",
+];
+
+/** This process's environment less every worker variable. */
+export function baseEnv(): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(process.env).filter(
+      (entry): entry is [string, string] => entry[1] !== undefined && !WORKER_VARIABLES.includes(entry[0]),
+    ),
+  );
 }
 
 /** Copies the fixture library to `dir` with its nixpkgs input pointing at `nixpkgsDir`. */
@@ -39,7 +64,7 @@ export function installLibrary(dir: string, nixpkgsDir: string): void {
   writeFileSync(flake, readFileSync(flake, "utf8").replace(`"path:@NIXPKGS@"`, `"path:${nixpkgsDir}"`));
 }
 
-export function createWorkbench(nix: TestNix | null): Workbench {
+export function createWorkbench(nix: TestNix | null, extra: Record<string, string> = {}): Workbench {
   const root = mkdtempSync(join(tmpdir(), "nixos-closure-test-"));
   const workbench = join(root, "workbench");
   const workersDir = join(workbench, "workers");
@@ -53,12 +78,17 @@ export function createWorkbench(nix: TestNix | null): Workbench {
   installLibrary(libraryDir, nixpkgsDir);
   if (nix) nixSync(nix, ["flake", "lock", `path:${libraryDir}`]);
   const env: Record<string, string> = {
+    ...baseEnv(),
     WORKERS_DIR: workersDir,
     WORKER_INDEX: "0",
+    WORKBENCH_DIR: workbench,
+    SYSTEM_DIR: systemDir,
     VENDOR_DIR: vendorDir,
+    NIXOS_FLAKE_DIR: libraryDir,
+    NIX_BIN: nix ? nix.bin : join(root, "no-nix"),
     NIX_CONFIG: TEST_NIX_CONFIG,
     HOME: "/root",
-    ...(nix ? { NIX_BIN: nix.bin } : {}),
+    ...extra,
   };
   return {
     root,
@@ -68,19 +98,6 @@ export function createWorkbench(nix: TestNix | null): Workbench {
     libraryDir,
     nixpkgsDir,
     env,
-    apply(extra = {}) {
-      const saved = new Map<string, string | undefined>();
-      for (const [name, value] of Object.entries({ ...env, ...extra })) {
-        saved.set(name, process.env[name]);
-        process.env[name] = value;
-      }
-      return () => {
-        for (const [name, value] of saved) {
-          if (value === undefined) delete process.env[name];
-          else process.env[name] = value;
-        }
-      };
-    },
     cleanup() {
       rmSync(root, { recursive: true, force: true });
     },
@@ -107,42 +124,15 @@ export function snapshot(dir: string): Map<string, string> {
   return files;
 }
 
-/**
- * A workbench for the tests of one describe block: created before them (with
- * `extra` on top of its environment, applied to process.env), removed after.
- */
+/** A workbench for the tests of one describe block (with `extra` in its environment): created before them, removed after. */
 export function useWorkbench(nix: TestNix | null, extra: Record<string, string> = {}): () => Workbench {
   let wb: Workbench | undefined;
-  let restore: () => void = () => {};
   before(() => {
-    wb = createWorkbench(nix);
-    restore = wb.apply(extra);
+    wb = createWorkbench(nix, extra);
   });
-  after(() => {
-    restore();
-    wb?.cleanup();
-  });
+  after(() => wb?.cleanup());
   return () => {
     if (!wb) throw new Error("the workbench exists only while the tests run");
     return wb;
   };
-}
-
-/** Runs `work` with stderr captured (and still shown); returns its value or error with the text. */
-export async function captureStderr<T>(
-  work: () => Promise<T>,
-): Promise<{ value: T | undefined; error: unknown; stderr: string }> {
-  const chunks: string[] = [];
-  const write = process.stderr.write.bind(process.stderr);
-  process.stderr.write = ((chunk: string | Uint8Array) => {
-    chunks.push(String(chunk));
-    return write(chunk);
-  }) as typeof process.stderr.write;
-  try {
-    return { value: await work(), error: undefined, stderr: chunks.join("") };
-  } catch (error) {
-    return { value: undefined, error, stderr: chunks.join("") };
-  } finally {
-    process.stderr.write = write;
-  }
 }

@@ -6,18 +6,17 @@ import { existsSync, readFileSync, readlinkSync, rmSync, writeFileSync } from "n
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
-import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
-import { InputError, NixError } from "../../f/nix/errors.ts";
-import { main as lockConfig } from "../../f/nix/lock_config.ts";
-import { main as renderConfig } from "../../f/nix/render_config.ts";
+import { InputError, NixError } from "../../f/nix/lib/core/errors.ts";
+import type { NixSettingsInput } from "../../f/nix/lib/nix/settings.ts";
+import { main as lockConfigStep } from "../../f/nix/lock_config.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
+import { asWorker, vmSteps, within } from "../helpers/steps.ts";
 import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
-
-const build = (dir: string, settings: object = {}) => buildClosureStep(dir, false, settings) as Promise<BuildClosureResult>;
 
 for (const nix of testNixes()) {
   describe(`caches, builders and delivery with ${nix.version}`, () => {
-    const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "auto" });
+    const bench = useWorkbench(nix);
+    const build = (dir: string, group: NixSettingsInput = {}) => vmSteps(bench(), { nix: group }).build(dir);
     let salt = 0;
 
     /** A config dir whose system is new to the store: the library's overlay gets a name of this run's own. */
@@ -25,8 +24,9 @@ for (const nix of testNixes()) {
       const flake = join(bench().libraryDir, "flake.nix");
       const unique = `kdevops-tools-0.1-${process.pid}-${Date.now()}-${++salt}`;
       writeFileSync(flake, readFileSync(flake, "utf8").replace(/kdevops-tools-0\.1[^"]*"/, `${unique}"`));
-      const r = await renderConfig(vm, [], [], {}, [], [], [], "kdevops", false, "");
-      await lockConfig(r.config_dir, true);
+      const steps = vmSteps(bench());
+      const r = await steps.render({ vm_name: vm, profiles: [], test_suites: [] });
+      await steps.lock(r.config_dir, true);
       return r.config_dir;
     }
 
@@ -116,9 +116,12 @@ for (const nix of testNixes()) {
       assert.ok(b.built.length > 0, "built locally instead");
     });
 
-    test("settings that try to inject a flag are refused before Nix runs", async () => {
-      const r = await renderConfig("inject-vm", [], [], {}, [], [], [], "kdevops", false, "");
-      await assert.rejects(lockConfig(r.config_dir, false, { options: { sandbox: "false --impure" } }), InputError);
+    test("settings that try to inject a flag are refused at the step's boundary, before Nix runs", async () => {
+      const r = await vmSteps(bench()).render({ vm_name: "inject-vm", profiles: [], test_suites: [] });
+      await assert.rejects(
+        asWorker(bench(), () => lockConfigStep(r.config_dir, false, { options: { sandbox: "false --impure" } })),
+        InputError,
+      );
       assert.equal(existsSync(join(r.config_dir, "flake.lock")), false, "nothing ran");
     });
   });
@@ -130,14 +133,13 @@ describe("many workers on one host", () => {
     assert.ok(first);
     const wb = createWorkbench(first);
     try {
-      const { WORKER_INDEX: _, ...env } = { ...process.env, ...wb.env };
       const run = (index: string) =>
         new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
           const child = spawn(
             process.execPath,
             [join(ROOT, "bin", "nixos-closure.js"), "build", "--vm-name", "shared", "--json"],
             {
-              env: { ...env, WORKER_INDEX: index },
+              env: { ...wb.env, WORKER_INDEX: index },
             },
           );
           let stdout = "";
@@ -146,7 +148,7 @@ describe("many workers on one host", () => {
           child.stderr.on("data", (d) => (stderr += d));
           child.on("close", (code) => resolve({ code, stdout, stderr }));
         });
-      const [a, b] = await Promise.all([run("0"), run("1")]);
+      const [a, b] = await within(300_000, "both CLI builds", Promise.all([run("0"), run("1")]));
       assert.equal(a.code, 0, a.stderr);
       assert.equal(b.code, 0, b.stderr);
       const ra = JSON.parse(a.stdout);

@@ -15,13 +15,12 @@ import {
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
-import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
-import { NixError, SetupError } from "../../f/nix/errors.ts";
-import { main as lockConfig } from "../../f/nix/lock_config.ts";
-import { main as renderConfig } from "../../f/nix/render_config.ts";
+import type { RenderInput } from "../../f/nix/lib/config/model.ts";
+import { NixError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
 import { testNixes } from "../helpers/nix.ts";
-import { captureStderr, createWorkbench, useWorkbench } from "../helpers/workbench.ts";
+import { captureLog, type StepOptions, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 
 interface Evaluated {
   hostName: string;
@@ -45,8 +44,6 @@ function processesMentioning(text: string): string[] {
     });
 }
 
-const buildClosure = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
-
 function evaluated(toplevel: string): Evaluated {
   return JSON.parse(readFileSync(join(toplevel, "etc", "evaluated.json"), "utf8")) as Evaluated;
 }
@@ -64,20 +61,21 @@ function lockedNarHash(configDir: string, node: string): string {
 for (const nix of testNixes()) {
   describe(`pipeline with ${nix.version}`, () => {
     const bench = useWorkbench(nix);
+    const renderConfig = (input: RenderInput) => vmSteps(bench()).render(input);
+    const lockConfig = (dir: string, update = false, options: StepOptions = {}) => vmSteps(bench(), options).lock(dir, update);
+    const buildClosure = (dir: string, options: StepOptions = {}) => vmSteps(bench(), options).build(dir);
 
     test("fresh render, lock and build; init and initrd from the bootspec", async () => {
-      const rendered = await renderConfig(
-        "vm1",
-        ["devel", "monitoring", "controller"],
-        ["fstests"],
-        { "/mnt/linux": { tag: "linux", options: ["ro"] } },
-        [],
-        [],
-        [`${ED25519} dev@laptop`],
-        "john.doe",
-        true,
-        "/home/john.doe",
-      );
+      const rendered = await renderConfig({
+        vm_name: "vm1",
+        profiles: ["devel", "monitoring", "controller"],
+        test_suites: ["fstests"],
+        shares: { "/mnt/linux": { tag: "linux", options: ["ro"] } },
+        ssh_keys: [`${ED25519} dev@laptop`],
+        user_name: "john.doe",
+        home: true,
+        home_dir: "/home/john.doe",
+      });
       const locked = await lockConfig(rendered.config_dir);
       assert.equal(locked.config_dir, rendered.config_dir);
       assert.deepEqual(locked.src_inputs, []);
@@ -129,9 +127,12 @@ for (const nix of testNixes()) {
       const src = join(bench().root, "src", "fio");
       mkdirSync(src, { recursive: true });
       writeFileSync(join(src, "VERSION"), "first\n");
-      const r = await renderConfig("vm-src", ["devel"], ["fstests"], {}, [
-        { pkg: "fio", src, attrs: { autoreconfPhase: "make configure" } },
-      ]);
+      const r = await renderConfig({
+        vm_name: "vm-src",
+        profiles: ["devel"],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "fio", src, attrs: { autoreconfPhase: "make configure" } }],
+      });
       assert.deepEqual((await lockConfig(r.config_dir)).src_inputs, ["fio-src"]);
       const first = await buildClosure(r.config_dir);
       const fio1 = packageOf(first.toplevel, "fio");
@@ -146,7 +147,7 @@ for (const nix of testNixes()) {
     });
 
     test("update=false keeps the library pin; update=true picks up a changed library", async () => {
-      const r = await renderConfig("vm-update", [], []);
+      const r = await renderConfig({ vm_name: "vm-update", profiles: [], test_suites: [] });
       await lockConfig(r.config_dir);
       const pin = lockedNarHash(r.config_dir, "nixos-flake");
       const before = await buildClosure(r.config_dir);
@@ -175,7 +176,7 @@ for (const nix of testNixes()) {
     });
 
     test("a Nix evaluation error names the option, and keeps the previous result and lock", async () => {
-      const r = await renderConfig("vm-evalerror", [], []);
+      const r = await renderConfig({ vm_name: "vm-evalerror", profiles: [], test_suites: [] });
       await lockConfig(r.config_dir);
       const good = await buildClosure(r.config_dir);
       const lockBefore = readFileSync(join(r.config_dir, "flake.lock"), "utf8");
@@ -183,7 +184,7 @@ for (const nix of testNixes()) {
       // An operator's hand edit: enabling a gated profile without importing it.
       appendFileSync(join(r.config_dir, "default.nix"), "// { nixos-flake.monitoring.enable = true; }\n");
       await lockConfig(r.config_dir);
-      const { error } = await captureStderr(() => buildClosure(r.config_dir));
+      const error = await buildClosure(r.config_dir).catch((e: unknown) => e);
       assert.ok(error instanceof NixError, `expected a NixError, got ${error}`);
       assert.match(error.message, /The option `nixos-flake\.monitoring\.enable' does not exist/);
       assert.match(
@@ -198,58 +199,82 @@ for (const nix of testNixes()) {
     test("a failing derivation is named with its last log lines; result stays", async () => {
       const src = join(bench().root, "src", "xfsprogs");
       mkdirSync(src, { recursive: true });
-      const r = await renderConfig("vm-buildfail", [], ["fstests"], {}, [{ pkg: "xfsprogs", src }]);
+      const r = await renderConfig({
+        vm_name: "vm-buildfail",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src }],
+      });
       await lockConfig(r.config_dir);
       const good = await buildClosure(r.config_dir);
-      await renderConfig("vm-buildfail", [], ["fstests"], {}, [
-        { pkg: "xfsprogs", src, attrs: { preBuild: "echo 'configure: xfs headers missing' >&2; exit 3" } },
-      ]);
+      await renderConfig({
+        vm_name: "vm-buildfail",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src, attrs: { preBuild: "echo 'configure: xfs headers missing' >&2; exit 3" } }],
+      });
       await lockConfig(r.config_dir);
-      const { error } = await captureStderr(() => buildClosure(r.config_dir));
+      const error = await buildClosure(r.config_dir).catch((e: unknown) => e);
       assert.ok(error instanceof NixError, `expected a NixError, got ${error}`);
       assert.match(error.message, /xfsprogs-6\.13\.0\.drv/);
       assert.match(error.message, /configure: xfs headers missing/);
       assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
     });
 
-    test("an interrupted build keeps the previous result and lock; the next step takes over the stale lock", async () => {
+    test("an interrupted step stops its nix build, keeps the previous result and lock, and releases its lock", async () => {
       const src = join(bench().root, "src", "xfsprogs-slow");
       mkdirSync(src, { recursive: true });
       writeFileSync(join(src, "salt"), `${process.pid}-${Date.now()}`);
-      const r = await renderConfig("vm-interrupt", [], ["fstests"], {}, [{ pkg: "xfsprogs", src }]);
+      const r = await renderConfig({
+        vm_name: "vm-interrupt",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src }],
+      });
       await lockConfig(r.config_dir);
       const good = await buildClosure(r.config_dir);
-      await renderConfig("vm-interrupt", [], ["fstests"], {}, [{ pkg: "xfsprogs", src, attrs: { preBuild: "sleep 60" } }]);
+      await renderConfig({
+        vm_name: "vm-interrupt",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src, attrs: { preBuild: "sleep 60" } }],
+      });
       await lockConfig(r.config_dir);
       const lockBefore = readFileSync(join(r.config_dir, "flake.lock"), "utf8");
 
+      // The step as a Windmill worker runs it: Bun, main, the worker's environment.
       const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/build_closure.ts"))}; await main(${JSON.stringify(r.config_dir)});`;
       const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], {
-        env: { ...process.env, NIXOS_CLOSURE_PROGRESS: "off" },
+        env: { ...bench().env, NIXOS_CLOSURE_PROGRESS: "off" },
       });
-      await new Promise<void>((resolve) => {
-        let seen = "";
-        child.stderr.on("data", (chunk) => {
-          seen += chunk;
-          if (/building '.*xfsprogs-6\.13\.0\.drv'/.test(seen)) resolve();
-        });
+      let seen = "";
+      child.stderr.on("data", (chunk) => {
+        seen += chunk;
       });
+      const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
+      await waitFor(30_000, "the slow build to start", () => /building '.*xfsprogs-6\.13\.0\.drv'/.test(seen));
       child.kill("SIGTERM"); // what a cancelled job gets
-      const status = await new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-      assert.equal(status, 143);
-      await new Promise((resolve) => setTimeout(resolve, 1500));
+      const status = await within(10_000, "the step to exit", exited);
+      assert.notEqual(status, 0);
+      assert.match(seen, /interrupted by SIGTERM/);
       assert.deepEqual(processesMentioning("vm-interrupt#toplevel"), [], "the nix build went with the step");
       assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
       assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
-      assert.ok(existsSync(`${r.config_dir}.lock`), "the killed step left its lock");
-      const { stderr } = await captureStderr(() => lockConfig(r.config_dir));
-      assert.match(stderr, /removing the stale lock .* no longer running/);
+      assert.equal(existsSync(`${r.config_dir}.lock`), false, "the step released its lock on the way out");
+      const log = captureLog();
+      await lockConfig(r.config_dir, false, { log, env: { NIXOS_CLOSURE_LOCK_WAIT: "0" } });
+      assert.doesNotMatch(log.text(), /waiting for/);
     });
 
     test("a failed lock restores flake.lock", async () => {
       const src = join(bench().root, "src", "libbpf");
       mkdirSync(src, { recursive: true });
-      const r = await renderConfig("vm-lockfail", [], [], {}, [{ pkg: "libbpf-tools", src }]);
+      const r = await renderConfig({
+        vm_name: "vm-lockfail",
+        profiles: [],
+        test_suites: [],
+        overrides: [{ pkg: "libbpf-tools", src }],
+      });
       await lockConfig(r.config_dir);
       const lockBefore = readFileSync(join(r.config_dir, "flake.lock"), "utf8");
       // The flake now names a library that is not there: locking it again fails.
@@ -257,7 +282,7 @@ for (const nix of testNixes()) {
       const text = readFileSync(flake, "utf8");
       writeFileSync(flake, text.replace(/path:[^"]*nixos-flake"/, 'path:/nonexistent/nixos-flake"'));
       try {
-        const { error } = await captureStderr(() => lockConfig(r.config_dir, true));
+        const error = await lockConfig(r.config_dir, true).catch((e: unknown) => e);
         assert.ok(error instanceof NixError, `expected a NixError, got ${error}`);
         assert.match(error.message, /nonexistent/);
         assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
@@ -267,11 +292,34 @@ for (const nix of testNixes()) {
     });
 
     test("two steps on one config dir do not interleave: the second waits", async () => {
-      const r = await renderConfig("vm-concurrent", [], []);
+      // A build of a few seconds (a source of this run's own, a builder that sleeps): long enough to be caught holding the lock.
+      const src = join(bench().root, "src", "xfsprogs-concurrent");
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, "salt"), `${process.pid}-${Date.now()}`);
+      const r = await renderConfig({
+        vm_name: "vm-concurrent",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src, attrs: { preBuild: "sleep 3" } }],
+      });
       await lockConfig(r.config_dir);
-      const { value, stderr } = await captureStderr(() => Promise.all([buildClosure(r.config_dir), lockConfig(r.config_dir)]));
-      assert.ok(value, "both steps succeed, one after the other");
-      assert.match(stderr, /waiting for build_closure \(pid \d+/);
+      const buildLog = captureLog();
+      const lockLog = captureLog();
+      const building = buildClosure(r.config_dir, { log: buildLog });
+      await waitFor(10_000, "build_closure to take the lock", () => existsSync(`${r.config_dir}.lock`));
+      const locking = lockConfig(r.config_dir, false, { log: lockLog }).then((locked) => ({ locked, at: Date.now() }));
+      const built = await building;
+      const builtAt = Date.now();
+      const { locked, at } = await locking;
+      assert.equal(built.config_dir, r.config_dir, "both steps succeed");
+      assert.equal(locked.config_dir, r.config_dir);
+      assert.match(lockLog.text(), /waiting for build_closure \(pid \d+/);
+      assert.ok(at >= builtAt, "the lock step finished after the build released the config dir");
+      assert.doesNotMatch(
+        lockLog.text().split("waiting for")[0] ?? "",
+        /flake lock/,
+        "no Nix command of the lock step ran before it got the lock",
+      );
     });
 
     test("a config dir that does not exist or holds no flake.nix is named", async () => {
@@ -288,19 +336,18 @@ for (const nix of testNixes()) {
 
 describe("without nix", () => {
   test("says where it looked and how to fix it", async () => {
-    const wb = createWorkbench(null);
-    const restore = wb.apply({ NIX_BIN: join(wb.root, "no-nix-here"), PATH: join(wb.root, "empty-path") });
+    const wb = createWorkbench(null, { PATH: "/nonexistent-empty-path" });
     try {
-      const r = await renderConfig("vm-nonix", [], []);
-      await assert.rejects(lockConfig(r.config_dir), (e: Error) => {
+      const steps = vmSteps(wb);
+      const r = await steps.render({ vm_name: "vm-nonix", profiles: [], test_suites: [] });
+      await assert.rejects(steps.lock(r.config_dir), (e: Error) => {
         assert.ok(e instanceof SetupError);
-        assert.match(e.message, /nix was not found: looked in NIX_BIN \(.*no-nix-here\) and on PATH \(.*empty-path\)/);
+        assert.match(e.message, /nix was not found: looked in NIX_BIN \(.*no-nix\) and on PATH \(\/nonexistent-empty-path\)/);
         assert.match(e.message, /set NIX_BIN/);
         return true;
       });
-      await assert.rejects(buildClosure(r.config_dir), /nix was not found/);
+      await assert.rejects(steps.build(r.config_dir), /nix was not found/);
     } finally {
-      restore();
       wb.cleanup();
     }
   });

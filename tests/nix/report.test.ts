@@ -5,23 +5,22 @@ import { execFileSync } from "node:child_process";
 import { existsSync, readlinkSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { type BuildClosureResult, main as buildClosureStep, type PlanResult } from "../../f/nix/build_closure.ts";
-import { main as lockConfig } from "../../f/nix/lock_config.ts";
-import { drvName } from "../../f/nix/plan.ts";
-import { main as renderConfig } from "../../f/nix/render_config.ts";
+import { drvName } from "../../f/nix/lib/build/plan.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
-import { captureStderr, useWorkbench } from "../helpers/workbench.ts";
-
-const build = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
-const plan = (dir: string) => buildClosureStep(dir, true) as Promise<PlanResult>;
+import { captureLog, type StepOptions, vmSteps } from "../helpers/steps.ts";
+import { useWorkbench } from "../helpers/workbench.ts";
 
 for (const nix of testNixes()) {
   const modern = !/\(Nix\) 2\.([0-9]|1[0-8])\./.test(nix.version);
   describe(`plan, progress, report and GC roots with ${nix.version}`, () => {
-    const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "auto" });
-
+    const bench = useWorkbench(nix);
+    const lockConfig = (dir: string) => vmSteps(bench()).lock(dir);
+    const build = (dir: string, options: StepOptions = {}) => vmSteps(bench(), options).build(dir);
+    const plan = (dir: string) => vmSteps(bench()).plan(dir);
     const render = (profiles: ("devel" | "build-tools")[]) =>
-      renderConfig("report-vm", profiles, ["fstests"], {}, [], [], [], "kdevops", false, "").then((r) => r.config_dir);
+      vmSteps(bench())
+        .render({ vm_name: "report-vm", profiles, test_suites: ["fstests"] })
+        .then((r) => r.config_dir);
 
     test("the plan of a fresh build is what the build then builds; progress and the report match", async () => {
       // A library change of this run's own makes every derivation of the system new.
@@ -37,8 +36,9 @@ for (const nix of testNixes()) {
       assert.ok(planned.plan.derivations.every((d) => /^\/nix\/store\/[a-z0-9]{32}-.*\.drv$/.test(d)));
       assert.equal(existsSync(join(dir, "result")), false, "a plan builds nothing");
 
-      const { value: built, error, stderr } = await captureStderr(() => build(dir));
-      assert.ok(built, String(error));
+      const log = captureLog();
+      const built = await build(dir, { log });
+      const stderr = log.text();
       assert.deepEqual([...built.built].sort(), [...planned.plan.derivations].sort(), "built exactly the plan");
       if (modern)
         assert.deepEqual(
@@ -136,17 +136,13 @@ for (const nix of testNixes()) {
 
     test("with progress off, Nix's own output passes through unchanged", async () => {
       const dir = await render(["devel"]);
-      const restoreOff = bench().apply({ NIXOS_CLOSURE_PROGRESS: "off" });
-      try {
-        const { value, error, stderr } = await captureStderr(() => build(dir));
-        assert.ok(value, String(error));
-        assert.doesNotMatch(stderr, /^\[\d\d:\d\d\] /m);
-        assert.doesNotMatch(stderr, /--log-format internal-json/);
-        assert.equal(value.timing.evaluation_seconds, null);
-        assert.ok(value.toplevel);
-      } finally {
-        restoreOff();
-      }
+      const log = captureLog();
+      const value = await build(dir, { log, env: { NIXOS_CLOSURE_PROGRESS: "off" } });
+      assert.doesNotMatch(log.text(), /^\[\d\d:\d\d\] /m);
+      assert.doesNotMatch(log.text(), /--log-format internal-json/);
+      assert.match(log.text(), /^\+ NO_COLOR=1 .*nix .* build 'path:.*report-vm#toplevel' --json --out-link \S+$/m);
+      assert.equal(value.timing.evaluation_seconds, null);
+      assert.match(value.toplevel, /^\/nix\/store\/[a-z0-9]{32}-nixos-system-report-vm-/);
     });
   });
 }

@@ -16,15 +16,11 @@ import {
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
-import { type BuildClosureResult, main as buildClosureStep } from "../../f/nix/build_closure.ts";
-import { InputError, SetupError } from "../../f/nix/errors.ts";
-import { main as lockConfig } from "../../f/nix/lock_config.ts";
-import { main as prepareRoot } from "../../f/nix/prepare_root.ts";
-import { main as renderConfig } from "../../f/nix/render_config.ts";
+import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
+import type { BuildClosureResult } from "../../f/nix/lib/steps/build_closure.ts";
 import { nixSync, type TestNix, testNixes } from "../helpers/nix.ts";
+import { vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { useWorkbench } from "../helpers/workbench.ts";
-
-const build = (dir: string) => buildClosureStep(dir) as Promise<BuildClosureResult>;
 
 function closureOf(nix: TestNix, path: string): string[] {
   return nixSync(nix, ["path-info", "--recursive", path]).trim().split("\n").sort();
@@ -42,16 +38,15 @@ const mode = (path: string) => (statSync(path).mode & 0o7777).toString(8);
 for (const nix of testNixes()) {
   describe(`prepare_root with ${nix.version}`, () => {
     const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
-
-    async function built(vm: string, profiles: ("devel" | "build-tools")[]): Promise<BuildClosureResult> {
-      const r = await renderConfig(vm, profiles, ["fstests"], {}, [], [], [], "kdevops", false, "");
-      await lockConfig(r.config_dir);
-      return build(r.config_dir);
-    }
+    const prepareRoot = (configDir: string, toplevel: string, rootDir = "") =>
+      vmSteps(bench()).prepareRoot(configDir, toplevel, rootDir);
+    const built = (vm: string, profiles: ("devel" | "build-tools")[]): Promise<BuildClosureResult> =>
+      vmSteps(bench()).renderLockBuild({ vm_name: vm, profiles, test_suites: ["fstests"] });
 
     test("the root's store holds exactly the closure, verified, with the layout of nixos-prepare-root", async () => {
       const b = await built("root-vm", ["devel"]);
-      const r = await prepareRoot(b.config_dir, b.toplevel);
+      const r = await prepareRoot(b.config_dir, "");
+      assert.equal(r.toplevel, b.toplevel, "an empty toplevel is the config dir's last build");
       assert.equal(r.root_dir, join(b.config_dir, "root"));
       assert.equal(r.store_dir, join(b.config_dir, "root", "nix", "store"));
       assert.equal(r.generation, `${b.config_dir}.roots/1`);
@@ -157,15 +152,14 @@ for (const nix of testNixes()) {
       chmodSync(join(slowBin, "nix-store"), 0o755);
       const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/prepare_root.ts"))}; await main(${JSON.stringify(b.config_dir)}, ${JSON.stringify(b.toplevel)});`;
       const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], {
-        env: { ...process.env, NIX_BIN: slowBin },
+        env: { ...bench().env, NIX_BIN: slowBin },
         stdio: "ignore",
       });
+      const exited = new Promise((r) => child.on("exit", r));
       const partial = `${b.config_dir}.roots/2.partial`;
-      const deadline = Date.now() + 20_000;
-      while (!existsSync(join(partial, "nix/store")) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
-      assert.ok(existsSync(partial), "the prepare got under way");
+      await waitFor(20_000, "the prepare to get under way", () => existsSync(join(partial, "nix/store")));
       child.kill("SIGKILL");
-      await new Promise((r) => child.on("exit", r));
+      await within(10_000, "the killed prepare to exit", exited);
 
       assert.equal(readlinkSync(r1.root_dir), r1.generation, "the root still points to the last complete generation");
       assert.deepEqual(validPaths(nix, r1.generation), closureOf(nix, b.toplevel));
@@ -177,6 +171,12 @@ for (const nix of testNixes()) {
     test("bad input and a closure without a shell are refused, leaving the root as it was", async () => {
       const b = await built("bad-vm", ["devel"]);
       await assert.rejects(prepareRoot(b.config_dir, "/tmp/not-a-store-path"), InputError);
+      const unbuilt = await vmSteps(bench()).render({ vm_name: "unbuilt-vm", profiles: [], test_suites: [] });
+      await assert.rejects(
+        prepareRoot(unbuilt.config_dir, ""),
+        (e: Error) => e instanceof SetupError && /has no build yet \(no result link\): build it first/.test(e.message),
+      );
+      assert.equal(existsSync(`${unbuilt.config_dir}.roots`), false, "nothing was prepared");
       await assert.rejects(prepareRoot(b.config_dir, b.toplevel, "relative/root"), /must be an absolute path/);
       await assert.rejects(prepareRoot(b.config_dir, b.toplevel, join(b.toplevel, "root")), /must not be inside \/nix\/store/);
       const occupied = join(bench().root, "occupied");

@@ -7,8 +7,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import fc from "fast-check";
-import type { GuestConfig, SourceOverride } from "../../f/nix/inputs.ts";
-import { renderDefault, renderFlake } from "../../f/nix/render.ts";
+import type { GuestConfig, SourceOverride } from "../../f/nix/lib/config/model.ts";
+import { renderDefault, renderFlake } from "../../f/nix/lib/config/render.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
 import { FIXTURES } from "../helpers/workbench.ts";
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { InputError } from "../../f/nix/errors.ts";
-import { nixSettings, settingsArgs } from "../../f/nix/nix_settings.ts";
+import { InputError } from "../../f/nix/lib/core/errors.ts";
+import { nixSettings, settingsArgs } from "../../f/nix/lib/nix/settings.ts";
 
 function rejects(input: unknown, field: string, reason: RegExp): void {
   assert.throws(
@@ -11,6 +11,11 @@ function rejects(input: unknown, field: string, reason: RegExp): void {
 }
 
 describe("the nix input group", () => {
+  test("an unknown field is refused by name, with the closest known one", () => {
+    rejects({ max_job: 4 }, "nix_settings", /"max_job" is not a field of the nix group .*did you mean "max_jobs"\?/);
+    rejects({ colour: "x" }, "nix_settings", /"colour" is not a field of the nix group \(builders, .*\)$/);
+  });
+
   test("typed fields become --option pairs, in a fixed order", () => {
     const settings = nixSettings({
       builders: "ssh://builder x86_64-linux - 16 2 big-parallel; ssh://b2 aarch64-linux",

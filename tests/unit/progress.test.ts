@@ -2,9 +2,12 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { count, parseJsonExactIntegers, parseLogLine } from "../../f/nix/nix_log.ts";
-import { drvName } from "../../f/nix/plan.ts";
-import { BuildProgress, formatProgress, ProgressReporter } from "../../f/nix/progress.ts";
+import { drvName } from "../../f/nix/lib/build/plan.ts";
+import { formatProgress, ProgressReporter } from "../../f/nix/lib/build/progress/display.ts";
+import { BuildProgress } from "../../f/nix/lib/build/progress/tracker.ts";
+import type { Logger } from "../../f/nix/lib/core/log.ts";
+import { count, parseJsonExactIntegers, parseLogLine } from "../../f/nix/lib/nix/events.ts";
+import { captureLog } from "../helpers/steps.ts";
 import { FIXTURES } from "../helpers/workbench.ts";
 
 const recorded = (name: string) =>
@@ -110,10 +113,15 @@ describe("progress from event streams", () => {
           { name: "gcc-14", phase: null },
         ],
       }),
-      "[01:23] building and fetching: 3/17 built, 120/900 fetched (45.2/210.0 MiB); now: linux-6.1 (buildPhase), gcc-14",
+      "[01:23] building and fetching: 3/17 built, 120/900 fetched (45.2 MiB/210.0 MiB); now: linux-6.1 (buildPhase), gcc-14",
     );
   });
 });
+
+/** A logger whose raw writes land in `out`, one entry per write. */
+function writesTo(out: string[], terminal: Logger["terminal"]): Logger {
+  return { ...captureLog(terminal), write: (text) => out.push(text) };
+}
 
 describe("showing progress", () => {
   const lines = recorded("failed-build-nix-2.26.log");
@@ -123,7 +131,7 @@ describe("showing progress", () => {
     let clock = 0;
     const out: string[] = [];
     const progress = new BuildProgress(() => clock);
-    const reporter = new ProgressReporter(progress, { tty: false, write: (t) => out.push(t), now: () => clock });
+    const reporter = new ProgressReporter(progress, writesTo(out, null), { now: () => clock });
     for (const line of lines) {
       clock += 1000; // one second per event: 115 s in all
       reporter.line(line);
@@ -144,12 +152,7 @@ describe("showing progress", () => {
   test("a terminal gets one status line redrawn in place", () => {
     let clock = 0;
     const out: string[] = [];
-    const reporter = new ProgressReporter(new BuildProgress(() => clock), {
-      tty: true,
-      write: (t) => out.push(t),
-      columns: 60,
-      now: () => clock,
-    });
+    const reporter = new ProgressReporter(new BuildProgress(() => clock), writesTo(out, { columns: 60 }), { now: () => clock });
     for (const line of lines) {
       clock += 60; // a redraw at most every 100 ms
       reporter.line(line);

@@ -2,9 +2,10 @@ import assert from "node:assert/strict";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { SetupError } from "../../f/nix/errors.ts";
-import { nixString } from "../../f/nix/nix_string.ts";
-import { pathFlakeRef, renderFlake, sourceInputsOf } from "../../f/nix/render.ts";
+import { nixString } from "../../f/nix/lib/config/nix_string.ts";
+import { renderFlake, sourceInputsOf } from "../../f/nix/lib/config/render.ts";
+import { SetupError } from "../../f/nix/lib/core/errors.ts";
+import { pathFlakeRef } from "../../f/nix/lib/nix/flake_ref.ts";
 import { GOLDEN_CASES, GOLDEN_DIR, renderCase, TEMPLATE } from "../helpers/golden_cases.ts";
 
 describe("golden renders", () => {

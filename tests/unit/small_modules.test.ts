@@ -3,11 +3,17 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { parseBootspec, readBootInfo } from "../../f/nix/bootspec.ts";
-import { lockPathFor, withConfigDirLock } from "../../f/nix/dir_lock.ts";
-import { readIfExists, writeFileAtomic } from "../../f/nix/files.ts";
-import { shellCommand, shellQuote } from "../../f/nix/log.ts";
-import { nixErrorText, parseBuildJson, parseNixVersion, parsePathInfoJson, updateInputsArgs } from "../../f/nix/nix.ts";
+import { parseBootspec, readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
+import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
+import { readIfExists, writeFileAtomic } from "../../f/nix/lib/core/files.ts";
+import { shellCommand, shellQuote } from "../../f/nix/lib/core/log.ts";
+import { closestName, didYouMean } from "../../f/nix/lib/core/suggest.ts";
+import { parseBuildJson, parsePathInfoJson } from "../../f/nix/lib/nix/json.ts";
+import { updateInputsArgs } from "../../f/nix/lib/nix/operations.ts";
+import { nixErrorText } from "../../f/nix/lib/nix/run.ts";
+import { type NixVersion, parseNixVersion } from "../../f/nix/lib/nix/version.ts";
+import { lockPathFor, withConfigDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
+import { captureLog } from "../helpers/steps.ts";
 
 describe("bootspec", () => {
   const spec = (v1: object, extra: object = {}) => JSON.stringify({ "org.nixos.bootspec.v1": v1, ...extra });
@@ -62,13 +68,13 @@ describe("Nix versions and output shapes", () => {
       patch: 0,
       text: "nix (Nix) 2.8.0",
     });
-    assert.equal(parseNixVersion("nix (Lix, like Nix) 2.93.0").flavour, "lix");
-    assert.equal(parseNixVersion("nix (Determinate Nix 3.6.2) 2.29.0").flavour, "determinate");
-    assert.equal(parseNixVersion("nix (Determinate Nix 3.6.2) 2.29.0").minor, 29);
-    assert.throws(() => parseNixVersion("hello"), /cannot read a Nix version/);
+    assert.equal(parseNixVersion("nix (Lix, like Nix) 2.93.0")?.flavour, "lix");
+    assert.equal(parseNixVersion("nix (Determinate Nix 3.6.2) 2.29.0")?.flavour, "determinate");
+    assert.equal(parseNixVersion("nix (Determinate Nix 3.6.2) 2.29.0")?.minor, 29);
+    assert.equal(parseNixVersion("hello"), null);
   });
   test("updating inputs: --update-input before 2.19, flake update --flake from 2.19 and on Lix", () => {
-    const v = (text: string) => parseNixVersion(text);
+    const v = (text: string) => parseNixVersion(text) as NixVersion;
     assert.deepEqual(updateInputsArgs(v("nix (Nix) 2.18.9"), "path:/d", ["a", "b"]), [
       "flake",
       "lock",
@@ -101,7 +107,7 @@ describe("Nix versions and output shapes", () => {
     const list = '[{"path":"/nix/store/a-x","narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}]';
     const object = '{"/nix/store/a-x":{"narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}}';
     const bare = '{"a-x":{"narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}}';
-    const expected = [{ path: "/nix/store/a-x", narSize: 10, closureSize: 30, references: ["/nix/store/b-y"] }];
+    const expected = [{ path: "/nix/store/a-x", narSize: 10, references: ["/nix/store/b-y"] }];
     assert.deepEqual(parsePathInfoJson(list), expected);
     assert.deepEqual(parsePathInfoJson(object), expected);
     assert.deepEqual(parsePathInfoJson(bare), expected);
@@ -162,13 +168,12 @@ describe("files and locks", () => {
     const dir = mkdtempSync(join(tmpdir(), "lock-"));
     const configDir = join(dir, "vm");
     mkdirSync(configDir);
-    const saved = process.env.NIXOS_CLOSURE_LOCK_WAIT;
-    process.env.NIXOS_CLOSURE_LOCK_WAIT = "0.5";
+    const holder = (step: string) => ({ step, log: captureLog(), lockWaitSeconds: 0.5, signal: new AbortController().signal });
     try {
       let release: () => void = () => {};
-      const first = withConfigDirLock(configDir, "build_closure", () => new Promise<void>((r) => (release = r)));
+      const first = withConfigDirLock(configDir, holder("build_closure"), () => new Promise<void>((r) => (release = r)));
       await assert.rejects(
-        withConfigDirLock(configDir, "lock_config", async () => {}),
+        withConfigDirLock(configDir, holder("lock_config"), async () => {}),
         /in use by build_closure \(pid \d+ .*refusing to run lock_config/s,
       );
       release();
@@ -179,11 +184,37 @@ describe("files and locks", () => {
         lockPathFor(configDir),
         JSON.stringify({ pid: 2 ** 22 + 7, host: (await import("node:os")).hostname(), step: "x", since: "" }),
       );
-      assert.equal(await withConfigDirLock(configDir, "lock_config", async () => 42), 42);
+      assert.equal(await withConfigDirLock(configDir, holder("lock_config"), async () => 42), 42);
     } finally {
-      if (saved === undefined) delete process.env.NIXOS_CLOSURE_LOCK_WAIT;
-      else process.env.NIXOS_CLOSURE_LOCK_WAIT = saved;
       rmSync(dir, { recursive: true });
     }
+  });
+});
+
+describe("did you mean", () => {
+  test("suggests a close name, and none for a far one", () => {
+    assert.equal(closestName("xfsprog", ["fio", "xfsprogs", "xfstests"]), "xfsprogs");
+    assert.equal(closestName("DEVLE", ["devel", "build-tools"]), "devel");
+    assert.equal(closestName("gaming", ["devel", "build-tools", "monitoring"]), null);
+    assert.equal(didYouMean("vm_nmae", ["vm_name", "user_name"]), '; did you mean "vm_name"?');
+    assert.equal(didYouMean("zzz", ["vm_name"]), "");
+  });
+});
+
+describe("nix store diff-closures text", () => {
+  test("version changes, additions, removals and size deltas", () => {
+    const text = [
+      "gcc: ∅ → 14.2, +51200.0 KiB",
+      "fio: 3.36 → 3.37, -8.5 KiB",
+      "kdevops-tools: 0.1 → ∅",
+      "system-path: +12.0 KiB",
+      "",
+    ].join("\n");
+    assert.deepEqual(parseDiffClosures(text), [
+      { name: "gcc", from: [], to: ["14.2"], size_delta: 51200 * 1024 },
+      { name: "fio", from: ["3.36"], to: ["3.37"], size_delta: -8704 },
+      { name: "kdevops-tools", from: ["0.1"], to: [], size_delta: null },
+      { name: "system-path", from: [], to: [], size_delta: 12288 },
+    ]);
   });
 });

@@ -1,9 +1,9 @@
 // One test per rejection rule: each names the field and the value.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { InputError } from "../../f/nix/errors.ts";
-import type { RenderInput } from "../../f/nix/inputs.ts";
-import { composeGuest, type ValidationContext } from "../../f/nix/validate.ts";
+import { composeGuest, type ValidationContext } from "../../f/nix/lib/config/guest.ts";
+import type { RenderInput } from "../../f/nix/lib/config/model.ts";
+import { InputError } from "../../f/nix/lib/core/errors.ts";
 import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
 
 const context: ValidationContext = { managedKey: null, defaultHome: "/home/kdevops" };

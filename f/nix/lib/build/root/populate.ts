@@ -1,0 +1,127 @@
+// A root directory whose store holds exactly one closure, laid out as
+// nixos-prepare-root does (see the README, "A closure-only root"), made with
+// file operations, without root powers.
+import {
+  chmodSync,
+  constants,
+  copyFileSync,
+  existsSync,
+  linkSync,
+  lstatSync,
+  mkdirSync,
+  readdirSync,
+  readlinkSync,
+  realpathSync,
+  statSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, join } from "node:path";
+import { SetupError } from "../../core/errors.ts";
+
+export const STORE_DIR = "/nix/store";
+
+/** How the files of the root's store came to be. */
+export interface MaterializeStats {
+  /** Files hard-linked (from the previous generation or the host store). */
+  linked: number;
+  /** Files copied (with a reflink where the filesystem has them). */
+  copied: number;
+  /** Store paths taken from the previous generation. */
+  reused: number;
+}
+
+function canLink(error: unknown): boolean {
+  const code = (error as NodeJS.ErrnoException).code;
+  return !["EXDEV", "EPERM", "EMLINK", "EACCES", "ENOTSUP", "EOPNOTSUPP"].includes(code ?? "");
+}
+
+/** Recreates one store object at `to`: hard links where allowed, else reflinked or plain copies. */
+function materialize(from: string, to: string, stats: MaterializeStats, state: { link: boolean }): void {
+  const stat = lstatSync(from);
+  if (stat.isSymbolicLink()) {
+    symlinkSync(readlinkSync(from), to);
+  } else if (stat.isDirectory()) {
+    mkdirSync(to, { mode: 0o755 });
+    for (const entry of readdirSync(from)) materialize(join(from, entry), join(to, entry), stats, state);
+    chmodSync(to, stat.mode & 0o7777);
+  } else {
+    if (state.link) {
+      try {
+        linkSync(from, to);
+        stats.linked++;
+        return;
+      } catch (error) {
+        if (canLink(error)) throw error;
+        state.link = false; // not allowed here: copy from now on
+      }
+    }
+    copyFileSync(from, to, constants.COPYFILE_FICLONE);
+    chmodSync(to, stat.mode & 0o7777);
+    stats.copied++;
+  }
+}
+
+/** Lays out the directories nixos-prepare-root makes, with their modes. */
+export function standardDirectories(root: string): void {
+  const dirs: [string, number][] = [
+    ["dev", 0o755],
+    ["proc", 0o755],
+    ["sys", 0o755],
+    ["etc", 0o755],
+    ["run", 0o755],
+    ["home", 0o755],
+    ["tmp", 0o1777],
+    ["var", 0o755],
+    ["root", 0o700],
+    ["bin", 0o755],
+    ["nix/var/nix/gcroots", 0o755],
+    ["nix/var/nix/temproots", 0o755],
+    ["nix/var/nix/userpool", 0o755],
+    ["nix/var/nix/profiles", 0o755],
+    ["nix/var/nix/db", 0o755],
+    ["nix/var/log/nix/drvs", 0o755],
+    ["nix/store", 0o1775],
+  ];
+  for (const [dir, mode] of dirs) {
+    mkdirSync(join(root, dir), { recursive: true, mode: 0o755 });
+    chmodSync(join(root, dir), mode);
+  }
+  symlinkSync("/run", join(root, "var", "run"));
+}
+
+/** Copies the closure's store paths into `root`/nix/store, reusing the previous generation's files. */
+export function populateStore(root: string, paths: readonly string[], previous: string | null): MaterializeStats {
+  const stats: MaterializeStats = { linked: 0, copied: 0, reused: 0 };
+  const store = join(root, "nix", "store");
+  const hostState = { link: statSync(STORE_DIR).dev === statSync(store).dev };
+  for (const path of paths) {
+    const name = basename(path);
+    const old = previous === null ? null : join(previous, "nix", "store", name);
+    if (old !== null && existsSync(old)) {
+      materialize(old, join(store, name), stats, { link: true });
+      stats.reused++;
+    } else {
+      materialize(path, join(store, name), stats, hostState);
+    }
+  }
+  return stats;
+}
+
+/** The system's links: /bin/sh from the closure, the system profile, current-system, etc/NIXOS. */
+export function systemLinks(root: string, toplevel: string, closure: ReadonlySet<string>): void {
+  let shell: string;
+  try {
+    shell = realpathSync(join(toplevel, "sw", "bin", "sh"));
+  } catch {
+    throw new SetupError(`${toplevel}/sw/bin/sh does not exist: the closure has no shell for /bin/sh`);
+  }
+  const owner = shell.split("/").slice(0, 4).join("/");
+  if (!closure.has(owner)) throw new SetupError(`${toplevel}/sw/bin/sh resolves to ${shell}, which is not in the closure`);
+  symlinkSync(shell, join(root, "bin", "sh"));
+  const profiles = join(root, "nix", "var", "nix", "profiles");
+  symlinkSync(toplevel, join(profiles, "system-1-link"));
+  symlinkSync("system-1-link", join(profiles, "system"));
+  symlinkSync("/nix/var/nix/profiles/system", join(root, "run", "current-system"));
+  writeFileSync(join(root, "etc", "NIXOS"), "");
+}

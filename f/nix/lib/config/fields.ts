@@ -1,0 +1,43 @@
+// Reading fields of an input as a web form or JSON gives them: blank rows
+// dropped, null lists meaning the default, and an InputError that names the
+// field and the value for anything else that is wrong.
+import { InputError } from "../core/errors.ts";
+
+export function isBlank(value: unknown): boolean {
+  return value === null || value === undefined || (typeof value === "string" && value.trim() === "");
+}
+
+export function isEmptyRow(value: unknown): boolean {
+  if (isBlank(value)) return true;
+  if (typeof value !== "object" || Array.isArray(value)) return false;
+  return Object.values(value as object).every(
+    (v) => isBlank(v) || (Array.isArray(v) && v.length === 0) || (isPlainObject(v) && isEmptyRow(v)),
+  );
+}
+
+export function isPlainObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+export function expectString(field: string, value: unknown): string {
+  if (typeof value !== "string") throw new InputError(field, value, "must be a string");
+  if (value.includes("\0")) throw new InputError(field, value, "must not contain a NUL character");
+  return value;
+}
+
+/** A list input: null/undefined means the default, [] means none; blank rows are dropped. */
+export function listOf(field: string, value: unknown, fallback: readonly string[]): string[] {
+  if (value === null || value === undefined) return [...fallback];
+  if (!Array.isArray(value)) throw new InputError(field, value, "must be a list");
+  return value.flatMap((item, i) => (isBlank(item) ? [] : [expectString(`${field}[${i}]`, item).trim()]));
+}
+
+export function oneOf<T extends string>(field: string, value: unknown, fallback: readonly T[], allowed: readonly T[]): T[] {
+  const items = listOf(field, value, fallback);
+  for (const [i, item] of items.entries()) {
+    if (!(allowed as readonly string[]).includes(item)) {
+      throw new InputError(`${field}[${i}]`, item, `is not one of: ${allowed.join(", ")}`);
+    }
+  }
+  return [...new Set(items)] as T[];
+}

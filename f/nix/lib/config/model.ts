@@ -1,0 +1,84 @@
+// Typed models of what render_config takes and what it renders from, and the
+// vocabularies of the contract (profiles, test suites, curated overrides).
+
+export const PROFILES = ["build-tools", "controller", "devel", "monitoring"] as const;
+export type Profile = (typeof PROFILES)[number];
+export const DEFAULT_PROFILES: readonly Profile[] = ["devel", "build-tools", "monitoring"];
+
+/** Profiles whose import is inert until this option is set (declared by the profile). */
+export const GATED_PROFILE_OPTIONS: Readonly<Partial<Record<Profile, string>>> = {
+  controller: "nixos-flake.controller.enable",
+  monitoring: "nixos-flake.monitoring.enable",
+};
+
+export const TEST_SUITES = ["blktests", "fstests", "gitr", "ltp", "mmtests", "pynfs", "selftests", "sysbench"] as const;
+export type TestSuite = (typeof TEST_SUITES)[number];
+export const DEFAULT_TEST_SUITES: readonly TestSuite[] = TEST_SUITES;
+
+/** Packages the `overrides` input may name; `extra_overrides` may name any. */
+export const CURATED_OVERRIDE_PACKAGES = ["fio", "xfstests", "xfsprogs", "libbpf-tools"] as const;
+
+/** Mount points the imageless backend owns; a share there would conflict. */
+export const BACKEND_MOUNT_POINTS = ["/", "/nix/store", "/lib/modules"] as const;
+
+/** The share fstests gets unless the caller declared the mount point. */
+export const FSTESTS_SHARE = { mountPoint: "/var/lib/xfstests", tag: "fstests" } as const;
+export const HOME_SHARE_TAG = "home";
+export const FALLBACK_HOME = "/home/kdevops";
+
+/** virtio-fs limits a tag to 36 bytes. */
+export const MAX_TAG_BYTES = 36;
+
+export const DEFAULT_VM_NAME = "nixos";
+export const DEFAULT_USER_NAME = "kdevops";
+
+// --- as given (a web form or JSON: anything may be missing or blank) ---
+
+/** The fields of a source override; flow.yaml's schema and render_config's form declare the same (a test ties them). */
+export const OVERRIDE_FIELDS = ["pkg", "src", "ref", "attrs"] as const;
+export type OverrideInput = { [field in (typeof OVERRIDE_FIELDS)[number]]?: unknown };
+
+/** The parameters of render_config, as a worker passes them. */
+export interface RenderInput {
+  vm_name?: string | null;
+  profiles?: string[] | null;
+  test_suites?: string[] | null;
+  /** Keyed by guest mount point: `{"/mnt/x": {"tag": "x", "options": ["ro"]}}`. */
+  shares?: object | null;
+  overrides?: readonly OverrideInput[] | null;
+  extra_overrides?: readonly OverrideInput[] | null;
+  ssh_keys?: string[] | null;
+  user_name?: string | null;
+  home?: boolean | null;
+  home_dir?: string | null;
+}
+
+// --- validated and composed: what the renderer reads ---
+
+export interface Share {
+  tag: string;
+  options: string[];
+}
+
+export interface SourceOverride {
+  pkg: string;
+  /** An absolute directory (a path input) or a git URL. */
+  src: string;
+  kind: "path" | "git";
+  ref: string | null;
+  attrs: Record<string, string>;
+}
+
+export interface GuestConfig {
+  vmName: string;
+  userName: string;
+  profiles: Profile[];
+  testSuites: TestSuite[];
+  /** Keys trusted for root and the user, the managed key first. */
+  sshKeys: string[];
+  /** Keyed by guest mount point, in the order they are rendered. */
+  shares: Map<string, Share>;
+  /** Root's home (and the home share's mount point), or null when `home` is off. */
+  rootHome: string | null;
+  overrides: SourceOverride[];
+}

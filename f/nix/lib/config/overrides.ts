@@ -1,0 +1,82 @@
+// Source overrides: a package built from the operator's directory or git
+// branch instead of the nixpkgs release.
+import { statSync } from "node:fs";
+import { isAbsolute } from "node:path";
+import { InputError } from "../core/errors.ts";
+import { expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
+import { CURATED_OVERRIDE_PACKAGES, type OverrideInput, type SourceOverride } from "./model.ts";
+import { isNixIdentifier } from "./nix_string.ts";
+
+const PACKAGE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
+const GIT_URL = /^(?:[a-z][a-z0-9+.-]*:\/\/\S+|[^\s/@]+@[^\s/:]+:\S+)$/;
+const GIT_REF = /^[^\s\0~^:?*[\\]+$/;
+
+function override(field: string, value: unknown, curated: boolean): SourceOverride {
+  if (!isPlainObject(value)) throw new InputError(field, value, 'must be an object like {"pkg": "fio", "src": "/src/fio"}');
+  const pkg = isBlank(value.pkg) ? "" : expectString(`${field}.pkg`, value.pkg).trim();
+  if (!PACKAGE_NAME.test(pkg) || !isNixIdentifier(pkg)) {
+    throw new InputError(`${field}.pkg`, value.pkg ?? "", "is not a nixpkgs package attribute name (letters, digits, '-', '_')");
+  }
+  if (curated && !(CURATED_OVERRIDE_PACKAGES as readonly string[]).includes(pkg)) {
+    throw new InputError(
+      `${field}.pkg`,
+      pkg,
+      `is not one of the curated packages (${CURATED_OVERRIDE_PACKAGES.join(", ")}); use extra_overrides for any other package`,
+    );
+  }
+  if (isBlank(value.src))
+    throw new InputError(`${field}.src`, value.src ?? "", "is required: an absolute directory or a git URL");
+  const src = expectString(`${field}.src`, value.src).trim();
+  const ref = isBlank(value.ref) ? null : expectString(`${field}.ref`, value.ref).trim();
+  let kind: SourceOverride["kind"];
+  if (isAbsolute(src)) {
+    kind = "path";
+    if (ref !== null)
+      throw new InputError(
+        `${field}.ref`,
+        ref,
+        `cannot be used with a directory src (${src}); a ref selects a git branch or tag`,
+      );
+    let isDirectory = false;
+    try {
+      isDirectory = statSync(src).isDirectory();
+    } catch {}
+    if (!isDirectory) throw new InputError(`${field}.src`, src, "is not an existing directory on this worker");
+  } else if (GIT_URL.test(src)) {
+    kind = "git";
+    if (ref !== null && !GIT_REF.test(ref)) throw new InputError(`${field}.ref`, ref, "is not a valid git ref name");
+  } else {
+    throw new InputError(
+      `${field}.src`,
+      src,
+      "must be an absolute directory or a git URL (https://..., ssh://..., git@host:path)",
+    );
+  }
+  const attrs = value.attrs ?? {};
+  if (!isPlainObject(attrs))
+    throw new InputError(`${field}.attrs`, attrs, 'must be an object of strings, e.g. {"autoreconfPhase": "make configure"}');
+  for (const [name, attr] of Object.entries(attrs)) {
+    if (!isNixIdentifier(name))
+      throw new InputError(`${field}.attrs`, name, "is not a Nix attribute name usable in overrideAttrs");
+    if (name === "src") throw new InputError(`${field}.attrs`, name, "is set by the override itself (from src)");
+    if (typeof attr !== "string") throw new InputError(`${field}.attrs.${name}`, attr, "must be a string");
+    expectString(`${field}.attrs.${name}`, attr);
+  }
+  return { pkg, src, kind, ref, attrs: { ...(attrs as Record<string, string>) } };
+}
+
+export function overrides(curatedValue: unknown, extraValue: unknown): SourceOverride[] {
+  const rows = (field: string, value: unknown, curated: boolean): SourceOverride[] => {
+    if (value === null || value === undefined) return [];
+    if (!Array.isArray(value)) throw new InputError(field, value, "must be a list of {pkg, src, ref?, attrs?}");
+    return value.flatMap((row: OverrideInput, i) => (isEmptyRow(row) ? [] : [override(`${field}[${i}]`, row, curated)]));
+  };
+  const all = [...rows("overrides", curatedValue, true), ...rows("extra_overrides", extraValue, false)];
+  const seen = new Set<string>();
+  for (const o of all) {
+    if (seen.has(o.pkg))
+      throw new InputError("overrides", o.pkg, "is overridden twice (in overrides and extra_overrides together)");
+    seen.add(o.pkg);
+  }
+  return all;
+}

@@ -1,0 +1,53 @@
+// OpenSSH public key lines: checked for type and data before they reach a
+// NixOS option, and de-duplicated by key material.
+import { InputError } from "../core/errors.ts";
+import { expectString, listOf } from "./fields.ts";
+
+/** The worker's managed VM key, as read from its file. */
+export interface ManagedKey {
+  path: string;
+  line: string;
+}
+
+const SSH_KEY_TYPES = new Set([
+  "ssh-ed25519",
+  "ssh-rsa",
+  "ssh-dss",
+  "ecdsa-sha2-nistp256",
+  "ecdsa-sha2-nistp384",
+  "ecdsa-sha2-nistp521",
+  "sk-ssh-ed25519@openssh.com",
+  "sk-ecdsa-sha2-nistp256@openssh.com",
+]);
+
+/** Checks one OpenSSH public key line; returns it trimmed. */
+function validateSshKey(field: string, value: unknown): string {
+  const line = expectString(field, value).trim();
+  const [type = "", blob = "", ...comment] = line.split(/[ \t]+/);
+  const fail = (why: string): never => {
+    throw new InputError(field, value, `is not an OpenSSH public key line ("<type> <base64> [comment]"): ${why}`);
+  };
+  if (/[\r\n]/.test(line)) fail("it spans more than one line");
+  if (/[\0-\x08\x0b-\x1f\x7f]/.test(line)) fail("it contains control characters");
+  if (!SSH_KEY_TYPES.has(type)) fail(`unknown key type ${JSON.stringify(type)} (known: ${[...SSH_KEY_TYPES].join(", ")})`);
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0) fail("the key data is not base64");
+  const bytes = Buffer.from(blob, "base64");
+  const nameLength = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
+  const embedded =
+    nameLength >= 0 && nameLength <= bytes.length - 4 ? bytes.subarray(4, 4 + nameLength).toString("latin1") : null;
+  if (embedded !== type) fail(`the key data is for ${JSON.stringify(embedded)}, not ${JSON.stringify(type)}`);
+  return [type, blob, ...comment].join(" ");
+}
+
+export function sshKeys(value: unknown, managed: ManagedKey | null): string[] {
+  const given = listOf("ssh_keys", value, []).map((key, i) => validateSshKey(`ssh_keys[${i}]`, key));
+  const all = managed ? [validateSshKey(`managed key ${managed.path}`, managed.line), ...given] : given;
+  const seen = new Set<string>();
+  // One entry per key material: the same key with another comment is a duplicate.
+  return all.filter((key) => {
+    const material = key.split(" ").slice(0, 2).join(" ");
+    if (seen.has(material)) return false;
+    seen.add(material);
+    return true;
+  });
+}

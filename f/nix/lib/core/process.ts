@@ -1,0 +1,102 @@
+// The one process runner every external command goes through: an argv array
+// (no shell), printed as copy-pasteable bash before it runs, stderr streamed
+// line by line and its last lines kept for the error message, and stopped
+// when the step is interrupted.
+import { spawn } from "node:child_process";
+import { Interrupted } from "./errors.ts";
+import { type Logger, shellCommand } from "./log.ts";
+
+/** An environment: variable names to values (unset ones undefined). */
+export type Env = Readonly<Record<string, string | undefined>>;
+
+/** What a command needs from the step running it. */
+export interface Runner {
+  /** The environment the command starts with. */
+  env: Env;
+  log: Logger;
+  /** Aborted when the step is interrupted; the command is then stopped. */
+  signal: AbortSignal;
+}
+
+export interface RunOptions {
+  /** Variables shown in the printed command and added to the environment. */
+  env?: Readonly<Record<string, string>>;
+  /** Receives each stderr line; by default it is passed to the log. */
+  onStderrLine?: (line: string) => void;
+  /** How many stderr lines to keep for an error message. */
+  keepLines?: number;
+  /** Written to the command's stdin (else stdin is closed). */
+  input?: string;
+}
+
+export interface RunResult {
+  argv: readonly string[];
+  printed: string;
+  exitCode: number | null;
+  stdout: string;
+  stderrTail: string[];
+}
+
+export class SpawnError extends Error {
+  override name = "SpawnError";
+}
+
+/** The signal an abort stands for (the reason a step's interrupt handler gives), SIGTERM otherwise. */
+export function abortSignalName(signal: AbortSignal): NodeJS.Signals {
+  return signal.reason === "SIGINT" || signal.reason === "SIGTERM" ? signal.reason : "SIGTERM";
+}
+
+export function run(runner: Runner, argv: readonly string[], options: RunOptions = {}): Promise<RunResult> {
+  const [program, ...args] = argv;
+  if (program === undefined) throw new Error("run: empty argv");
+  if (runner.signal.aborted) return Promise.reject(new Interrupted(abortSignalName(runner.signal)));
+  const env = options.env ?? {};
+  runner.log.command(argv, env);
+  const printed = shellCommand(argv, env);
+  const keep = options.keepLines ?? 60;
+  const onLine = options.onStderrLine ?? ((line: string) => runner.log.info(line));
+
+  return new Promise((resolve, reject) => {
+    const child = spawn(program, args, { env: { ...runner.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    // An interrupted step stops its command: a `nix build` left running would
+    // replace the result link after the step was gone.
+    const stop = () => child.kill(abortSignalName(runner.signal));
+    runner.signal.addEventListener("abort", stop, { once: true });
+    child.stdin.on("error", () => {}); // a command that does not read its input
+    child.stdin.end(options.input);
+    const stdout: Buffer[] = [];
+    const tail: string[] = [];
+    let partial = "";
+    const takeLine = (line: string) => {
+      tail.push(line);
+      if (tail.length > keep) tail.shift();
+      onLine(line);
+    };
+    child.stdout.on("data", (chunk: Buffer) => stdout.push(chunk));
+    child.stderr.setEncoding("utf8");
+    child.stderr.on("data", (chunk: string) => {
+      const lines = (partial + chunk).split("\n");
+      partial = lines.pop() ?? "";
+      for (const line of lines) takeLine(line);
+    });
+    child.on("error", (error: NodeJS.ErrnoException) => {
+      runner.signal.removeEventListener("abort", stop);
+      reject(new SpawnError(`cannot run ${program}: ${error.message}`));
+    });
+    child.on("close", (exitCode) => {
+      runner.signal.removeEventListener("abort", stop);
+      if (partial !== "") takeLine(partial);
+      if (runner.signal.aborted) {
+        reject(new Interrupted(abortSignalName(runner.signal)));
+        return;
+      }
+      resolve({
+        argv,
+        printed,
+        exitCode,
+        stdout: Buffer.concat(stdout).toString("utf8"),
+        stderrTail: tail,
+      });
+    });
+  });
+}

@@ -1,0 +1,21 @@
+// Directories as flake references.
+import { SetupError } from "../core/errors.ts";
+
+/** Characters every Nix version reads unchanged in a `path:` flake URL. */
+const URL_SAFE_PATH = /^\/[A-Za-z0-9/._~+@,=-]*$/;
+
+/**
+ * The `path:` flake URL of an absolute directory. Nix 2.8 neither accepts
+ * spaces nor decodes %-escapes in such URLs (2.19+ does), so a directory
+ * with other characters is refused with a message rather than misread.
+ */
+export function pathFlakeRef(dir: string, what = "directory"): string {
+  if (!URL_SAFE_PATH.test(dir)) {
+    const bad = [...dir].find((ch) => !/[A-Za-z0-9/._~+@,=-]/.test(ch)) ?? dir[0];
+    throw new SetupError(
+      `${what} ${JSON.stringify(dir)} contains ${JSON.stringify(bad)}: a path: flake URL cannot carry it on every Nix ` +
+        "version; use a path of letters, digits and / . _ ~ + @ , = -",
+    );
+  }
+  return `path:${dir}`;
+}

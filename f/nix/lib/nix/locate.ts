@@ -1,0 +1,58 @@
+// Finds the `nix` to run ($NIX_BIN first, then PATH) and asks it its version.
+import { accessSync, constants } from "node:fs";
+import { delimiter, join } from "node:path";
+import { SetupError } from "../core/errors.ts";
+import { type Runner, run } from "../core/process.ts";
+import { type NixVersion, parseNixVersion } from "./version.ts";
+
+/** Where Nix's installer puts the default profile's binaries. */
+const DEFAULT_NIX_BIN = "/nix/var/nix/profiles/default/bin";
+
+/** A located Nix: every Nix call of a step goes through one. */
+export interface Nix {
+  /** Absolute path of the nix binary. */
+  program: string;
+  version: NixVersion;
+  /** Global arguments (`--option name value` settings) put on every call. */
+  settings: readonly string[];
+  /** Runs its commands: the step's runner with the Nix's directory first on PATH. */
+  runner: Runner;
+}
+
+export function isExecutable(path: string): boolean {
+  try {
+    accessSync(path, constants.X_OK);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Finds nix ($NIX_BIN first, then PATH) and detects its version. */
+export async function locateNix(runner: Runner, settings: readonly string[] = []): Promise<Nix> {
+  const nixBin = runner.env.NIX_BIN || DEFAULT_NIX_BIN;
+  const path = (runner.env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
+  const program = [nixBin, ...path].map((dir) => join(dir, "nix")).find(isExecutable);
+  if (program === undefined) {
+    throw new SetupError(
+      `nix was not found: looked in NIX_BIN (${nixBin}) and on PATH (${runner.env.PATH ?? ""}). ` +
+        "Install Nix (https://nixos.org/download, or `apt-get install nix-bin` on Debian), " +
+        "or set NIX_BIN to the directory that holds `nix`.",
+    );
+  }
+  const dir = program.slice(0, -"/nix".length);
+  const nixRunner: Runner = {
+    ...runner,
+    env: { ...runner.env, PATH: [dir, runner.env.PATH ?? ""].filter((p) => p !== "").join(delimiter) },
+    // The version probe is not a command an operator needs to see.
+    log: { ...runner.log, command: () => {} },
+  };
+  const result = await run(nixRunner, [program, "--version"], { onStderrLine: () => {} });
+  const version = result.exitCode === 0 ? parseNixVersion(result.stdout) : null;
+  if (version === null) {
+    throw new SetupError(
+      `${program} --version failed (exit ${result.exitCode}): ${[result.stdout, ...result.stderrTail].join("\n").trim()}`,
+    );
+  }
+  return { program, version, settings: [...settings], runner: { ...nixRunner, log: runner.log } };
+}

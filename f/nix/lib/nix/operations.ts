@@ -1,0 +1,130 @@
+// One function per Nix operation, each returning typed values. Every call
+// goes through runNix; where Nix versions differ, the form is chosen from the
+// located Nix's version.
+import { ActivityType, parseLogLine } from "./events.ts";
+import { type BuildResult, type PathInfo, parseBuildJson, parsePathInfoJson } from "./json.ts";
+import type { Nix } from "./locate.ts";
+import { type NixCallOptions, runNix } from "./run.ts";
+import { atLeast, type NixVersion } from "./version.ts";
+
+/** `nix flake lock <ref>`: adds missing lock entries. */
+export async function flakeLock(nix: Nix, flakeRef: string): Promise<void> {
+  await runNix(nix, ["flake", "lock", flakeRef], { summary: `locking ${flakeRef} failed` });
+}
+
+/** The arguments that re-lock the named inputs: `nix flake update` took input names in 2.19 (and Lix). */
+export function updateInputsArgs(version: NixVersion, flakeRef: string, inputs: readonly string[]): string[] {
+  if (version.flavour === "lix" || atLeast(version, 2, 19)) return ["flake", "update", "--flake", flakeRef, ...inputs];
+  return ["flake", "lock", flakeRef, ...inputs.flatMap((input) => ["--update-input", input])];
+}
+
+/** Re-locks the named inputs to what their sources hold now. */
+export async function updateInputs(nix: Nix, flakeRef: string, inputs: readonly string[]): Promise<void> {
+  if (inputs.length === 0) return;
+  await runNix(nix, updateInputsArgs(nix.version, flakeRef, inputs), {
+    summary: `updating ${inputs.join(", ")} in ${flakeRef} failed`,
+  });
+}
+
+/** How a build's stderr is read: Nix's internal-json events, line by line, and where its error text is. */
+export interface EventStream {
+  onLine: (line: string) => void;
+  errorLines: () => readonly string[];
+}
+
+/**
+ * `nix build <installable> --json --out-link <link>` (the link is a GC root);
+ * with `events`, Nix reports in internal-json and every stderr line goes there.
+ */
+export async function build(nix: Nix, installable: string, outLink: string, events: EventStream | null): Promise<BuildResult[]> {
+  const args = ["build", installable, "--json", "--out-link", outLink];
+  const options: NixCallOptions = { summary: `building ${installable} failed` };
+  if (events) {
+    args.push("--log-format", "internal-json", "-v");
+    options.onStderrLine = events.onLine;
+    options.errorLines = events.errorLines;
+  }
+  const result = await runNix(nix, args, options);
+  return parseBuildJson(result.stdout);
+}
+
+/** `nix build --dry-run`: Nix's text of what a build would build and fetch, building nothing. */
+export async function dryRun(nix: Nix, installable: string): Promise<string[]> {
+  const lines: string[] = [];
+  await runNix(nix, ["build", installable, "--dry-run"], {
+    summary: `planning ${installable} failed`,
+    onStderrLine: (line) => {
+      lines.push(line);
+      nix.runner.log.info(line);
+    },
+  });
+  return lines;
+}
+
+/** Registers `storePath` as a GC root at `link` (an indirect root, like an out-link). */
+export async function addGcRoot(nix: Nix, storePath: string, link: string): Promise<void> {
+  await runNix(nix, ["build", storePath, "--out-link", link], { summary: `registering ${link} as a GC root failed` });
+}
+
+/** `nix store diff-closures`: version and size changes between two closures, as text. */
+export async function diffClosures(nix: Nix, before: string, after: string): Promise<string> {
+  const result = await runNix(nix, ["store", "diff-closures", before, after], { summary: "comparing closures failed" });
+  return result.stdout;
+}
+
+/** `nix path-info --json --recursive`: every path of the closures of `paths`, with sizes. */
+export async function closureInfo(nix: Nix, paths: readonly string[]): Promise<PathInfo[]> {
+  const result = await runNix(nix, ["path-info", "--json", "--recursive", ...paths], {
+    summary: "reading store path info failed",
+  });
+  return parsePathInfoJson(result.stdout);
+}
+
+/** `nix-store --dump-db`: the validity registrations (hashes, references) of store paths. */
+export async function dumpDb(nix: Nix, paths: readonly string[]): Promise<string> {
+  const result = await runNix(nix, ["--dump-db", ...paths], {
+    summary: "reading store registrations failed",
+    legacy: "nix-store",
+  });
+  return result.stdout;
+}
+
+/** `nix-store --store <store> --load-db`: registers paths whose files are already in place. */
+export async function loadDb(nix: Nix, store: string, dump: string): Promise<void> {
+  await runNix(nix, ["--store", store, "--load-db"], {
+    summary: `registering paths in ${store} failed`,
+    legacy: "nix-store",
+    input: dump,
+  });
+}
+
+/**
+ * `nix copy --to <store>` of store paths and their closure (locally built
+ * paths carry no signatures: --no-check-sigs). Returns the paths that went,
+ * from Nix's copyPath events; those the destination had are skipped.
+ */
+export async function copyTo(
+  nix: Nix,
+  to: string,
+  paths: readonly string[],
+  substituteOnDestination: boolean,
+): Promise<string[]> {
+  const copied: string[] = [];
+  const words: string[] = [];
+  const onDestination = substituteOnDestination ? ["--substitute-on-destination"] : [];
+  await runNix(nix, ["copy", "--no-check-sigs", "--to", to, ...onDestination, "--log-format", "internal-json", "-v", ...paths], {
+    summary: `delivering the closure to ${to} failed`,
+    onStderrLine: (line) => {
+      const event = parseLogLine(line);
+      if (event.action === "start" && event.type === ActivityType.copyPath && typeof event.fields[0] === "string") {
+        copied.push(event.fields[0]);
+      } else if (event.action === "text" || (event.action === "msg" && event.level <= 1)) {
+        const text = event.action === "text" ? event.text : event.msg;
+        words.push(...text.split("\n"));
+        if (event.action === "msg" && event.level === 1) nix.runner.log.info(text);
+      }
+    },
+    errorLines: () => words,
+  });
+  return copied;
+}

@@ -1,0 +1,59 @@
+// Runs one Nix command: the located nix (or a legacy binary beside it), the
+// experimental features on the command line, the step's settings, NO_COLOR;
+// a failure becomes a NixError with the command and Nix's own words.
+import { dirname, join } from "node:path";
+import { NixError, SetupError } from "../core/errors.ts";
+import { type RunOptions, type RunResult, run } from "../core/process.ts";
+import { isExecutable, type Nix } from "./locate.ts";
+
+const FEATURES = ["--extra-experimental-features", "nix-command flakes"];
+const SHOWN_ENV = { NO_COLOR: "1" };
+
+/**
+ * The part of Nix's output that says what went wrong: from its first `error:`
+ * on (a failed builder comes before the "dependencies failed" summary), less
+ * the evaluation trace frames (`… while ...`) and the hints about
+ * --show-trace, so the option or derivation at fault stays in view.
+ */
+export function nixErrorText(lines: readonly string[]): string {
+  const first = lines.findIndex((line) => /^error\b/.test(line));
+  if (first < 0) return lines.slice(-20).join("\n").trimEnd() || "(nix printed nothing)";
+  const kept: string[] = [];
+  let inFrame = false;
+  for (const line of lines.slice(first)) {
+    if (/^\s*… /.test(line)) inFrame = true;
+    else if (line.trim() === "") inFrame = false;
+    if (inFrame || line.trim() === "" || line.trim() === "error:") continue;
+    if (/^\s*\((stack trace truncated|use '--show-trace')/.test(line)) continue;
+    kept.push(line.replace(/^\s+(error:)/, "$1"));
+  }
+  return kept.join("\n").trimEnd();
+}
+
+export interface NixCallOptions {
+  /** What failed, for the error's first line. */
+  summary: string;
+  onStderrLine?: RunOptions["onStderrLine"];
+  /** Where Nix's words are when stderr is not plain text (internal-json). */
+  errorLines?: () => readonly string[];
+  /** Run the legacy `nix-store` beside `nix` instead (same settings). */
+  legacy?: "nix-store";
+  input?: string;
+}
+
+/** Runs `nix <args>`; throws NixError with the command and Nix's own message when it fails. */
+export async function runNix(nix: Nix, args: readonly string[], options: NixCallOptions): Promise<RunResult> {
+  const program = options.legacy ? join(dirname(nix.program), options.legacy) : nix.program;
+  if (options.legacy && !isExecutable(program)) {
+    throw new SetupError(`${program} is missing: the Nix installation at ${dirname(nix.program)} has no ${options.legacy}`);
+  }
+  const runOptions: RunOptions = { env: SHOWN_ENV, keepLines: 200 };
+  if (options.input !== undefined) runOptions.input = options.input;
+  if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
+  const result = await run(nix.runner, [program, ...FEATURES, ...nix.settings, ...args], runOptions);
+  if (result.exitCode !== 0) {
+    const lines = options.errorLines ? options.errorLines() : result.stderrTail;
+    throw new NixError(result.printed, result.exitCode, nixErrorText(lines), options.summary);
+  }
+  return result;
+}

@@ -1,0 +1,160 @@
+// The `nix` input group: Nix settings for every Nix call of a step (remote
+// builders, extra binary caches, parallelism, any other setting) and where to
+// deliver the built closure. Settings travel as `--option name value` argv
+// pairs, printed in the logged command; nothing is written to nix.conf.
+import { isAbsolute } from "node:path";
+import { InputError } from "../core/errors.ts";
+import { didYouMean } from "../core/suggest.ts";
+
+/** The fields of the `nix` group, as flow.yaml's schema declares them (a test ties the two). */
+export const NIX_SETTINGS_FIELDS = [
+  "builders",
+  "substituters",
+  "trusted_public_keys",
+  "max_jobs",
+  "cores",
+  "options",
+  "publish_to",
+  "substitute_on_destination",
+] as const;
+
+/** As given in the flow input (a web form or JSON): one optional property per field. */
+export interface NixSettingsInput extends Partial<Record<(typeof NIX_SETTINGS_FIELDS)[number], unknown>> {
+  builders?: string | null;
+  substituters?: string[] | null;
+  trusted_public_keys?: string[] | null;
+  max_jobs?: number | string | null;
+  cores?: number | null;
+  options?: Record<string, unknown> | null;
+  publish_to?: string[] | null;
+  substitute_on_destination?: boolean | null;
+}
+
+export interface NixSettings {
+  /** `--option name value` pairs, in order. */
+  options: [string, string][];
+  publishTo: string[];
+  substituteOnDestination: boolean;
+}
+
+const SETTING_NAME = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
+const STORE_URI = /^(?:[a-z][a-z0-9+.-]*:\/\/\S+|local(?:\?\S*)?|daemon|auto)$/;
+const PUBLIC_KEY = /^[^\s:]+:[A-Za-z0-9+/]+={0,2}$/;
+/** Settings that have a field of their own (or that the steps set). */
+const TYPED = new Map([
+  ["builders", "builders"],
+  ["substituters", "substituters"],
+  ["extra-substituters", "substituters"],
+  ["trusted-public-keys", "trusted_public_keys"],
+  ["extra-trusted-public-keys", "trusted_public_keys"],
+  ["max-jobs", "max_jobs"],
+  ["cores", "cores"],
+  ["experimental-features", "(set by the steps)"],
+  ["extra-experimental-features", "(set by the steps)"],
+]);
+
+/** A value that stays one argument: no control characters, no word that reads as a flag. */
+function settingValue(field: string, value: unknown): string {
+  const text = typeof value === "number" || typeof value === "boolean" ? String(value) : value;
+  if (typeof text !== "string") throw new InputError(field, value, "must be a string, number or boolean");
+  if (/[\0-\x1f\x7f]/.test(text)) throw new InputError(field, value, "must not contain control characters (newlines included)");
+  // A lone "-" is a placeholder in the builders syntax; "-x" and "--xyz" read as flags.
+  if (text.split(/\s+/).some((word) => /^--?[A-Za-z]/.test(word))) {
+    throw new InputError(field, value, "must not contain a word starting with '-': it would read as another command-line flag");
+  }
+  return text;
+}
+
+function list(field: string, value: unknown, pattern: RegExp, what: string): string[] {
+  if (value === null || value === undefined) return [];
+  if (!Array.isArray(value)) throw new InputError(field, value, "must be a list");
+  return value.flatMap((item, i) => {
+    if (typeof item === "string" && item.trim() === "") return [];
+    const text = settingValue(`${field}[${i}]`, item).trim();
+    if (!pattern.test(text)) throw new InputError(`${field}[${i}]`, item, `is not ${what}`);
+    return [text];
+  });
+}
+
+function count(field: string, value: unknown, allowAuto: boolean): string | null {
+  if (value === null || value === undefined || value === "") return null;
+  if (allowAuto && value === "auto") return "auto";
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) {
+    throw new InputError(field, value, `must be a whole number >= 0${allowAuto ? ' or "auto"' : ""}`);
+  }
+  return String(n);
+}
+
+/** Validates the `nix` group; throws InputError naming the field and value. */
+export function nixSettings(input: unknown, field = "nix_settings"): NixSettings {
+  if (input === null || input === undefined) return { options: [], publishTo: [], substituteOnDestination: false };
+  if (typeof input !== "object" || Array.isArray(input)) throw new InputError(field, input, "must be an object");
+  for (const key of Object.keys(input)) {
+    if (!(NIX_SETTINGS_FIELDS as readonly string[]).includes(key)) {
+      throw new InputError(
+        field,
+        key,
+        `is not a field of the nix group (${NIX_SETTINGS_FIELDS.join(", ")})${didYouMean(key, NIX_SETTINGS_FIELDS)}`,
+      );
+    }
+  }
+  const given = input as NixSettingsInput;
+  const options: [string, string][] = [];
+
+  if (given.builders !== null && given.builders !== undefined) {
+    const builders = settingValue(`${field}.builders`, given.builders).trim();
+    options.push(["builders", builders]);
+  }
+  const substituters = list(
+    `${field}.substituters`,
+    given.substituters,
+    STORE_URI,
+    "a store URI (https://..., file:///..., s3://..., ssh://...)",
+  );
+  if (substituters.length > 0) options.push(["extra-substituters", substituters.join(" ")]);
+  const keys = list(`${field}.trusted_public_keys`, given.trusted_public_keys, PUBLIC_KEY, "a public key (name:base64)");
+  if (keys.length > 0) options.push(["extra-trusted-public-keys", keys.join(" ")]);
+  const maxJobs = count(`${field}.max_jobs`, given.max_jobs, true);
+  if (maxJobs !== null) options.push(["max-jobs", maxJobs]);
+  const cores = count(`${field}.cores`, given.cores, false);
+  if (cores !== null) options.push(["cores", cores]);
+
+  const extra = given.options ?? {};
+  if (typeof extra !== "object" || Array.isArray(extra))
+    throw new InputError(`${field}.options`, extra, "must be an object of setting: value");
+  for (const [name, value] of Object.entries(extra)) {
+    if (!SETTING_NAME.test(name)) {
+      throw new InputError(
+        `${field}.options`,
+        name,
+        "is not a Nix setting name (lower-case words joined by '-', e.g. connect-timeout)",
+      );
+    }
+    const typed = TYPED.get(name);
+    if (typed) throw new InputError(`${field}.options`, name, `cannot be set here: use ${typed}`);
+    options.push([name, settingValue(`${field}.options.${name}`, value)]);
+  }
+
+  const publishTo = list(
+    `${field}.publish_to`,
+    given.publish_to,
+    STORE_URI,
+    "a store URI (ssh-ng://host, file:///dir, s3://bucket?..., local?root=/dir)",
+  );
+  for (const [i, uri] of publishTo.entries()) {
+    const root = /^local\?(?:.*&)?root=([^&]*)/.exec(uri)?.[1];
+    if (root !== undefined && !isAbsolute(decodeURIComponent(root))) {
+      throw new InputError(`${field}.publish_to[${i}]`, uri, "names a relative root: use local?root=/absolute/dir");
+    }
+  }
+  const onDestination = given.substitute_on_destination ?? false;
+  if (typeof onDestination !== "boolean")
+    throw new InputError(`${field}.substitute_on_destination`, onDestination, "must be true or false");
+  return { options, publishTo, substituteOnDestination: onDestination };
+}
+
+/** The global arguments for these settings. */
+export function settingsArgs(settings: NixSettings): string[] {
+  return settings.options.flatMap(([name, value]) => ["--option", name, value]);
+}

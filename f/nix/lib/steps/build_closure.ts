@@ -1,0 +1,119 @@
+// build_closure's core: build the toplevel of a locked config dir, read init
+// and initrd from its bootspec, report its closure, keep the previous one
+// rooted, and deliver it where the nix group says.
+import { existsSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { readBootInfo } from "../build/bootspec.ts";
+import { type Delivery, deliver } from "../build/deliver.ts";
+import type { BuildPlan } from "../build/plan.ts";
+import { ProgressReporter } from "../build/progress/display.ts";
+import { BuildProgress } from "../build/progress/tracker.ts";
+import { type ClosureReport, closureReport, formatClosureReport } from "../build/report.ts";
+import { SetupError } from "../core/errors.ts";
+import { pathFlakeRef } from "../nix/flake_ref.ts";
+import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operations.ts";
+import { withConfigDirLock } from "../worker/dir_lock.ts";
+import { existingConfigDir } from "../worker/layout.ts";
+import type { Context } from "./context.ts";
+
+export interface BuildTiming {
+  /** Until Nix started building or fetching; null when progress is off. */
+  evaluation_seconds: number | null;
+  build_seconds: number | null;
+  total_seconds: number;
+}
+
+export interface BuildClosureResult {
+  config_dir: string;
+  toplevel: string;
+  init: string;
+  initrd: string | null;
+  /** The bootspec file init and initrd were read from, or null. */
+  boot_json: string | null;
+  closure: ClosureReport;
+  /** Derivations this build built (store paths of the .drv files). */
+  built: string[];
+  /** What Nix reported it would do as it started (Nix 2.19+), else null. */
+  plan: BuildPlan | null;
+  timing: BuildTiming;
+  /** Store paths substituted from binary caches instead of built. */
+  substituted: string[];
+  /** Remote builders Nix could not reach (it built locally instead). */
+  unreachable_builders: string[];
+  /** Where the closure was delivered: the paths and bytes that went (those already there skipped). */
+  published: Delivery[];
+}
+
+/** The toplevel the result link points to, when it is still in the store. */
+function currentResult(link: string): string | null {
+  try {
+    const target = readlinkSync(link);
+    return existsSync(target) ? target : null;
+  } catch {
+    return null;
+  }
+}
+
+const seconds = (ms: number) => Math.round(ms) / 1000;
+
+/** The installable every build and plan of a config dir names. */
+export function toplevelInstallable(configDir: string): string {
+  return `${pathFlakeRef(configDir)}#toplevel`;
+}
+
+export async function buildClosure(context: Context, configDir: string): Promise<BuildClosureResult> {
+  const dir = existingConfigDir(configDir);
+  const nix = await context.nix();
+  const { log, settings } = context;
+  log.info(`using ${nix.version.text} at ${nix.program}`);
+  const installable = toplevelInstallable(dir);
+  return withConfigDirLock(dir, context, async () => {
+    const resultLink = join(dir, "result");
+    const previous = currentResult(resultLink);
+    const started = performance.now();
+    const tracker = context.progress === "off" ? null : new BuildProgress();
+    const reporter = tracker ? new ProgressReporter(tracker, log) : null;
+    const events: EventStream | null =
+      tracker && reporter ? { onLine: (line) => reporter.line(line), errorLines: () => tracker.messages } : null;
+    let built: Awaited<ReturnType<typeof build>>;
+    try {
+      built = await build(nix, installable, resultLink, events);
+    } finally {
+      reporter?.finish();
+    }
+    const totalMs = performance.now() - started;
+    const toplevel = built[0]?.outputs.out;
+    if (toplevel === undefined) throw new SetupError(`nix build ${installable} reported no output path`);
+    if (previous !== null && previous !== toplevel) await addGcRoot(nix, previous, join(dir, "result-previous"));
+
+    const boot = readBootInfo(toplevel);
+    for (const warning of boot.warnings) log.warn(warning);
+    const closure = await closureInfo(nix, [toplevel]);
+    const report = await closureReport(nix, closure, toplevel, previous);
+    log.info(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
+    log.info(formatClosureReport(report));
+
+    const published = await deliver(nix, toplevel, closure, settings.publishTo, settings.substituteOnDestination);
+
+    const evaluationMs = tracker?.evaluationMs ?? null;
+    const plan = tracker?.plan ?? null;
+    return {
+      config_dir: dir,
+      toplevel,
+      init: boot.init,
+      initrd: boot.initrd,
+      boot_json: boot.bootJson,
+      closure: report,
+      built: tracker?.built ?? [],
+      plan: plan && plan.derivations.length + plan.fetch.length > 0 ? plan : null,
+      timing: {
+        evaluation_seconds: evaluationMs === null ? null : seconds(evaluationMs),
+        build_seconds: evaluationMs === null ? null : seconds(totalMs - evaluationMs),
+        total_seconds: seconds(totalMs),
+      },
+      substituted: tracker?.substituted ?? [],
+      unreachable_builders: tracker?.unreachableBuilders ?? [],
+      published,
+    };
+  });
+}

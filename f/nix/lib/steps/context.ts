@@ -1,0 +1,121 @@
+// The one context every step runs with, built here and passed down: the
+// environment (worker paths, what child processes get), the logger, the
+// validated Nix settings, the located Nix, and the abort signal of an
+// interrupt. This is the only module that reads process.env.
+import { AsyncLocalStorage } from "node:async_hooks";
+import { homedir } from "node:os";
+import { join } from "node:path";
+import type { Logger } from "../core/log.ts";
+import { streamLogger } from "../core/log.ts";
+import type { Env } from "../core/process.ts";
+import { locateNix, type Nix } from "../nix/locate.ts";
+import { type NixSettings, nixSettings, settingsArgs } from "../nix/settings.ts";
+
+/** `auto`: live progress from Nix's events; `off`: Nix's own output. */
+export type ProgressMode = "auto" | "off";
+
+export interface Context {
+  /** The step's name: the owner recorded in the config dir's lock, and the word in messages. */
+  step: string;
+  env: Env;
+  log: Logger;
+  /** Aborted when the step is interrupted (a cancelled job, Ctrl-C): commands stop, waits end. */
+  signal: AbortSignal;
+  settings: NixSettings;
+  progress: ProgressMode;
+  /** How long to wait for another step holding the config dir. */
+  lockWaitSeconds: number;
+  /** The Nix every Nix call of this step goes through, located on first use. */
+  nix(): Promise<Nix>;
+}
+
+/** What a step's context is made of, besides its name and Nix settings. */
+export interface ContextOptions {
+  env: Env;
+  log: Logger;
+  signal: AbortSignal;
+  /** Overrides $NIXOS_CLOSURE_PROGRESS. */
+  progress?: ProgressMode;
+}
+
+const DEFAULT_LOCK_WAIT_SECONDS = 60;
+
+export function createContext(step: string, settings: NixSettings, options: ContextOptions): Context {
+  const { env, log, signal } = options;
+  const wait = Number(env.NIXOS_CLOSURE_LOCK_WAIT ?? DEFAULT_LOCK_WAIT_SECONDS);
+  let located: Promise<Nix> | null = null;
+  return {
+    step,
+    env,
+    log,
+    signal,
+    settings,
+    progress: options.progress ?? (env.NIXOS_CLOSURE_PROGRESS === "off" ? "off" : "auto"),
+    lockWaitSeconds: Number.isFinite(wait) && wait >= 0 ? wait : DEFAULT_LOCK_WAIT_SECONDS,
+    nix() {
+      located ??= locateNix({ env, log, signal }, settingsArgs(settings));
+      return located;
+    },
+  };
+}
+
+/**
+ * An abort signal for SIGINT and SIGTERM while `dispose` is not called: the
+ * running command is stopped, and the step ends with an Interrupted error
+ * (its lock released, the previous result kept).
+ */
+export function interruptSignal(): { signal: AbortSignal; dispose: () => void } {
+  const controller = new AbortController();
+  const handlers = (["SIGINT", "SIGTERM"] as const).map((name) => {
+    const handler = () => controller.abort(name);
+    process.on(name, handler);
+    return [name, handler] as const;
+  });
+  return {
+    signal: controller.signal,
+    dispose: () => {
+      for (const [name, handler] of handlers) process.off(name, handler);
+    },
+  };
+}
+
+/** The process's environment, with the defaults of a run outside Windmill (state under $XDG_STATE_HOME, slot 0). */
+export function standaloneEnv(overrides: Readonly<Record<string, string>> = {}): Env {
+  const state = process.env.XDG_STATE_HOME || join(homedir(), ".local", "state");
+  return {
+    ...process.env,
+    WORKERS_DIR: process.env.WORKERS_DIR || join(state, "nixos-closure", "workers"),
+    WORKER_INDEX: process.env.WORKER_INDEX || "0",
+    ...overrides,
+  };
+}
+
+const given = new AsyncLocalStorage<ContextOptions>();
+
+/**
+ * Runs `work` with the steps it calls taking their context from `options`
+ * instead of this process: how the CLI (and the tests) run the flow's steps
+ * in process with an environment, logger and signal of their own.
+ */
+export function withContextOptions<T>(options: ContextOptions, work: () => Promise<T>): Promise<T> {
+  return given.run(options, work);
+}
+
+/**
+ * What a Windmill step's `main` calls: validates the step's `nix` group,
+ * builds its context (from the options given by withContextOptions, else
+ * from this process: its environment, stderr, and an interrupt signal), and
+ * runs the step's core with it.
+ */
+export async function runStep<T>(step: string, nixGroup: unknown, work: (context: Context) => Promise<T>): Promise<T> {
+  const settings = nixSettings(nixGroup);
+  const options = given.getStore();
+  if (options) return work(createContext(step, settings, options));
+  const interrupt = interruptSignal();
+  try {
+    const env: Env = { ...process.env };
+    return await work(createContext(step, settings, { env, log: streamLogger(process.stderr), signal: interrupt.signal }));
+  } finally {
+    interrupt.dispose();
+  }
+}

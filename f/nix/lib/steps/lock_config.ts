@@ -1,0 +1,42 @@
+// lock_config's core: pin a rendered config dir's inputs, re-locking the
+// source overrides every time and the library when asked; a failure leaves
+// flake.lock as it was.
+import { readFileSync, rmSync } from "node:fs";
+import { join } from "node:path";
+import { sourceInputsOf } from "../config/render.ts";
+import { SetupError } from "../core/errors.ts";
+import { readIfExists, writeFileAtomic } from "../core/files.ts";
+import { pathFlakeRef } from "../nix/flake_ref.ts";
+import { flakeLock, updateInputs } from "../nix/operations.ts";
+import { withConfigDirLock } from "../worker/dir_lock.ts";
+import { existingConfigDir } from "../worker/layout.ts";
+import type { Context } from "./context.ts";
+
+export interface LockResult {
+  config_dir: string;
+  lock: Record<string, unknown>;
+  src_inputs: string[];
+}
+
+export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
+  const dir = existingConfigDir(configDir);
+  const nix = await context.nix();
+  context.log.info(`using ${nix.version.text} at ${nix.program}`);
+  return withConfigDirLock(dir, context, async () => {
+    const lockFile = join(dir, "flake.lock");
+    const ref = pathFlakeRef(dir);
+    const srcInputs = sourceInputsOf(readFileSync(join(dir, "flake.nix"), "utf8"));
+    const previous = readIfExists(lockFile);
+    try {
+      await flakeLock(nix, ref);
+      await updateInputs(nix, ref, [...srcInputs, ...(updateLibrary ? ["nixos-flake"] : [])]);
+    } catch (error) {
+      if (previous === null) rmSync(lockFile, { force: true });
+      else writeFileAtomic(lockFile, previous);
+      throw error;
+    }
+    const text = readIfExists(lockFile);
+    if (text === null) throw new SetupError(`nix flake lock succeeded but wrote no ${lockFile}`);
+    return { config_dir: dir, lock: JSON.parse(text) as Record<string, unknown>, src_inputs: srcInputs };
+  });
+}

@@ -1,0 +1,108 @@
+// prepare_root's core: a root directory whose store holds exactly a built
+// closure, switched atomically to a complete new generation.
+import { existsSync, readlinkSync, renameSync } from "node:fs";
+import { join } from "node:path";
+import { readBootInfo } from "../build/bootspec.ts";
+import { currentGeneration, generations, pruneGenerations, removeTree, rootLayout, switchTo } from "../build/root/generations.ts";
+import { populateStore, STORE_DIR, standardDirectories, systemLinks } from "../build/root/populate.ts";
+import { InputError, SetupError } from "../core/errors.ts";
+import { formatBytes, plural } from "../core/format.ts";
+import { closureInfo, dumpDb, loadDb } from "../nix/operations.ts";
+import { withConfigDirLock } from "../worker/dir_lock.ts";
+import { existingConfigDir } from "../worker/layout.ts";
+import type { Context } from "./context.ts";
+
+export interface PrepareRootResult {
+  config_dir: string;
+  toplevel: string;
+  init: string;
+  initrd: string | null;
+  root_dir: string;
+  /** What the host serves to the guest over virtiofs instead of /nix/store. */
+  store_dir: string;
+  /** The generation the root now points to. */
+  generation: string;
+  paths: number;
+  nar_size: number;
+  files_linked: number;
+  files_copied: number;
+}
+
+const STORE_PATH = /^\/nix\/store\/[a-z0-9]{32}-[^/]+$/;
+
+/** The toplevel to put in the root: the one given, else the config dir's last build (its result link). */
+function chosenToplevel(configDir: string, given: string): string {
+  if (given !== "") {
+    if (!STORE_PATH.test(given)) throw new InputError("toplevel", given, "must be a store path such as build_closure returns");
+    if (!existsSync(given)) throw new InputError("toplevel", given, "is not in the store (build it first)");
+    return given;
+  }
+  let target: string;
+  try {
+    target = readlinkSync(join(configDir, "result"));
+  } catch {
+    throw new SetupError(`${configDir} has no build yet (no result link): build it first`);
+  }
+  if (!existsSync(target))
+    throw new SetupError(`${configDir}/result points to ${target}, which is no longer in the store: build again`);
+  return target;
+}
+
+export async function prepareRoot(
+  context: Context,
+  configDir: string,
+  toplevel: string,
+  rootDir: string,
+): Promise<PrepareRootResult> {
+  const dir = existingConfigDir(configDir);
+  if (typeof toplevel !== "string")
+    throw new InputError("toplevel", toplevel, "must be a store path such as build_closure returns");
+  if (toplevel !== "") chosenToplevel(dir, toplevel);
+  const layout = rootLayout(dir, rootDir);
+  const nix = await context.nix();
+  return withConfigDirLock(dir, context, async () => {
+    const system = chosenToplevel(dir, toplevel);
+    const previous = currentGeneration(layout);
+    const existing = generations(layout);
+    const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;
+    const generation = join(layout.generationsDir, String(number));
+    const partial = `${generation}.partial`;
+
+    const infos = await closureInfo(nix, [system]);
+    const paths = infos.map((i) => i.path);
+    const narSize = infos.reduce((n, i) => n + i.narSize, 0);
+    context.log.info(
+      `preparing ${layout.rootDir} (generation ${number}) with ${plural(paths.length, "store path")}, ${formatBytes(narSize)}`,
+    );
+    try {
+      standardDirectories(partial);
+      const stats = populateStore(partial, paths, previous);
+      await loadDb(nix, `local?root=${partial}`, await dumpDb(nix, paths));
+      systemLinks(partial, system, new Set(paths));
+      renameSync(partial, generation);
+      switchTo(layout, generation);
+      const removed = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
+      context.log.info(
+        `root ${layout.rootDir} -> ${generation}: ${plural(stats.linked, "file")} linked, ${stats.copied} copied, ` +
+          `${plural(stats.reused, "path")} reused from the previous generation${removed.length > 0 ? `; removed ${removed.join(", ")}` : ""}`,
+      );
+      const boot = readBootInfo(system);
+      return {
+        config_dir: dir,
+        toplevel: system,
+        init: boot.init,
+        initrd: boot.initrd,
+        root_dir: layout.rootDir,
+        store_dir: join(layout.rootDir, STORE_DIR),
+        generation,
+        paths: paths.length,
+        nar_size: narSize,
+        files_linked: stats.linked,
+        files_copied: stats.copied,
+      };
+    } catch (error) {
+      removeTree(partial);
+      throw error;
+    }
+  });
+}

@@ -1,0 +1,74 @@
+// render_config's core: validate the guest input, render flake.nix and
+// default.nix, and write them into the VM's config dir (only what changed).
+import { mkdirSync, readFileSync } from "node:fs";
+import { join } from "node:path";
+import { composeGuest, validateVmName } from "../config/guest.ts";
+import { FALLBACK_HOME, type RenderInput } from "../config/model.ts";
+import { renderDefault, renderFlake } from "../config/render.ts";
+import { SetupError } from "../core/errors.ts";
+import { readIfExists, writeFileAtomic } from "../core/files.ts";
+import type { Env } from "../core/process.ts";
+import { pathFlakeRef } from "../nix/flake_ref.ts";
+import { withConfigDirLock } from "../worker/dir_lock.ts";
+import { configDirFor, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
+import type { Context } from "./context.ts";
+
+export interface RenderResult {
+  config_dir: string;
+  flake: string;
+  default: string;
+  nixos_flake: string;
+  vm_name: string;
+}
+
+function readTemplate(libraryDir: string): { path: string; text: string } {
+  const path = join(libraryDir, "templates", "imageless", "flake.nix");
+  try {
+    return { path, text: readFileSync(path, "utf8") };
+  } catch (error) {
+    throw new SetupError(
+      `cannot read the nixos-flake library's template ${path} (${(error as Error).message}); ` +
+        "vendor the library at $VENDOR_DIR/nixos-flake or point NIXOS_FLAKE_DIR at it",
+    );
+  }
+}
+
+/** The config dir of a VM on this worker slot (the name validated as render_config does). */
+export function configDirOf(env: Env, vmName: unknown): string {
+  return configDirFor(workerLayout(env), validateVmName(vmName));
+}
+
+export async function renderConfig(context: Context, input: RenderInput): Promise<RenderResult> {
+  const { log } = context;
+  const layout = workerLayout(context.env);
+  const keyPath = managedKeyPath(layout);
+  const managedLine = readIfExists(keyPath);
+  const guest = composeGuest(input, {
+    managedKey: managedLine === null ? null : { path: keyPath, line: managedLine.trim() },
+    defaultHome: operatorHome(context.env, FALLBACK_HOME),
+  });
+
+  const template = readTemplate(layout.libraryDir);
+  const flake = renderFlake(template.text, template.path, layout.libraryDir, guest.overrides);
+  const defaultNix = renderDefault(guest);
+
+  const configDir = configDirFor(layout, guest.vmName);
+  pathFlakeRef(configDir, "the config dir");
+  // The lock file sits beside the config dir: its parent must exist first.
+  mkdirSync(layout.nixDir, { recursive: true });
+  await withConfigDirLock(configDir, context, async () => {
+    mkdirSync(configDir, { recursive: true });
+    const written = [
+      writeFileAtomic(join(configDir, "flake.nix"), flake) ? "flake.nix" : null,
+      writeFileAtomic(join(configDir, "default.nix"), defaultNix) ? "default.nix" : null,
+    ].filter((name) => name !== null);
+    log.info(`config dir ${configDir}: ${written.length > 0 ? `wrote ${written.join(", ")}` : "unchanged"}`);
+  });
+  if (guest.sshKeys.length === 0) {
+    log.warn(`no SSH key given and no managed key at ${keyPath}: the guest will accept no SSH key`);
+  }
+  log.file(join(configDir, "flake.nix"), flake);
+  log.file(join(configDir, "default.nix"), defaultNix);
+
+  return { config_dir: configDir, flake, default: defaultNix, nixos_flake: layout.libraryDir, vm_name: guest.vmName };
+}

@@ -1,0 +1,68 @@
+// Where things live on a worker, from the environment variables of the
+// contract (see the README, "Where things live").
+import { existsSync } from "node:fs";
+import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { SetupError } from "../core/errors.ts";
+import type { Env } from "../core/process.ts";
+
+export interface Layout {
+  workerIndex: string;
+  systemDir: string;
+  /** `$WORKERS_DIR/$WORKER_INDEX/nix`: every per-VM config dir is inside. */
+  nixDir: string;
+  /** The nixos-flake library: `$NIXOS_FLAKE_DIR` or `$VENDOR_DIR/nixos-flake`. */
+  libraryDir: string;
+}
+
+function absoluteVariable(env: Env, name: string, fallback?: string): string {
+  const value = env[name] || fallback;
+  if (!value) throw new SetupError(`${name} is not set: a worker needs it (see the README, "Where things live")`);
+  if (!isAbsolute(value)) throw new SetupError(`${name}=${JSON.stringify(value)} must be an absolute path`);
+  return resolve(value);
+}
+
+export function workerLayout(env: Env): Layout {
+  const workersDir = absoluteVariable(env, "WORKERS_DIR");
+  const workerIndex = env.WORKER_INDEX ?? "";
+  if (!/^\d+$/.test(workerIndex)) {
+    throw new SetupError(`WORKER_INDEX=${JSON.stringify(workerIndex)} must be a worker slot number (0, 1, ...)`);
+  }
+  const workbenchDir = absoluteVariable(env, "WORKBENCH_DIR", dirname(workersDir));
+  const systemDir = absoluteVariable(env, "SYSTEM_DIR", join(workbenchDir, "system"));
+  const vendorDir = absoluteVariable(env, "VENDOR_DIR", join(dirname(workbenchDir), "vendor"));
+  const libraryDir = absoluteVariable(env, "NIXOS_FLAKE_DIR", join(vendorDir, "nixos-flake"));
+  return { workerIndex, systemDir, nixDir: join(workersDir, workerIndex, "nix"), libraryDir };
+}
+
+/** The config dir of a VM; the name was validated, this re-checks containment. */
+export function configDirFor(layout: Layout, vmName: string): string {
+  const dir = resolve(layout.nixDir, vmName);
+  const rel = relative(layout.nixDir, dir);
+  if (rel === "" || rel.startsWith("..") || isAbsolute(rel) || rel.includes("/")) {
+    throw new SetupError(`vm_name ${JSON.stringify(vmName)} does not name a directory inside ${layout.nixDir}`);
+  }
+  return dir;
+}
+
+export function managedKeyPath(layout: Layout): string {
+  return join(layout.systemDir, "ssh", "id_ed25519.pub");
+}
+
+/** The operator's home for the home share: `$HOME` when under /home/. */
+export function operatorHome(env: Env, fallback: string): string {
+  const home = resolve("/", env.HOME ?? "");
+  return home.startsWith("/home/") ? home : fallback;
+}
+
+/** A config dir given to lock/build: absolute, existing, holding flake.nix. */
+export function existingConfigDir(value: unknown): string {
+  if (typeof value !== "string" || value.trim() === "") {
+    throw new SetupError(`config_dir ${JSON.stringify(value)} must be the directory render_config returned`);
+  }
+  if (!isAbsolute(value))
+    throw new SetupError(`config_dir ${JSON.stringify(value)} must be an absolute path (path: does not expand ~)`);
+  const dir = resolve(value);
+  if (!existsSync(dir)) throw new SetupError(`config_dir ${dir} does not exist: run render_config first`);
+  if (!existsSync(join(dir, "flake.nix"))) throw new SetupError(`config_dir ${dir} holds no flake.nix: run render_config first`);
+  return dir;
+}

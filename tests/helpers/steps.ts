@@ -1,0 +1,124 @@
+// The steps' cores run against a workbench, each with a context of its own
+// (the workbench's environment, a logger that keeps what was said), and the
+// Windmill mains run the same way through withContextOptions.
+
+import type { RenderInput } from "../../f/nix/lib/config/model.ts";
+import type { Logger } from "../../f/nix/lib/core/log.ts";
+import { streamLogger } from "../../f/nix/lib/core/log.ts";
+import type { NixSettingsInput } from "../../f/nix/lib/nix/settings.ts";
+import { nixSettings } from "../../f/nix/lib/nix/settings.ts";
+import { type BuildClosureResult, buildClosure } from "../../f/nix/lib/steps/build_closure.ts";
+import {
+  type Context,
+  type ContextOptions,
+  createContext,
+  type ProgressMode,
+  withContextOptions,
+} from "../../f/nix/lib/steps/context.ts";
+import { type LockResult, lockConfig } from "../../f/nix/lib/steps/lock_config.ts";
+import { type PlanResult, planBuild } from "../../f/nix/lib/steps/plan.ts";
+import { type PrepareRootResult, prepareRoot } from "../../f/nix/lib/steps/prepare_root.ts";
+import { type RenderResult, renderConfig } from "../../f/nix/lib/steps/render_config.ts";
+import type { Workbench } from "./workbench.ts";
+
+/** A logger that keeps everything it is told (and echoes it with NIXOS_CLOSURE_TEST_ECHO=1). */
+export interface CapturedLog extends Logger {
+  text(): string;
+}
+
+export function captureLog(terminal: { columns: number } | null = null): CapturedLog {
+  const chunks: string[] = [];
+  const echo = process.env.NIXOS_CLOSURE_TEST_ECHO === "1";
+  const inner = streamLogger({
+    write: (text: string) => {
+      chunks.push(text);
+      if (echo) process.stderr.write(text);
+    },
+  });
+  return { ...inner, terminal, text: () => chunks.join("") };
+}
+
+export interface StepOptions {
+  /** The flow's nix group for the step. */
+  nix?: NixSettingsInput;
+  log?: Logger;
+  signal?: AbortSignal;
+  progress?: ProgressMode;
+  /** Variables on top of the workbench's environment. */
+  env?: Record<string, string>;
+}
+
+export function contextOptions(wb: Workbench, options: StepOptions = {}): ContextOptions {
+  return {
+    env: { ...wb.env, ...options.env },
+    log: options.log ?? captureLog(),
+    signal: options.signal ?? new AbortController().signal,
+    ...(options.progress ? { progress: options.progress } : {}),
+  };
+}
+
+export function testContext(wb: Workbench, step: string, options: StepOptions = {}): Context {
+  return createContext(step, nixSettings(options.nix ?? null), contextOptions(wb, options));
+}
+
+/** Runs a Windmill main (or anything calling runStep) with the workbench as its worker. */
+export function asWorker<T>(wb: Workbench, work: () => Promise<T>, options: StepOptions = {}): Promise<T> {
+  return withContextOptions(contextOptions(wb, options), work);
+}
+
+export interface VmSteps {
+  render(input: RenderInput): Promise<RenderResult>;
+  lock(configDir: string, updateLibrary?: boolean): Promise<LockResult>;
+  build(configDir: string): Promise<BuildClosureResult>;
+  plan(configDir: string): Promise<PlanResult>;
+  prepareRoot(configDir: string, toplevel?: string, rootDir?: string): Promise<PrepareRootResult>;
+  /** render -> lock -> build of one input. */
+  renderLockBuild(input: RenderInput): Promise<BuildClosureResult>;
+}
+
+/** The steps against a workbench, each call with a fresh context made with `options`. */
+export function vmSteps(wb: Workbench, options: StepOptions = {}): VmSteps {
+  const context = (step: string) => testContext(wb, step, options);
+  const steps: VmSteps = {
+    render: (input) => renderConfig(context("render_config"), input),
+    lock: (configDir, updateLibrary = false) => lockConfig(context("lock_config"), configDir, updateLibrary),
+    build: (configDir) => buildClosure(context("build_closure"), configDir),
+    plan: (configDir) => planBuild(context("build_closure"), configDir),
+    prepareRoot: (configDir, toplevel = "", rootDir = "") => prepareRoot(context("prepare_root"), configDir, toplevel, rootDir),
+    async renderLockBuild(input) {
+      const rendered = await steps.render(input);
+      await steps.lock(rendered.config_dir);
+      return steps.build(rendered.config_dir);
+    },
+  };
+  return steps;
+}
+
+/** Resolves with `promise`, or fails the test after `ms` naming what it waited for. */
+export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`waited ${ms} ms for ${what}`)), ms);
+  });
+  try {
+    return await Promise.race([promise, timeout]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Resolves once `condition` holds (checked every 50 ms); fails after `ms`, naming what it waited for. */
+export function waitFor(ms: number, what: string, condition: () => boolean): Promise<void> {
+  const deadline = Date.now() + ms;
+  return new Promise((resolve, reject) => {
+    const check = setInterval(() => {
+      if (condition()) {
+        clearInterval(check);
+        resolve();
+      } else if (Date.now() > deadline) {
+        clearInterval(check);
+        reject(new Error(`waited ${ms} ms for ${what}`));
+      }
+    }, 50);
+  });
+}

@@ -1,0 +1,112 @@
+// The layout of the code, as the README's "How the code is laid out" states
+// it: which layer may import which, where the environment is read, and that
+// the Windmill steps are thin adapters over the core.
+import assert from "node:assert/strict";
+import { readdirSync, readFileSync } from "node:fs";
+import { dirname, join, relative, resolve } from "node:path";
+import { describe, test } from "node:test";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
+const STEPS_DIR = join(ROOT, "f", "nix");
+const LIB = join(STEPS_DIR, "lib");
+
+/** What each layer of f/nix/lib may import, besides itself and node: built-ins. */
+const ALLOWED: Record<string, readonly string[]> = {
+  core: [],
+  nix: ["core"],
+  config: ["core", "nix"],
+  worker: ["core"],
+  build: ["core", "nix"],
+  steps: ["core", "nix", "config", "worker", "build"],
+};
+
+function filesUnder(dir: string, suffix: string): string[] {
+  return readdirSync(dir, { recursive: true, encoding: "utf8" })
+    .filter((name) => name.endsWith(suffix))
+    .map((name) => join(dir, name))
+    .sort();
+}
+
+/** The modules a file imports, resolved to absolute paths (node: built-ins and packages as written). */
+function importsOf(file: string): string[] {
+  const code = readFileSync(file, "utf8");
+  return [...code.matchAll(/^(?:import|export)[^"';]*?from\s+["']([^"']+)["']/gm)].map(([, spec = ""]) =>
+    spec.startsWith(".") ? resolve(dirname(file), spec) : spec,
+  );
+}
+
+function layerOf(path: string): string | null {
+  const rel = relative(LIB, path);
+  return rel.startsWith("..") ? null : (rel.split("/")[0] ?? null);
+}
+
+describe("the layers of f/nix/lib", () => {
+  test("every layer imports only the layers below it", () => {
+    const layers = readdirSync(LIB, { withFileTypes: true })
+      .filter((e) => e.isDirectory())
+      .map((e) => e.name);
+    assert.deepEqual(layers.sort(), Object.keys(ALLOWED).sort(), "a new layer needs a place in ALLOWED and in the README");
+    for (const file of filesUnder(LIB, ".ts")) {
+      const own = layerOf(file) as string;
+      for (const target of importsOf(file)) {
+        if (target.startsWith("node:")) continue;
+        const layer = layerOf(target);
+        assert.ok(layer !== null, `${relative(ROOT, file)} imports ${target}, outside f/nix/lib`);
+        assert.ok(
+          layer === own || ALLOWED[own]?.includes(layer),
+          `${relative(ROOT, file)} (${own}) imports ${relative(ROOT, target)} (${layer})`,
+        );
+      }
+    }
+  });
+
+  test("f/nix holds the four steps, their metadata and the flow; the steps import only lib/steps", () => {
+    const entries = readdirSync(STEPS_DIR).sort();
+    const steps = ["build_closure", "lock_config", "prepare_root", "render_config"];
+    assert.deepEqual(
+      entries,
+      [
+        "build.flow",
+        ...steps.flatMap((s) => [`${s}.script.lock`, `${s}.script.yaml`, `${s}.ts`]),
+        "folder.meta.yaml",
+        "lib",
+      ].sort(),
+    );
+    for (const step of steps) {
+      const file = join(STEPS_DIR, `${step}.ts`);
+      for (const target of importsOf(file)) {
+        assert.equal(layerOf(target), "steps", `${step}.ts imports ${target}`);
+      }
+    }
+  });
+
+  test("each step's main is an adapter of a few lines", () => {
+    for (const step of ["build_closure", "lock_config", "prepare_root", "render_config"]) {
+      const code = readFileSync(join(STEPS_DIR, `${step}.ts`), "utf8");
+      const body = code.slice(code.indexOf("): Promise<"));
+      const lines = body.split("\n").filter((line) => line.trim() !== "");
+      assert.ok(lines.length <= 20, `${step}.ts: main has ${lines.length} lines`);
+      assert.match(body, /return runStep\(\s*"/, `${step}.ts runs its core through runStep`);
+    }
+  });
+});
+
+describe("configuration travels in the context", () => {
+  const sources = [...filesUnder(join(ROOT, "f"), ".ts"), ...filesUnder(join(ROOT, "cli"), ".ts")];
+
+  test("only the context builder reads process.env", () => {
+    const readers = sources.filter((file) => readFileSync(file, "utf8").includes("process.env"));
+    assert.deepEqual(
+      readers.map((file) => relative(ROOT, file)),
+      ["f/nix/lib/steps/context.ts"],
+    );
+  });
+
+  test("nothing under f/ or cli/ calls process.exit, and no library module keeps state in a top-level let", () => {
+    for (const file of sources) {
+      const code = readFileSync(file, "utf8");
+      assert.doesNotMatch(code, /process\.exit\(/, relative(ROOT, file));
+      if (file.startsWith(LIB)) assert.doesNotMatch(code, /^let /m, relative(ROOT, file));
+    }
+  });
+});

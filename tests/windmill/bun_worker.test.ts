@@ -1,0 +1,85 @@
+// The flow run step by step under Bun, the way a Windmill worker runs it,
+// with the real nix.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { FLOW_FILE, type FlowInput, loadFlow, runFlow } from "../../cli/flow.ts";
+import { ED25519 } from "../helpers/golden_cases.ts";
+import { testNixes } from "../helpers/nix.ts";
+import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+import { BUN, type BunRun, bunExecutor } from "./worker.ts";
+
+const flowYaml = readFileSync(FLOW_FILE, "utf8");
+const flow = loadFlow();
+
+const [nix] = testNixes();
+describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
+  let wb: Workbench;
+  before(() => {
+    assert.ok(nix);
+    wb = createWorkbench(nix);
+  });
+  after(() => wb.cleanup());
+
+  test("render, lock and build run in order; results feed the next step; the flow result carries the outputs", async () => {
+    const log: BunRun[] = [];
+    const input: FlowInput = {
+      guest: {
+        vm_name: "bunvm",
+        user_name: "john.doe",
+        ssh_keys: [ED25519],
+        shares: { "/mnt/linux": { tag: "linux", options: ["ro"] }, "": {} },
+      },
+      closure: { profiles: ["devel", "monitoring"], test_suites: ["fstests"] },
+      lock: { update_lock: false },
+    };
+    const run = await runFlow(flow, input, bunExecutor(wb.env, log));
+    assert.equal(log.length, 3, "prepare_root is skipped unless asked for");
+    assert.match(execFileSync(BUN, ["--version"], { encoding: "utf8" }), /^1\./);
+
+    const configDir = join(wb.workersDir, "0", "nix", "bunvm");
+    assert.equal(run.results.render_config?.config_dir, configDir);
+    assert.deepEqual(Object.keys(run.results.render_config ?? {}).sort(), [
+      "config_dir",
+      "default",
+      "flake",
+      "nixos_flake",
+      "vm_name",
+    ]);
+    assert.deepEqual(Object.keys(run.results.lock_config ?? {}).sort(), ["config_dir", "lock", "src_inputs"]);
+    for (const field of ["toplevel", "init", "initrd", "config_dir"])
+      assert.ok(typeof run.result[field] === "string", `flow result has ${field}`);
+    assert.equal(readlinkSync(join(configDir, "result")), run.result.toplevel);
+    assert.equal(run.result.init, `${run.result.toplevel}/init`);
+
+    // Every results.<id>.<field> the flow reads is a field that step returned.
+    for (const [, id, field] of flowYaml.matchAll(/results\.(\w+)\.(\w+)/g)) {
+      assert.ok(field && field in (run.results[id as string] ?? {}), `results.${id}.${field} is not returned by ${id}`);
+    }
+    // The job log shows the rendered files and the commands as bash.
+    assert.match(log[0]?.stderr ?? "", /----- .*\/bunvm\/default\.nix -----/);
+    assert.match(
+      log[2]?.stderr ?? "",
+      /\+ NO_COLOR=1 .*nix --extra-experimental-features 'nix-command flakes' build 'path:.*bunvm#toplevel' --json --out-link/,
+    );
+  });
+
+  test("with root.prepare, the fourth step runs and the flow result also carries root_dir and store_dir", async () => {
+    const log: BunRun[] = [];
+    const input: FlowInput = {
+      guest: { vm_name: "bunroot" },
+      closure: { profiles: [], test_suites: [] },
+      root: { prepare: true },
+    };
+    const run = await runFlow(flow, input, bunExecutor(wb.env, log));
+    assert.equal(log.length, 4);
+    const configDir = join(wb.workersDir, "0", "nix", "bunroot");
+    assert.equal(run.result.root_dir, join(configDir, "root"));
+    assert.equal(run.result.store_dir, join(configDir, "root", "nix", "store"));
+    for (const field of ["toplevel", "init", "initrd", "config_dir"])
+      assert.ok(typeof run.result[field] === "string", `flow result has ${field}`);
+    assert.ok(existsSync(join(String(run.result.store_dir), String(run.result.toplevel).slice("/nix/store/".length))));
+  });
+});
