@@ -6,6 +6,9 @@
 import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
+import type { FlowInput } from "../f/nix/lib/steps/flow_input.ts";
+
+export type { FlowInput };
 
 export const ROOT = resolve(import.meta.dirname, "..");
 export const FLOW_FILE = join(ROOT, "f", "nix", "build.flow", "flow.yaml");
@@ -25,7 +28,6 @@ export interface Flow {
   schema: Record<string, unknown>;
 }
 
-export type FlowInput = Record<string, Record<string, unknown> | undefined>;
 export type Results = Record<string, Record<string, unknown>>;
 
 export function loadFlow(file = FLOW_FILE): Flow {

@@ -1,9 +1,9 @@
 // The flow input ({guest, closure, lock, root, nix}) from an --input file and the
 // command-line flags that mirror it; flags override the file field by field.
-import { readFileSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/lib/config/model.ts";
 import { InputError } from "../f/nix/lib/core/errors.ts";
+import { fileSystemMessage, isFileSystemError, readSmallFile } from "../f/nix/lib/core/files.ts";
 import type { FlowInput } from "./flow.ts";
 
 export interface FlowFlags {
@@ -58,12 +58,16 @@ export const FLAG_OF_FIELD = {
 
 const GROUPS = Object.keys(FLAG_OF_FIELD);
 
+/** A flow input is a few kilobytes; a file much larger is not one. */
+const MAX_INPUT_FILE_BYTES = 1024 * 1024;
+
 function readInputFile(path: string): FlowInput {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readSmallFile(path, MAX_INPUT_FILE_BYTES);
   } catch (error) {
-    throw new InputError("--input", path, `cannot be read: ${(error as Error).message}`);
+    const why = isFileSystemError(error) ? fileSystemMessage(error) : (error as Error).message;
+    throw new InputError("--input", path, `cannot be read: ${why}`);
   }
   let parsed: unknown;
   try {
@@ -121,12 +125,16 @@ function parseOption(spec: string): [string, string] {
   return [spec.slice(0, eq), spec.slice(eq + 1)];
 }
 
+/** A key file is small: anything larger (or a device, a pipe) is not one. */
+const MAX_KEY_FILE_BYTES = 64 * 1024;
+
 function sshKeysFromFile(path: string): string[] {
   let text: string;
   try {
-    text = readFileSync(path, "utf8");
+    text = readSmallFile(path, MAX_KEY_FILE_BYTES);
   } catch (error) {
-    throw new InputError("--ssh-key-file", path, `cannot be read: ${(error as Error).message}`);
+    const why = isFileSystemError(error) ? fileSystemMessage(error) : (error as Error).message;
+    throw new InputError("--ssh-key-file", path, `cannot be read as a public key file: ${why}`);
   }
   return text.split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
 }

@@ -4,9 +4,11 @@ import { constants } from "node:os";
 import { Command, CommanderError, Option } from "commander";
 import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
 import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
+import { fileSystemMessage, isFileSystemError } from "../f/nix/lib/core/files.ts";
 import { formatSeconds } from "../f/nix/lib/core/format.ts";
 import { streamLogger } from "../f/nix/lib/core/log.ts";
 import { type ContextOptions, interruptSignal, standaloneEnv, withContextOptions } from "../f/nix/lib/steps/context.ts";
+import { checkFlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
 import { loadFlow, type Results, runFlow, runInProcess } from "./flow.ts";
 import { type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
@@ -90,6 +92,8 @@ function printResult(result: Record<string, unknown>, json: boolean | undefined)
 async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = false): Promise<void> {
   const input = flowInputFromFlags(flags);
   const env = standaloneEnv(flags.nixosFlake ? { NIXOS_FLAKE_DIR: flags.nixosFlake } : {});
+  // The whole input is checked before any step runs: a bad nix or root field writes nothing.
+  checkFlowInput(env, input);
   // Steps run alone get the config dir earlier steps would have returned
   // (prepare_root then takes the toplevel of the dir's last build itself).
   const configDir =
@@ -156,7 +160,7 @@ export function program(): Command {
   return cli;
 }
 
-/** Runs the CLI; returns the exit code: 0 success, 2 bad input, 1 Nix or other failure. */
+/** Runs the CLI; returns the exit code: 0 success, 2 bad input, 1 Nix or other failure, 128 + n when interrupted by signal n. */
 export async function run(argv: string[]): Promise<number> {
   try {
     await program().parseAsync(argv, { from: "user" });
@@ -173,6 +177,10 @@ export async function run(argv: string[]): Promise<number> {
     if (error instanceof InputError) {
       process.stderr.write(`error: bad input: ${error.message}\n`);
       return EXIT_BAD_INPUT;
+    }
+    if (isFileSystemError(error)) {
+      process.stderr.write(`error: ${fileSystemMessage(error)}\n`);
+      return EXIT_FAILURE;
     }
     const known = error instanceof Error && ["SetupError", "NixError", "SpawnError"].includes(error.name);
     process.stderr.write(`error: ${known ? (error as Error).message : ((error as Error)?.stack ?? String(error))}\n`);

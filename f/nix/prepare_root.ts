@@ -33,5 +33,5 @@ export async function main(
   root_dir: string = "",
   nix_settings: object = {},
 ): Promise<PrepareRootResult> {
-  return runStep("prepare_root", nix_settings, (context) => prepareRoot(context, config_dir, toplevel, root_dir ?? ""));
+  return runStep("prepare_root", nix_settings, (context) => prepareRoot(context, config_dir, toplevel ?? "", root_dir ?? ""));
 }

@@ -6,10 +6,11 @@ import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
+import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
 import { testNixes } from "../helpers/nix.ts";
 import { waitFor, within } from "../helpers/steps.ts";
-import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
+import { createWorkbench, snapshot, type Workbench } from "../helpers/workbench.ts";
 
 const BIN = join(ROOT, "bin", "nixos-closure.js");
 
@@ -27,7 +28,7 @@ describe(`nixos-closure with ${nix?.version}`, () => {
   after(() => wb.cleanup());
 
   const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
-    spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: "utf8" });
+    spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: "utf8", timeout: 300_000 });
 
   test("--help on the program and on each command", () => {
     const top = cli(["--help"]);
@@ -146,14 +147,79 @@ describe(`nixos-closure with ${nix?.version}`, () => {
       stderr += chunk;
     });
     const exited = new Promise<number | null>((resolve) => child.on("exit", (code) => resolve(code)));
-    await waitFor(60_000, "the slow build to start", () => /building '.*xfsprogs-6\.13\.0\.drv'/.test(stderr));
+    await waitFor(
+      60_000,
+      "the slow build to start",
+      () => /building '.*xfsprogs-6\.13\.0\.drv'/.test(stderr),
+      () => child.kill("SIGKILL"),
+    );
     child.kill("SIGINT");
-    assert.equal(await within(10_000, "the CLI to exit", exited), 130, stderr);
+    assert.equal(await within(10_000, "the CLI to exit", exited, () => child.kill("SIGKILL")), 130, stderr);
     assert.match(stderr, /error: interrupted by SIGINT/);
     assert.doesNotMatch(stderr, /\n\s+at /, "no stack trace");
     const configDir = JSON.parse(good.stdout).config_dir;
     assert.equal(readlinkSync(join(configDir, "result")), toplevel);
-    assert.equal(existsSync(`${configDir}.lock`), false);
+    assert.equal(await lockHolderOf(configDir, env), null, "the CLI released the config dir's lock");
+  });
+
+  test("the whole input is checked before anything is written: a bad nix or root field changes no file", () => {
+    const first = cli(["render", "--vm-name", "checked-vm", "--profile", "none", "--test-suite", "none"]);
+    assert.equal(first.status, 0, first.stderr);
+    const stateDir = join(wb.root, "state");
+    const before = snapshot(stateDir);
+    const inputs: [object, RegExp][] = [
+      [{ nix: { options: { "--foo": "1" } } }, /nix\.options: "--foo" is not a Nix setting name/],
+      [{ nix: { options: { "post-build-hook": "/tmp/x.sh" } } }, /"post-build-hook" is not a setting the flow input may set/],
+      [{ nix: { options: { fallback: "x".repeat(100_000) } } }, /at most 16384 are accepted/],
+      [{ nix: { publish_to: ["local?root=%"] } }, /malformed %-escape/],
+      [{ root: { prepare: true, dir: 5 } }, /root\.dir: 5 must be a string/],
+      [{ root: { prepare: true, dir: {} } }, /root\.dir: \{\} must be a string/],
+      [{ root: { prepare: true, dir: [] } }, /root\.dir: \[\] must be a string/],
+      [{ root: { prepare: "yes" } }, /root\.prepare: "yes" must be true or false/],
+    ];
+    for (const [extra, message] of inputs) {
+      const file = join(wb.root, "checked.json");
+      writeFileSync(file, JSON.stringify({ guest: { vm_name: "checked-vm" }, closure: { profiles: ["devel"] }, ...extra }));
+      const run = cli(["build", "--input", file]);
+      assert.equal(run.status, 2, `${JSON.stringify(extra).slice(0, 80)}: ${run.stderr}`);
+      assert.match(run.stderr, message);
+      assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
+      assert.deepEqual(snapshot(stateDir), before, "nothing was written");
+    }
+  });
+
+  test("a Nix setting that would run a program is refused: the program never runs", () => {
+    const marker = join(wb.root, "hook-ran");
+    const hook = join(wb.root, "hook.sh");
+    writeFileSync(hook, `#!/bin/sh\ntouch ${marker}\n`, { mode: 0o755 });
+    const run = cli([
+      "build",
+      "--vm-name",
+      "hook-vm",
+      "--profile",
+      "none",
+      "--test-suite",
+      "none",
+      "--option",
+      `post-build-hook=${hook}`,
+    ]);
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, /"post-build-hook" is not a setting the flow input may set/);
+    assert.equal(existsSync(marker), false);
+  });
+
+  test("files that are not key or input files are refused at once, unread", () => {
+    for (const args of [
+      ["render", "--ssh-key-file", "/dev/zero"],
+      ["render", "--input", "/dev/zero"],
+      ["render", "--ssh-key-file", wb.root],
+    ]) {
+      const started = Date.now();
+      const run = cli(args);
+      assert.equal(run.status, 2, `${args.join(" ")}: ${run.stderr}`);
+      assert.match(run.stderr, /is not a regular file/);
+      assert.ok(Date.now() - started < 10_000, `${args.join(" ")} took ${Date.now() - started} ms`);
+    }
   });
 
   test("exit 1 when Nix fails or is missing, with Nix's words or where it looked", () => {

@@ -1,7 +1,8 @@
 // The command line's flags and --input as flow input, without running anything.
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
-import { flowInputFromFlags, parseOverride, parseShare } from "../../cli/flow_input.ts";
+import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags, parseOverride, parseShare } from "../../cli/flow_input.ts";
+import { program } from "../../cli/main.ts";
 import { InputError } from "../../f/nix/lib/core/errors.ts";
 
 describe("flags mirror the flow input", () => {
@@ -60,4 +61,53 @@ describe("flags mirror the flow input", () => {
       },
     );
   });
+});
+
+describe("FLAG_OF_FIELD says which flag sets each field", () => {
+  /** A value for each field's flag, as commander hands it over. */
+  const SAMPLES: Record<string, unknown> = {
+    "guest.vm_name": "v",
+    "guest.user_name": "u",
+    "guest.ssh_keys": ["ssh-ed25519 AAAA"],
+    "guest.shares": ["/mnt/x=x"],
+    "guest.home": false,
+    "guest.home_dir": "/home/u",
+    "closure.profiles": ["devel"],
+    "closure.test_suites": ["ltp"],
+    "closure.overrides": ["fio=/src/fio"],
+    "closure.extra_overrides": ["kmod=/src/kmod"],
+    "lock.update_lock": true,
+    "root.prepare": true,
+    "root.dir": "/srv/root",
+    "nix.builders": "ssh://b x86_64-linux",
+    "nix.substituters": ["https://cache.example.org"],
+    "nix.trusted_public_keys": ["k:AAAA"],
+    "nix.max_jobs": "4",
+    "nix.cores": "2",
+    "nix.options": ["connect-timeout=5"],
+    "nix.publish_to": ["file:///c"],
+    "nix.substitute_on_destination": true,
+  };
+  const options = new Map(program().commands.flatMap((c) => c.options.map((o) => [o.long, o] as const)));
+
+  for (const [group, fields] of Object.entries(FLAG_OF_FIELD)) {
+    for (const [field, flag] of Object.entries(fields)) {
+      test(`${flag} sets ${group}.${field}`, () => {
+        const option = options.get(flag);
+        assert.ok(option, `no command offers ${flag}`);
+        const sample = SAMPLES[`${group}.${field}`];
+        assert.notEqual(sample, undefined, `no sample for ${group}.${field}`);
+        const input = flowInputFromFlags({ [option.attributeName()]: sample } as FlowFlags);
+        assert.notEqual(input[group]?.[field], undefined, `${flag} did not set ${group}.${field}`);
+        const set = Object.entries(input).flatMap(([g, values]) => Object.keys(values ?? {}).map((f) => `${g}.${f}`));
+        const siblings =
+          group === "closure" && field.endsWith("overrides") ? ["closure.overrides", "closure.extra_overrides"] : [];
+        assert.deepEqual(
+          set.filter((f) => !siblings.includes(f)),
+          siblings.length > 0 ? [] : [`${group}.${field}`],
+          `${flag} sets only ${group}.${field}`,
+        );
+      });
+    }
+  }
 });

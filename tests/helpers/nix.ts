@@ -1,7 +1,7 @@
 // Which Nix binaries the integration tests run against, and the settings
 // that let them build offline as root without a daemon.
 import { execFileSync } from "node:child_process";
-import { existsSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 
 /** Offline, daemonless, sandbox-less: what this machine allows. Never the product's settings. */
@@ -45,4 +45,18 @@ export function nixSync(nix: TestNix, args: string[], options: { input?: string 
     input: options.input,
     stdio: ["pipe", "pipe", "pipe"],
   });
+}
+
+/** Command lines of running processes (other than this one) that mention `text`. */
+export function processesMentioning(text: string): string[] {
+  return readdirSync("/proc")
+    .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid)
+    .flatMap((pid) => {
+      try {
+        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
+        return cmdline.includes(text) ? [cmdline] : [];
+      } catch {
+        return [];
+      }
+    });
 }

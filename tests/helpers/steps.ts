@@ -19,6 +19,7 @@ import { type LockResult, lockConfig } from "../../f/nix/lib/steps/lock_config.t
 import { type PlanResult, planBuild } from "../../f/nix/lib/steps/plan.ts";
 import { type PrepareRootResult, prepareRoot } from "../../f/nix/lib/steps/prepare_root.ts";
 import { type RenderResult, renderConfig } from "../../f/nix/lib/steps/render_config.ts";
+import type { LockHolder } from "../../f/nix/lib/worker/dir_lock.ts";
 import type { Workbench } from "./workbench.ts";
 
 /** A logger that keeps everything it is told (and echoes it with NIXOS_CLOSURE_TEST_ECHO=1). */
@@ -94,11 +95,14 @@ export function vmSteps(wb: Workbench, options: StepOptions = {}): VmSteps {
   return steps;
 }
 
-/** Resolves with `promise`, or fails the test after `ms` naming what it waited for. */
-export async function within<T>(ms: number, what: string, promise: Promise<T>): Promise<T> {
+/** Resolves with `promise`, or fails the test after `ms` naming what it waited for (after `onTimeout`, e.g. killing a child). */
+export async function within<T>(ms: number, what: string, promise: Promise<T>, onTimeout: () => void = () => {}): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`waited ${ms} ms for ${what}`)), ms);
+    timer = setTimeout(() => {
+      onTimeout();
+      reject(new Error(`waited ${ms} ms for ${what}`));
+    }, ms);
   });
   try {
     return await Promise.race([promise, timeout]);
@@ -107,8 +111,8 @@ export async function within<T>(ms: number, what: string, promise: Promise<T>): 
   }
 }
 
-/** Resolves once `condition` holds (checked every 50 ms); fails after `ms`, naming what it waited for. */
-export function waitFor(ms: number, what: string, condition: () => boolean): Promise<void> {
+/** Resolves once `condition` holds (checked every 50 ms); fails after `ms` (after `onTimeout`), naming what it waited for. */
+export function waitFor(ms: number, what: string, condition: () => boolean, onTimeout: () => void = () => {}): Promise<void> {
   const deadline = Date.now() + ms;
   return new Promise((resolve, reject) => {
     const check = setInterval(() => {
@@ -117,8 +121,14 @@ export function waitFor(ms: number, what: string, condition: () => boolean): Pro
         resolve();
       } else if (Date.now() > deadline) {
         clearInterval(check);
+        onTimeout();
         reject(new Error(`waited ${ms} ms for ${what}`));
       }
     }, 50);
   });
+}
+
+/** What withDirLock needs, for a test taking a lock itself. */
+export function lockHolder(step: string, lockWaitSeconds: number, signal = new AbortController().signal): LockHolder {
+  return { step, log: captureLog(), env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, lockWaitSeconds, signal };
 }

@@ -119,7 +119,7 @@ for (const nix of testNixes()) {
     test("settings that try to inject a flag are refused at the step's boundary, before Nix runs", async () => {
       const r = await vmSteps(bench()).render({ vm_name: "inject-vm", profiles: [], test_suites: [] });
       await assert.rejects(
-        asWorker(bench(), () => lockConfigStep(r.config_dir, false, { options: { sandbox: "false --impure" } })),
+        asWorker(bench(), () => lockConfigStep(r.config_dir, false, { options: { fallback: "false --impure" } })),
         InputError,
       );
       assert.equal(existsSync(join(r.config_dir, "flake.lock")), false, "nothing ran");
@@ -132,6 +132,7 @@ describe("many workers on one host", () => {
   test("the same VM on two worker slots builds concurrently, in separate config dirs", async () => {
     assert.ok(first);
     const wb = createWorkbench(first);
+    const children: ReturnType<typeof spawn>[] = [];
     try {
       const run = (index: string) =>
         new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
@@ -142,13 +143,16 @@ describe("many workers on one host", () => {
               env: { ...wb.env, WORKER_INDEX: index },
             },
           );
+          children.push(child);
           let stdout = "";
           let stderr = "";
           child.stdout.on("data", (d) => (stdout += d));
           child.stderr.on("data", (d) => (stderr += d));
           child.on("close", (code) => resolve({ code, stdout, stderr }));
         });
-      const [a, b] = await within(300_000, "both CLI builds", Promise.all([run("0"), run("1")]));
+      const [a, b] = await within(300_000, "both CLI builds", Promise.all([run("0"), run("1")]), () => {
+        for (const child of children) child.kill("SIGKILL");
+      });
       assert.equal(a.code, 0, a.stderr);
       assert.equal(b.code, 0, b.stderr);
       const ra = JSON.parse(a.stdout);

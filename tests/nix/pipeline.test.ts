@@ -17,8 +17,10 @@ import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { NixError, SetupError } from "../../f/nix/lib/core/errors.ts";
+import { readIfExists } from "../../f/nix/lib/core/files.ts";
+import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
-import { testNixes } from "../helpers/nix.ts";
+import { processesMentioning, testNixes } from "../helpers/nix.ts";
 import { captureLog, type StepOptions, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 
@@ -28,20 +30,6 @@ interface Evaluated {
   fileSystems: Record<string, { device: string; fsType: string; options: string[] }>;
   packages: string[];
   virtualisation: { libvirtd: { enable: boolean } };
-}
-
-/** Command lines of running processes that mention `text`. */
-function processesMentioning(text: string): string[] {
-  return readdirSync("/proc")
-    .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid)
-    .flatMap((pid) => {
-      try {
-        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-        return cmdline.includes(text) ? [cmdline] : [];
-      } catch {
-        return [];
-      }
-    });
 }
 
 function evaluated(toplevel: string): Evaluated {
@@ -251,19 +239,25 @@ for (const nix of testNixes()) {
       child.stderr.on("data", (chunk) => {
         seen += chunk;
       });
-      const exited = new Promise<number | null>((resolve) => child.on("exit", (c) => resolve(c)));
-      await waitFor(30_000, "the slow build to start", () => /building '.*xfsprogs-6\.13\.0\.drv'/.test(seen));
+      const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on("exit", (_, signal) => resolve(signal)));
+      await waitFor(
+        30_000,
+        "the slow build to start",
+        () => /building '.*xfsprogs-6\.13\.0\.drv'/.test(seen),
+        () => child.kill("SIGKILL"),
+      );
       child.kill("SIGTERM"); // what a cancelled job gets
-      const status = await within(10_000, "the step to exit", exited);
-      assert.notEqual(status, 0);
+      assert.equal(
+        await within(10_000, "the step to exit", exited, () => child.kill("SIGKILL")),
+        "SIGTERM",
+        "the step ends by the signal it got",
+      );
       assert.match(seen, /interrupted by SIGTERM/);
       assert.deepEqual(processesMentioning("vm-interrupt#toplevel"), [], "the nix build went with the step");
       assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
       assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
-      assert.equal(existsSync(`${r.config_dir}.lock`), false, "the step released its lock on the way out");
-      const log = captureLog();
-      await lockConfig(r.config_dir, false, { log, env: { NIXOS_CLOSURE_LOCK_WAIT: "0" } });
-      assert.doesNotMatch(log.text(), /waiting for/);
+      assert.equal(await lockHolderOf(r.config_dir, bench().env), null, "the step released its lock on the way out");
+      await lockConfig(r.config_dir, false, { env: { NIXOS_CLOSURE_LOCK_WAIT: "0" } });
     });
 
     test("a failed lock restores flake.lock", async () => {
@@ -306,11 +300,13 @@ for (const nix of testNixes()) {
       const buildLog = captureLog();
       const lockLog = captureLog();
       const building = buildClosure(r.config_dir, { log: buildLog });
-      await waitFor(10_000, "build_closure to take the lock", () => existsSync(`${r.config_dir}.lock`));
+      await waitFor(10_000, "build_closure to take the lock", () =>
+        (readIfExists(`${r.config_dir}.lock`) ?? "").includes('"step":"build_closure"'),
+      );
       const locking = lockConfig(r.config_dir, false, { log: lockLog }).then((locked) => ({ locked, at: Date.now() }));
-      const built = await building;
+      const built = await within(120_000, "the build", building);
       const builtAt = Date.now();
-      const { locked, at } = await locking;
+      const { locked, at } = await within(60_000, "the lock step after it", locking);
       assert.equal(built.config_dir, r.config_dir, "both steps succeed");
       assert.equal(locked.config_dir, r.config_dir);
       assert.match(lockLog.text(), /waiting for build_closure \(pid \d+/);

@@ -2,7 +2,7 @@
 // before, progress during, the closure report and GC roots after.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, mkdirSync, readlinkSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { drvName } from "../../f/nix/lib/build/plan.ts";
@@ -105,6 +105,7 @@ for (const nix of testNixes()) {
           ["gnumake", [], ["4.4.1"]],
         ],
       );
+      assert.doesNotMatch(JSON.stringify(diff.changes), /\\u001b|\x1b/, "no terminal escapes in the data");
 
       // Both closures are GC roots: a garbage collection of exactly these paths deletes neither.
       assert.equal(readlinkSync(join(dir, "result")), second.toplevel);
@@ -121,6 +122,28 @@ for (const nix of testNixes()) {
       nixSync(nix, ["store", "delete", first.toplevel]);
       assert.equal(existsSync(first.toplevel), false);
       assert.ok(existsSync(second.toplevel));
+    });
+
+    test("a package that grows: its size delta as Nix reports it, without Nix's colours", async () => {
+      const src = join(bench().root, "src", "fio-growing");
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, "salt"), `${process.pid}-${Date.now()}`);
+      writeFileSync(join(src, "data"), "a".repeat(16 * 1024));
+      const steps = vmSteps(bench());
+      const input = {
+        vm_name: "growing-vm",
+        profiles: ["devel" as const],
+        test_suites: ["fstests" as const],
+        overrides: [{ pkg: "fio", src }],
+      };
+      const first = await steps.renderLockBuild(input);
+      writeFileSync(join(src, "data"), "b".repeat(160 * 1024));
+      await steps.lock(first.config_dir);
+      const second = await steps.build(first.config_dir);
+      const fio = second.closure.diff?.changes.find((c) => c.name === "fio");
+      assert.ok(fio, JSON.stringify(second.closure.diff?.changes));
+      assert.ok(fio.size_delta !== null && fio.size_delta > 140 * 1024 && fio.size_delta < 150 * 1024, JSON.stringify(fio));
+      assert.doesNotMatch(JSON.stringify(second.closure.diff), /\\u001b/, "no terminal escapes in the data");
     });
 
     test("a no-op rebuild: an empty plan, the same toplevel, an empty diff", async () => {

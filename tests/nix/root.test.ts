@@ -49,7 +49,7 @@ for (const nix of testNixes()) {
       assert.equal(r.toplevel, b.toplevel, "an empty toplevel is the config dir's last build");
       assert.equal(r.root_dir, join(b.config_dir, "root"));
       assert.equal(r.store_dir, join(b.config_dir, "root", "nix", "store"));
-      assert.equal(r.generation, `${b.config_dir}.roots/1`);
+      assert.equal(r.generation, `${b.config_dir}.roots/root/1`);
       assert.equal(readlinkSync(r.root_dir), r.generation, "the root is a link to its generation");
       assert.equal(r.toplevel, b.toplevel);
       assert.equal(r.init, b.init);
@@ -123,7 +123,7 @@ for (const nix of testNixes()) {
       const r1 = await prepareRoot(first.config_dir, first.toplevel);
       const second = await built("swap-vm", ["devel", "build-tools"]);
       const r2 = await prepareRoot(second.config_dir, second.toplevel);
-      assert.equal(r2.generation, `${second.config_dir}.roots/2`);
+      assert.equal(r2.generation, `${second.config_dir}.roots/root/2`);
       assert.equal(readlinkSync(r2.root_dir), r2.generation);
 
       const before = closureOf(nix, first.toplevel);
@@ -156,10 +156,15 @@ for (const nix of testNixes()) {
         stdio: "ignore",
       });
       const exited = new Promise((r) => child.on("exit", r));
-      const partial = `${b.config_dir}.roots/2.partial`;
-      await waitFor(20_000, "the prepare to get under way", () => existsSync(join(partial, "nix/store")));
+      const partial = `${b.config_dir}.roots/root/2.partial`;
+      await waitFor(
+        20_000,
+        "the prepare to get under way",
+        () => existsSync(join(partial, "nix/store")),
+        () => child.kill("SIGKILL"),
+      );
       child.kill("SIGKILL");
-      await within(10_000, "the killed prepare to exit", exited);
+      await within(10_000, "the killed prepare to exit", exited, () => child.kill("SIGKILL"));
 
       assert.equal(readlinkSync(r1.root_dir), r1.generation, "the root still points to the last complete generation");
       assert.deepEqual(validPaths(nix, r1.generation), closureOf(nix, b.toplevel));
@@ -192,7 +197,7 @@ for (const nix of testNixes()) {
       );
       assert.equal(readlinkSync(r1.root_dir), r1.generation);
       assert.deepEqual(
-        readdirSync(`${b.config_dir}.roots`).filter((n) => n.endsWith(".partial")),
+        readdirSync(`${b.config_dir}.roots/root`).filter((n) => n.endsWith(".partial")),
         [],
       );
     });

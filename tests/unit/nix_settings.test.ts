@@ -63,11 +63,52 @@ describe("the nix input group", () => {
   });
 
   test("an option that tries to inject a second flag is rejected", () => {
-    rejects({ options: { sandbox: "false --impure" } }, "nix_settings.options.sandbox", /word starting with '-'/);
+    rejects({ options: { fallback: "false --impure" } }, "nix_settings.options.fallback", /word starting with '-'/);
     rejects({ options: { "sandbox --impure": "false" } }, "nix_settings.options", /not a Nix setting name/);
     rejects({ options: { "--impure": "" } }, "nix_settings.options", /not a Nix setting name/);
     rejects({ builders: "ssh://b x86_64-linux --option sandbox false" }, "nix_settings.builders", /word starting with '-'/);
-    rejects({ options: { "post-build-hook": "/x\n--impure" } }, "nix_settings.options.post-build-hook", /control characters/);
+    rejects({ options: { "connect-timeout": "5\n--impure" } }, "nix_settings.options.connect-timeout", /control characters/);
+  });
+
+  test("settings that run or expose programs and files, or lift a protection, are refused by name", () => {
+    for (const name of [
+      "post-build-hook",
+      "pre-build-hook",
+      "build-hook",
+      "diff-hook",
+      "store",
+      "allow-unsafe-native-code-during-evaluation",
+      "plugin-files",
+      "extra-sandbox-paths",
+      "sandbox-paths",
+      "sandbox",
+      "require-sigs",
+      "accept-flake-config",
+      "trusted-users",
+      "build-users-group",
+    ]) {
+      rejects(
+        { options: { [name]: "x" } },
+        "nix_settings.options",
+        /is not a setting the flow input may set .*allowed: builders-use-substitutes, /,
+      );
+    }
+    rejects({ options: { "conect-timeout": 5 } }, "nix_settings.options", /did you mean "connect-timeout"\?/);
+    assert.deepEqual(settingsArgs(nixSettings({ options: { "connect-timeout": 5, "max-silent-time": 600 } })), [
+      "--option",
+      "connect-timeout",
+      "5",
+      "--option",
+      "max-silent-time",
+      "600",
+    ]);
+  });
+
+  test("sizes are bounded: a huge value or list is refused before it reaches a command line", () => {
+    rejects({ builders: "x".repeat(1 << 20) }, "nix_settings.builders", /is 1048576 bytes long; at most 16384/);
+    rejects({ options: { fallback: "y".repeat(20_000) } }, "nix_settings.options.fallback", /at most 16384/);
+    rejects({ substituters: Array(101).fill("https://c") }, "nix_settings.substituters", /101 entries; at most 100/);
+    rejects({ publish_to: ["local?root=%"] }, "nix_settings.publish_to[0]", /malformed %-escape/);
   });
 
   test("settings with a field of their own, or set by the steps, are refused in options", () => {

@@ -1,13 +1,14 @@
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
-import { withConfigDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
+import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { main } from "../../f/nix/render_config.ts";
 import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
-import { asWorker, captureLog, type StepOptions, vmSteps } from "../helpers/steps.ts";
+import { asWorker, captureLog, lockHolder, type StepOptions, vmSteps } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 describe("render_config on disk", () => {
@@ -108,8 +109,8 @@ describe("render_config on disk", () => {
     const dir = join(bench().workersDir, "0", "nix", "vm-busy");
     const before = snapshot(dir);
     let release: () => void = () => {};
-    const holder = { step: "build_closure", log: captureLog(), lockWaitSeconds: 5, signal: new AbortController().signal };
-    const held = withConfigDirLock(dir, holder, () => new Promise<void>((r) => (release = r)));
+    const holder = lockHolder("build_closure", 5);
+    const held = withDirLock(dir, holder, () => new Promise<void>((r) => (release = r)));
     try {
       await assert.rejects(
         renderConfig(
@@ -159,6 +160,51 @@ describe("render_config where the worker's paths are not URL-safe", () => {
       );
       assert.equal(existsSync(workersDir), false);
     } finally {
+      wb.cleanup();
+    }
+  });
+});
+
+describe("render_config on a full or read-only disk", () => {
+  test("says what failed on which path, leaves no half-written file, and the next run recovers", async (t) => {
+    const wb = createWorkbench(null);
+    const disk = join(wb.root, "small-disk");
+    mkdirSync(disk);
+    try {
+      execFileSync("mount", ["-t", "tmpfs", "-o", "size=64k", "tmpfs", disk], { stdio: "pipe" });
+    } catch (error) {
+      wb.cleanup();
+      t.skip(`cannot mount a small tmpfs here: ${(error as Error).message.split("\n")[0]}`);
+      return;
+    }
+    const workersDir = join(disk, "workers");
+    const options = { env: { WORKERS_DIR: workersDir } };
+    const render = () => asWorker(wb, () => main("vm-disk", ["devel"], []), options);
+    try {
+      await render();
+      const dir = join(workersDir, "0", "nix", "vm-disk");
+      const before = snapshot(dir);
+      // Fill the disk, then ask for a render that writes a new default.nix.
+      const filler = join(disk, "filler");
+      try {
+        execFileSync("dd", ["if=/dev/zero", `of=${filler}`, "bs=4k", "count=64"], { stdio: "pipe" });
+      } catch {} // dd stops when the disk is full, which is the point
+      await assert.rejects(
+        asWorker(wb, () => main("vm-disk", ["monitoring"], []), options),
+        (e: Error) =>
+          e instanceof SetupError && /no space left on the device \(ENOSPC\)/.test(e.message) && e.message.includes(dir),
+      );
+      assert.deepEqual(snapshot(dir), before, "the previous files are intact, no temporary file is left");
+      rmSync(filler);
+      assert.match((await asWorker(wb, () => main("vm-disk", ["monitoring"], []), options)).default, /monitoring/);
+
+      execFileSync("mount", ["-o", "remount,ro", disk]);
+      await assert.rejects(
+        asWorker(wb, () => main("vm-disk", ["devel"], []), options),
+        (e: Error) => e instanceof SetupError && /the file system is read-only \(EROFS\)/.test(e.message),
+      );
+    } finally {
+      execFileSync("umount", [disk]);
       wb.cleanup();
     }
   });

@@ -1,7 +1,8 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { parseBootspec, readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
 import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
@@ -12,8 +13,10 @@ import { parseBuildJson, parsePathInfoJson } from "../../f/nix/lib/nix/json.ts";
 import { updateInputsArgs } from "../../f/nix/lib/nix/operations.ts";
 import { nixErrorText } from "../../f/nix/lib/nix/run.ts";
 import { type NixVersion, parseNixVersion } from "../../f/nix/lib/nix/version.ts";
-import { lockPathFor, withConfigDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
-import { captureLog } from "../helpers/steps.ts";
+import { lockHolderOf, lockPathFor, withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
+import { lockHolder, waitFor, within } from "../helpers/steps.ts";
+
+const ROOT = resolve(import.meta.dirname, "..", "..");
 
 describe("bootspec", () => {
   const spec = (v1: object, extra: object = {}) => JSON.stringify({ "org.nixos.bootspec.v1": v1, ...extra });
@@ -164,27 +167,78 @@ describe("files and locks", () => {
     }
   });
 
-  test("a second holder waits, then refuses clearly; a dead holder's lock is taken over", async () => {
+  test("a second holder waits, then refuses clearly; a lock file left behind, empty or garbage, blocks nothing", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lock-"));
     const configDir = join(dir, "vm");
     mkdirSync(configDir);
-    const holder = (step: string) => ({ step, log: captureLog(), lockWaitSeconds: 0.5, signal: new AbortController().signal });
     try {
       let release: () => void = () => {};
-      const first = withConfigDirLock(configDir, holder("build_closure"), () => new Promise<void>((r) => (release = r)));
+      const first = withDirLock(configDir, lockHolder("build_closure", 0.5), () => new Promise<void>((r) => (release = r)));
+      await waitFor(5_000, "the first holder", () => (readIfExists(lockPathFor(configDir)) ?? "").includes("build_closure"));
+      assert.equal(await lockHolderOf(configDir, { PATH: process.env.PATH }), "build_closure");
       await assert.rejects(
-        withConfigDirLock(configDir, holder("lock_config"), async () => {}),
+        withDirLock(configDir, lockHolder("lock_config", 0.5), async () => {}),
         /in use by build_closure \(pid \d+ .*refusing to run lock_config/s,
       );
       release();
       await first;
-      assert.equal(readIfExists(lockPathFor(configDir)), null);
+      assert.equal(await lockHolderOf(configDir, { PATH: process.env.PATH }), null);
 
-      writeFileSync(
-        lockPathFor(configDir),
-        JSON.stringify({ pid: 2 ** 22 + 7, host: (await import("node:os")).hostname(), step: "x", since: "" }),
+      for (const leftover of ["", "{not json", JSON.stringify({ pid: 1, host: "x", step: "x", since: "" })]) {
+        writeFileSync(lockPathFor(configDir), leftover);
+        assert.equal(await withDirLock(configDir, lockHolder("lock_config", 0), async () => 42), 42);
+      }
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test("eight waiters on one lock: never two holders at once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lock-"));
+    try {
+      const inside = join(dir, "inside");
+      let entered = 0;
+      await Promise.all(
+        Array.from({ length: 8 }, (_, i) =>
+          withDirLock(dir, lockHolder(`waiter-${i}`, 30), async () => {
+            // O_EXCL: a second holder inside at the same time would fail here.
+            writeFileSync(inside, String(i), { flag: "wx" });
+            await new Promise((r) => setTimeout(r, 30));
+            rmSync(inside);
+            entered++;
+          }),
+        ),
       );
-      assert.equal(await withConfigDirLock(configDir, holder("lock_config"), async () => 42), 42);
+      assert.equal(entered, 8);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
+  test("a holder killed with SIGKILL releases the lock at once", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lock-"));
+    try {
+      const code = `import { withDirLock } from ${JSON.stringify(join(ROOT, "f/nix/lib/worker/dir_lock.ts"))};
+        await withDirLock(${JSON.stringify(dir)}, { step: "doomed", log: { info() {} }, env: process.env, lockWaitSeconds: 0, signal: new AbortController().signal },
+          () => new Promise(() => { console.log("holding"); setInterval(() => {}, 1000); }));`;
+      const child = spawn(process.execPath, ["--import", "tsx", "--input-type=module", "-e", code], {
+        stdio: ["ignore", "pipe", "inherit"],
+      });
+      const exited = new Promise((r) => child.on("exit", r));
+      let out = "";
+      child.stdout.on("data", (d) => {
+        out += d;
+      });
+      await waitFor(
+        20_000,
+        "the child to hold the lock",
+        () => out.includes("holding"),
+        () => child.kill("SIGKILL"),
+      );
+      assert.equal(await lockHolderOf(dir, { PATH: process.env.PATH }), "doomed");
+      child.kill("SIGKILL");
+      await within(10_000, "the killed holder to exit", exited, () => child.kill("SIGKILL"));
+      assert.equal(await withDirLock(dir, lockHolder("next", 2), async () => "taken"), "taken");
     } finally {
       rmSync(dir, { recursive: true });
     }
@@ -216,5 +270,9 @@ describe("nix store diff-closures text", () => {
       { name: "kdevops-tools", from: ["0.1"], to: [], size_delta: null },
       { name: "system-path", from: [], to: [], size_delta: 12288 },
     ]);
+  });
+  test("Nix's colours are not part of the data", () => {
+    const coloured = "gcc: \x1b[31;1m∅\x1b[0m → \x1b[32;1m14.2\x1b[0m, \x1b[31;1m+51200.0 KiB\x1b[0m";
+    assert.deepEqual(parseDiffClosures(coloured), [{ name: "gcc", from: [], to: ["14.2"], size_delta: 51200 * 1024 }]);
   });
 });

@@ -34,7 +34,7 @@ export function bunExecutor(env: NodeJS.ProcessEnv, log: BunRun[] = []): Executo
     writeFileSync(join(job, "args.json"), JSON.stringify({ scriptDir, order: parameterOrder(module.path), args }));
     writeFileSync(join(job, "wrapper.ts"), WRAPPER);
     return new Promise((resolve, reject) => {
-      execFile(BUN, ["run", "wrapper.ts"], { cwd: job, env, maxBuffer: 64 << 20 }, (error, stdout, stderr) => {
+      execFile(BUN, ["run", "wrapper.ts"], { cwd: job, env, maxBuffer: 64 << 20, timeout: 600_000 }, (error, stdout, stderr) => {
         rmSync(job, { recursive: true, force: true });
         log.push({ stdout, stderr });
         const line = stdout.split("\n").find((l) => l.startsWith(RESULT_MARK));

@@ -1,6 +1,7 @@
 // What a build produced: the size of the closure, its largest paths, and what
 // changed since the previous build of the same config dir.
 import { formatBytes } from "../core/format.ts";
+import { stripAnsi } from "../nix/events.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, diffClosures } from "../nix/operations.ts";
@@ -76,9 +77,13 @@ const versions = (text: string): string[] =>
         .map((v) => v.trim())
         .filter((v) => v !== "");
 
-/** Parses `nix store diff-closures` lines: `name: 1.0 → 1.1, +12.3 KiB`, `name: ∅ → 2.0`, `name: -8.5 KiB`. */
+/**
+ * Parses `nix store diff-closures` lines: `name: 1.0 → 1.1, +12.3 KiB`,
+ * `name: ∅ → 2.0`, `name: -8.5 KiB`. Nix colours them even with NO_COLOR
+ * set, so terminal escapes are removed first.
+ */
 export function parseDiffClosures(text: string): VersionChange[] {
-  return text
+  return stripAnsi(text)
     .split("\n")
     .filter((line) => line.trim() !== "")
     .flatMap((line) => {

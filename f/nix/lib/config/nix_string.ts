@@ -1,7 +1,7 @@
 // The only way user text enters a Nix file: as a double-quoted Nix string
 // that Nix reads back byte for byte.
 
-const NIX_KEYWORDS = new Set(["assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"]);
+const NIX_KEYWORDS: ReadonlySet<string> = new Set(["assert", "else", "if", "in", "inherit", "let", "or", "rec", "then", "with"]);
 
 /**
  * A double-quoted Nix string literal for `text`. `\`, `"` and every `$` are

@@ -9,7 +9,7 @@ export interface ManagedKey {
   line: string;
 }
 
-const SSH_KEY_TYPES = new Set([
+const SSH_KEY_TYPES: ReadonlySet<string> = new Set([
   "ssh-ed25519",
   "ssh-rsa",
   "ssh-dss",

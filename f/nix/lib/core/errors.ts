@@ -36,7 +36,7 @@ export class NixError extends Error {
 export class Interrupted extends Error {
   override name = "Interrupted";
   constructor(readonly signal: NodeJS.Signals) {
-    super(`interrupted by ${signal}: the running commands were stopped; the previous result and lock file are kept`);
+    super(`interrupted by ${signal}: the step stopped its running command and released the config dir`);
   }
 }
 

@@ -1,7 +1,91 @@
-// File writes that never leave a half-written file behind.
+// File operations on paths a user may have chosen: writes that never leave
+// a half-written file behind, directories made one level at a time (Node's
+// recursive mkdir loops forever under /proc), and errors that say what failed
+// on which path instead of a stack trace.
 import { randomBytes } from "node:crypto";
-import { readFileSync, renameSync, rmSync, writeFileSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import { basename, dirname, join, resolve } from "node:path";
+import { SetupError } from "./errors.ts";
+
+const ERRNO_MEANINGS: Record<string, string> = {
+  ENOSPC: "no space left on the device",
+  EDQUOT: "the disk quota is exhausted",
+  EROFS: "the file system is read-only",
+  EACCES: "permission denied",
+  EPERM: "operation not permitted",
+  ENAMETOOLONG: "a file name is too long",
+  ELOOP: "too many levels of symbolic links",
+  ENOTDIR: "a part of the path is not a directory",
+  EISDIR: "it is a directory",
+  ENOENT: "no such file or directory",
+  EEXIST: "it already exists",
+  EXDEV: "it is on another file system",
+  EIO: "an input/output error",
+};
+
+/** Whether an error is one of Node's file-system errors (an errno code and the call that failed). */
+export function isFileSystemError(error: unknown): error is NodeJS.ErrnoException & { code: string; syscall: string } {
+  const e = error as NodeJS.ErrnoException | null;
+  return typeof e?.code === "string" && typeof e.syscall === "string" && /^E[A-Z]+$/.test(e.code);
+}
+
+/** `cannot mkdir /x: the file system is read-only (EROFS)`: what an operator can act on. */
+export function fileSystemMessage(error: NodeJS.ErrnoException & { code: string; syscall: string }): string {
+  const dest = (error as { dest?: string }).dest;
+  const where = error.path ? ` ${error.path}${dest ? ` -> ${dest}` : ""}` : "";
+  const meaning = ERRNO_MEANINGS[error.code] ?? error.message.replace(/,.*$/, "");
+  return `cannot ${error.syscall}${where}: ${meaning} (${error.code})`;
+}
+
+/** At most this many directories are made for one path. */
+const MAX_DEPTH = 64;
+
+/**
+ * `mkdir -p`, one level at a time: each step fails at once with a clear
+ * SetupError (Node's recursive mkdir spins forever on some paths, /proc/self/x).
+ */
+export function makeDirs(path: string, mode = 0o755): void {
+  const missing: string[] = [];
+  let dir = resolve(path);
+  for (;;) {
+    try {
+      mkdirSync(dir, { mode });
+      break;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "EEXIST") break;
+      if (code !== "ENOENT" || dirname(dir) === dir || missing.length >= MAX_DEPTH) {
+        throw new SetupError(`cannot make the directory ${path}: ${fileSystemMessage(error as never)}`);
+      }
+      missing.push(dir);
+      dir = dirname(dir);
+    }
+  }
+  for (const child of missing.reverse()) {
+    try {
+      mkdirSync(child, { mode });
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== "EEXIST") {
+        throw new SetupError(`cannot make the directory ${path}: ${fileSystemMessage(error as never)}`);
+      }
+    }
+  }
+}
+
+/** Reads a regular file of at most `maxBytes`; refuses devices, pipes and anything larger, before reading it. */
+export function readSmallFile(path: string, maxBytes: number): string {
+  const fd = openSync(path, "r");
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new SetupError(`${path} is not a regular file`);
+    if (stat.size > maxBytes) throw new SetupError(`${path} is ${stat.size} bytes, more than the ${maxBytes} expected`);
+    const buffer = Buffer.alloc(stat.size);
+    const read = readSync(fd, buffer, 0, stat.size, 0);
+    return buffer.subarray(0, read).toString("utf8");
+  } finally {
+    closeSync(fd);
+  }
+}
 
 /** Reads a file, or null when it does not exist. */
 export function readIfExists(path: string): string | null {
@@ -26,6 +110,8 @@ export function writeFileAtomic(path: string, content: string): boolean {
     renameSync(temporary, path);
   } catch (error) {
     rmSync(temporary, { force: true });
+    // A failed write(2) names no path; the file it was for is what the operator needs.
+    if (isFileSystemError(error) && !error.path) error.path = path;
     throw error;
   }
   return true;

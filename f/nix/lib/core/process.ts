@@ -30,7 +30,6 @@ export interface RunOptions {
 }
 
 export interface RunResult {
-  argv: readonly string[];
   printed: string;
   exitCode: number | null;
   stdout: string;
@@ -40,6 +39,9 @@ export interface RunResult {
 export class SpawnError extends Error {
   override name = "SpawnError";
 }
+
+/** How long an interrupted command gets to stop before it is killed. */
+const KILL_GRACE_MS = 5000;
 
 /** The signal an abort stands for (the reason a step's interrupt handler gives), SIGTERM otherwise. */
 export function abortSignalName(signal: AbortSignal): NodeJS.Signals {
@@ -60,7 +62,12 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
     const child = spawn(program, args, { env: { ...runner.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
     // An interrupted step stops its command: a `nix build` left running would
     // replace the result link after the step was gone.
-    const stop = () => child.kill(abortSignalName(runner.signal));
+    let killer: NodeJS.Timeout | undefined;
+    const stop = () => {
+      child.kill(abortSignalName(runner.signal));
+      // A command that ignores the signal is killed after a grace period.
+      killer = setTimeout(() => child.kill("SIGKILL"), KILL_GRACE_MS);
+    };
     runner.signal.addEventListener("abort", stop, { once: true });
     child.stdin.on("error", () => {}); // a command that does not read its input
     child.stdin.end(options.input);
@@ -85,13 +92,13 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
     });
     child.on("close", (exitCode) => {
       runner.signal.removeEventListener("abort", stop);
+      clearTimeout(killer);
       if (partial !== "") takeLine(partial);
       if (runner.signal.aborted) {
         reject(new Interrupted(abortSignalName(runner.signal)));
         return;
       }
       resolve({
-        argv,
         printed,
         exitCode,
         stdout: Buffer.concat(stdout).toString("utf8"),

@@ -45,7 +45,7 @@ export function parseJsonExactIntegers(text: string): unknown {
   return JSON.parse(safe);
 }
 
-function stripAnsi(text: string): string {
+export function stripAnsi(text: string): string {
   return text.replace(ANSI, "");
 }
 

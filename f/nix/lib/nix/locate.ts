@@ -1,6 +1,6 @@
 // Finds the `nix` to run ($NIX_BIN first, then PATH) and asks it its version.
 import { accessSync, constants } from "node:fs";
-import { delimiter, join } from "node:path";
+import { delimiter, isAbsolute, join } from "node:path";
 import { SetupError } from "../core/errors.ts";
 import { type Runner, run } from "../core/process.ts";
 import { type NixVersion, parseNixVersion } from "./version.ts";
@@ -31,6 +31,7 @@ export function isExecutable(path: string): boolean {
 /** Finds nix ($NIX_BIN first, then PATH) and detects its version. */
 export async function locateNix(runner: Runner, settings: readonly string[] = []): Promise<Nix> {
   const nixBin = runner.env.NIX_BIN || DEFAULT_NIX_BIN;
+  if (!isAbsolute(nixBin)) throw new SetupError(`NIX_BIN=${JSON.stringify(nixBin)} must be an absolute path`);
   const path = (runner.env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
   const program = [nixBin, ...path].map((dir) => join(dir, "nix")).find(isExecutable);
   if (program === undefined) {
@@ -44,8 +45,6 @@ export async function locateNix(runner: Runner, settings: readonly string[] = []
   const nixRunner: Runner = {
     ...runner,
     env: { ...runner.env, PATH: [dir, runner.env.PATH ?? ""].filter((p) => p !== "").join(delimiter) },
-    // The version probe is not a command an operator needs to see.
-    log: { ...runner.log, command: () => {} },
   };
   const result = await run(nixRunner, [program, "--version"], { onStderrLine: () => {} });
   const version = result.exitCode === 0 ? parseNixVersion(result.stdout) : null;
@@ -54,5 +53,5 @@ export async function locateNix(runner: Runner, settings: readonly string[] = []
       `${program} --version failed (exit ${result.exitCode}): ${[result.stdout, ...result.stderrTail].join("\n").trim()}`,
     );
   }
-  return { program, version, settings: [...settings], runner: { ...nixRunner, log: runner.log } };
+  return { program, version, settings: [...settings], runner: nixRunner };
 }

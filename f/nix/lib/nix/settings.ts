@@ -41,7 +41,7 @@ const SETTING_NAME = /^[a-z][a-z0-9]*(?:-[a-z0-9]+)*$/;
 const STORE_URI = /^(?:[a-z][a-z0-9+.-]*:\/\/\S+|local(?:\?\S*)?|daemon|auto)$/;
 const PUBLIC_KEY = /^[^\s:]+:[A-Za-z0-9+/]+={0,2}$/;
 /** Settings that have a field of their own (or that the steps set). */
-const TYPED = new Map([
+const TYPED: ReadonlyMap<string, string> = new Map([
   ["builders", "builders"],
   ["substituters", "substituters"],
   ["extra-substituters", "substituters"],
@@ -53,10 +53,50 @@ const TYPED = new Map([
   ["extra-experimental-features", "(set by the steps)"],
 ]);
 
-/** A value that stays one argument: no control characters, no word that reads as a flag. */
+/**
+ * The settings `options` may carry: caching, substitution, parallelism and
+ * timeouts. The rest of Nix's settings are refused: many name a program Nix
+ * would run (post-build-hook, build-hook, diff-hook, plugin-files, ...), a
+ * store or paths to expose to builds (store, sandbox-paths), or turn off a
+ * protection (sandbox, require-sigs, allow-unsafe-native-code-during-evaluation,
+ * accept-flake-config), as the worker's user, from a web form.
+ */
+export const ALLOWED_OPTIONS: readonly string[] = [
+  "builders-use-substitutes",
+  "compress-build-log",
+  "connect-timeout",
+  "download-attempts",
+  "download-speed",
+  "eval-cache",
+  "fallback",
+  "http-connections",
+  "http2",
+  "keep-going",
+  "log-lines",
+  "max-build-log-size",
+  "max-silent-time",
+  "max-substitution-jobs",
+  "narinfo-cache-negative-ttl",
+  "narinfo-cache-positive-ttl",
+  "stalled-download-timeout",
+  "substitute",
+  "tarball-ttl",
+  "timeout",
+  "warn-dirty",
+];
+
+/** A setting value longer than this is refused: command lines have limits, and no setting needs more. */
+const MAX_VALUE_BYTES = 16 * 1024;
+/** At most this many entries in one list field. */
+const MAX_LIST_ENTRIES = 100;
+
+/** A value that stays one argument: no control characters, no word that reads as a flag, a bounded length. */
 function settingValue(field: string, value: unknown): string {
   const text = typeof value === "number" || typeof value === "boolean" ? String(value) : value;
   if (typeof text !== "string") throw new InputError(field, value, "must be a string, number or boolean");
+  if (Buffer.byteLength(text) > MAX_VALUE_BYTES) {
+    throw new InputError(field, value, `is ${Buffer.byteLength(text)} bytes long; at most ${MAX_VALUE_BYTES} are accepted`);
+  }
   if (/[\0-\x1f\x7f]/.test(text)) throw new InputError(field, value, "must not contain control characters (newlines included)");
   // A lone "-" is a placeholder in the builders syntax; "-x" and "--xyz" read as flags.
   if (text.split(/\s+/).some((word) => /^--?[A-Za-z]/.test(word))) {
@@ -68,6 +108,8 @@ function settingValue(field: string, value: unknown): string {
 function list(field: string, value: unknown, pattern: RegExp, what: string): string[] {
   if (value === null || value === undefined) return [];
   if (!Array.isArray(value)) throw new InputError(field, value, "must be a list");
+  if (value.length > MAX_LIST_ENTRIES)
+    throw new InputError(field, value, `has ${value.length} entries; at most ${MAX_LIST_ENTRIES} are accepted`);
   return value.flatMap((item, i) => {
     if (typeof item === "string" && item.trim() === "") return [];
     const text = settingValue(`${field}[${i}]`, item).trim();
@@ -133,6 +175,14 @@ export function nixSettings(input: unknown, field = "nix_settings"): NixSettings
     }
     const typed = TYPED.get(name);
     if (typed) throw new InputError(`${field}.options`, name, `cannot be set here: use ${typed}`);
+    if (!ALLOWED_OPTIONS.includes(name)) {
+      throw new InputError(
+        `${field}.options`,
+        name,
+        `is not a setting the flow input may set (it could run or expose programs or files as the worker's user); ` +
+          `allowed: ${ALLOWED_OPTIONS.join(", ")}${didYouMean(name, ALLOWED_OPTIONS)}`,
+      );
+    }
     options.push([name, settingValue(`${field}.options.${name}`, value)]);
   }
 
@@ -144,7 +194,14 @@ export function nixSettings(input: unknown, field = "nix_settings"): NixSettings
   );
   for (const [i, uri] of publishTo.entries()) {
     const root = /^local\?(?:.*&)?root=([^&]*)/.exec(uri)?.[1];
-    if (root !== undefined && !isAbsolute(decodeURIComponent(root))) {
+    if (root === undefined) continue;
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(root);
+    } catch {
+      throw new InputError(`${field}.publish_to[${i}]`, uri, "has a malformed %-escape in its root");
+    }
+    if (!isAbsolute(decoded)) {
       throw new InputError(`${field}.publish_to[${i}]`, uri, "names a relative root: use local?root=/absolute/dir");
     }
   }

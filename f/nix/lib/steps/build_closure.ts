@@ -1,8 +1,8 @@
 // build_closure's core: build the toplevel of a locked config dir, read init
 // and initrd from its bootspec, report its closure, keep the previous one
 // rooted, and deliver it where the nix group says.
-import { existsSync, readlinkSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import { type Delivery, deliver } from "../build/deliver.ts";
 import type { BuildPlan } from "../build/plan.ts";
@@ -12,9 +12,10 @@ import { type ClosureReport, closureReport, formatClosureReport } from "../build
 import { SetupError } from "../core/errors.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operations.ts";
-import { withConfigDirLock } from "../worker/dir_lock.ts";
+import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
+import { checkLockFile } from "./lock_config.ts";
 
 export interface BuildTiming {
   /** Until Nix started building or fetching; null when progress is off. */
@@ -44,6 +45,23 @@ export interface BuildClosureResult {
   published: Delivery[];
 }
 
+/**
+ * Where Nix links a build while it runs: beside the config dir, private to
+ * this process. `result` changes only after the build, under the config
+ * dir's lock, so a nix build outliving a killed step can never swap it.
+ */
+function pendingLink(configDir: string, pid = String(process.pid)): string {
+  return `${configDir}.pending-result-${pid}`;
+}
+
+/** Removes the pending links of earlier runs that were killed (their builds' GC roots). */
+function removeStalePendingLinks(configDir: string): void {
+  const prefix = basename(pendingLink(configDir, ""));
+  for (const name of readdirSync(dirname(configDir))) {
+    if (name.startsWith(prefix)) rmSync(join(dirname(configDir), name), { force: true });
+  }
+}
+
 /** The toplevel the result link points to, when it is still in the store. */
 function currentResult(link: string): string | null {
   try {
@@ -67,9 +85,12 @@ export async function buildClosure(context: Context, configDir: string): Promise
   const { log, settings } = context;
   log.info(`using ${nix.version.text} at ${nix.program}`);
   const installable = toplevelInstallable(dir);
-  return withConfigDirLock(dir, context, async () => {
+  return withDirLock(dir, context, async () => {
+    checkLockFile(dir);
     const resultLink = join(dir, "result");
     const previous = currentResult(resultLink);
+    removeStalePendingLinks(dir);
+    const pending = pendingLink(dir);
     const started = performance.now();
     const tracker = context.progress === "off" ? null : new BuildProgress();
     const reporter = tracker ? new ProgressReporter(tracker, log) : null;
@@ -77,7 +98,7 @@ export async function buildClosure(context: Context, configDir: string): Promise
       tracker && reporter ? { onLine: (line) => reporter.line(line), errorLines: () => tracker.messages } : null;
     let built: Awaited<ReturnType<typeof build>>;
     try {
-      built = await build(nix, installable, resultLink, events);
+      built = await build(nix, installable, pending, events);
     } finally {
       reporter?.finish();
     }
@@ -85,6 +106,8 @@ export async function buildClosure(context: Context, configDir: string): Promise
     const toplevel = built[0]?.outputs.out;
     if (toplevel === undefined) throw new SetupError(`nix build ${installable} reported no output path`);
     if (previous !== null && previous !== toplevel) await addGcRoot(nix, previous, join(dir, "result-previous"));
+    await addGcRoot(nix, toplevel, resultLink);
+    rmSync(pending, { force: true });
 
     const boot = readBootInfo(toplevel);
     for (const warning of boot.warnings) log.warn(warning);

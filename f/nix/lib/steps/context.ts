@@ -5,9 +5,11 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { Interrupted, SetupError } from "../core/errors.ts";
+import { fileSystemMessage, isFileSystemError } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { streamLogger } from "../core/log.ts";
-import type { Env } from "../core/process.ts";
+import { abortSignalName, type Env } from "../core/process.ts";
 import { locateNix, type Nix } from "../nix/locate.ts";
 import { type NixSettings, nixSettings, settingsArgs } from "../nix/settings.ts";
 
@@ -105,17 +107,41 @@ export function withContextOptions<T>(options: ContextOptions, work: () => Promi
  * What a Windmill step's `main` calls: validates the step's `nix` group,
  * builds its context (from the options given by withContextOptions, else
  * from this process: its environment, stderr, and an interrupt signal), and
- * runs the step's core with it.
+ * runs the step's core with it. File-system errors come out as messages
+ * naming the path. A step of this process that was interrupted ends the way
+ * an interrupted program does: by its signal, once its command has stopped
+ * and its lock is released.
  */
 export async function runStep<T>(step: string, nixGroup: unknown, work: (context: Context) => Promise<T>): Promise<T> {
   const settings = nixSettings(nixGroup);
   const options = given.getStore();
-  if (options) return work(createContext(step, settings, options));
+  if (options) return withFileMessages(() => work(createContext(step, settings, options)));
   const interrupt = interruptSignal();
   try {
     const env: Env = { ...process.env };
-    return await work(createContext(step, settings, { env, log: streamLogger(process.stderr), signal: interrupt.signal }));
+    const context = createContext(step, settings, { env, log: streamLogger(process.stderr), signal: interrupt.signal });
+    const result = await withFileMessages(() => work(context));
+    // A cancelled job must not report success, even when its work finished first.
+    if (interrupt.signal.aborted) throw new Interrupted(abortSignalName(interrupt.signal));
+    return result;
+  } catch (error) {
+    if (error instanceof Interrupted) {
+      interrupt.dispose();
+      process.stderr.write(`error: ${error.message}\n`);
+      process.kill(process.pid, error.signal);
+    }
+    throw error;
   } finally {
     interrupt.dispose();
+  }
+}
+
+/** Runs `work`, turning Node's file-system errors into SetupErrors that name the operation and the path. */
+async function withFileMessages<T>(work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (error) {
+    if (isFileSystemError(error)) throw new SetupError(fileSystemMessage(error));
+    throw error;
   }
 }

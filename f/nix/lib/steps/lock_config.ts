@@ -8,7 +8,7 @@ import { SetupError } from "../core/errors.ts";
 import { readIfExists, writeFileAtomic } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
-import { withConfigDirLock } from "../worker/dir_lock.ts";
+import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 
@@ -18,15 +18,40 @@ export interface LockResult {
   src_inputs: string[];
 }
 
+function isJson(text: string): boolean {
+  try {
+    JSON.parse(text);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** Refuses a config dir whose flake.lock is not JSON, naming the file and the step that repairs it. */
+export function checkLockFile(configDir: string): void {
+  const lockFile = join(configDir, "flake.lock");
+  const text = readIfExists(lockFile);
+  if (text !== null && !isJson(text)) {
+    throw new SetupError(
+      `${lockFile} is not valid JSON (a write cut short?): run lock_config (nixos-closure lock), which locks it afresh`,
+    );
+  }
+}
+
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
   const dir = existingConfigDir(configDir);
   const nix = await context.nix();
   context.log.info(`using ${nix.version.text} at ${nix.program}`);
-  return withConfigDirLock(dir, context, async () => {
+  return withDirLock(dir, context, async () => {
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);
     const srcInputs = sourceInputsOf(readFileSync(join(dir, "flake.nix"), "utf8"));
     const previous = readIfExists(lockFile);
+    if (previous !== null && !isJson(previous)) {
+      // A lock file cut short (a full disk, a crash) would fail every Nix call: lock afresh, from the inputs as they are.
+      context.log.warn(`${lockFile} is not valid JSON (a write cut short?): locking the inputs afresh`);
+      rmSync(lockFile);
+    }
     try {
       await flakeLock(nix, ref);
       await updateInputs(nix, ref, [...srcInputs, ...(updateLibrary ? ["nixos-flake"] : [])]);

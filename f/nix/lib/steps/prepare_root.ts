@@ -1,14 +1,24 @@
 // prepare_root's core: a root directory whose store holds exactly a built
 // closure, switched atomically to a complete new generation.
 import { existsSync, readlinkSync, renameSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
-import { currentGeneration, generations, pruneGenerations, removeTree, rootLayout, switchTo } from "../build/root/generations.ts";
+import {
+  claimGenerations,
+  currentGeneration,
+  generationDir,
+  generations,
+  pruneGenerations,
+  removeTree,
+  rootLayout,
+  switchTo,
+} from "../build/root/generations.ts";
 import { populateStore, STORE_DIR, standardDirectories, systemLinks } from "../build/root/populate.ts";
 import { InputError, SetupError } from "../core/errors.ts";
+import { makeDirs } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { closureInfo, dumpDb, loadDb } from "../nix/operations.ts";
-import { withConfigDirLock } from "../worker/dir_lock.ts";
+import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 
@@ -17,11 +27,14 @@ export interface PrepareRootResult {
   toplevel: string;
   init: string;
   initrd: string | null;
+  /** The stable path of the root: a link switched between generations. */
   root_dir: string;
-  /** What the host serves to the guest over virtiofs instead of /nix/store. */
+  /** What the host serves to the guest over virtiofs instead of /nix/store, read-only. */
   store_dir: string;
   /** The generation the root now points to. */
   generation: string;
+  /** The same generation as a real directory, no symlink on its path: what to hand to Nix (`--store local?root=...`). */
+  generation_dir: string;
   paths: number;
   nar_size: number;
   files_linked: number;
@@ -60,49 +73,63 @@ export async function prepareRoot(
   if (toplevel !== "") chosenToplevel(dir, toplevel);
   const layout = rootLayout(dir, rootDir);
   const nix = await context.nix();
-  return withConfigDirLock(dir, context, async () => {
-    const system = chosenToplevel(dir, toplevel);
-    const previous = currentGeneration(layout);
-    const existing = generations(layout);
-    const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;
-    const generation = join(layout.generationsDir, String(number));
-    const partial = `${generation}.partial`;
+  // Checked now, so that a root that is not ours is refused before anything is created, and again under the locks.
+  currentGeneration(layout);
+  // The root's own lock sits beside it: two VMs asking for one root take turns, and the second is refused by name.
+  makeDirs(dirname(layout.rootDir));
+  return withDirLock(dir, context, () =>
+    withDirLock(layout.rootDir, context, async () => {
+      const system = chosenToplevel(dir, toplevel);
+      const previous = currentGeneration(layout);
+      claimGenerations(layout);
+      const existing = generations(layout);
+      const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;
+      const generation = join(layout.generationsDir, String(number));
+      const partial = `${generation}.partial`;
 
-    const infos = await closureInfo(nix, [system]);
-    const paths = infos.map((i) => i.path);
-    const narSize = infos.reduce((n, i) => n + i.narSize, 0);
-    context.log.info(
-      `preparing ${layout.rootDir} (generation ${number}) with ${plural(paths.length, "store path")}, ${formatBytes(narSize)}`,
-    );
-    try {
-      standardDirectories(partial);
-      const stats = populateStore(partial, paths, previous);
-      await loadDb(nix, `local?root=${partial}`, await dumpDb(nix, paths));
-      systemLinks(partial, system, new Set(paths));
-      renameSync(partial, generation);
-      switchTo(layout, generation);
-      const removed = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
+      const infos = await closureInfo(nix, [system]);
+      const paths = infos.map((i) => i.path);
+      const narSize = infos.reduce((n, i) => n + i.narSize, 0);
       context.log.info(
-        `root ${layout.rootDir} -> ${generation}: ${plural(stats.linked, "file")} linked, ${stats.copied} copied, ` +
-          `${plural(stats.reused, "path")} reused from the previous generation${removed.length > 0 ? `; removed ${removed.join(", ")}` : ""}`,
+        `preparing ${layout.rootDir} (generation ${number}) with ${plural(paths.length, "store path")}, ${formatBytes(narSize)}`,
       );
-      const boot = readBootInfo(system);
-      return {
-        config_dir: dir,
-        toplevel: system,
-        init: boot.init,
-        initrd: boot.initrd,
-        root_dir: layout.rootDir,
-        store_dir: join(layout.rootDir, STORE_DIR),
-        generation,
-        paths: paths.length,
-        nar_size: narSize,
-        files_linked: stats.linked,
-        files_copied: stats.copied,
-      };
-    } catch (error) {
-      removeTree(partial);
-      throw error;
-    }
-  });
+      try {
+        standardDirectories(partial);
+        const stats = populateStore(partial, paths, previous);
+        await loadDb(nix, `local?root=${partial}`, await dumpDb(nix, paths));
+        systemLinks(partial, system, new Set(paths));
+        renameSync(partial, generation);
+        switchTo(layout, generation);
+        const removed = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
+        context.log.info(
+          `root ${layout.rootDir} -> ${generation}: ${plural(stats.linked, "file")} linked, ${stats.copied} copied, ` +
+            `${plural(stats.reused, "path")} reused from the previous generation${removed.length > 0 ? `; removed ${removed.join(", ")}` : ""}`,
+        );
+        if (stats.linked > 0) {
+          context.log.info(
+            `serve ${join(layout.rootDir, STORE_DIR)} to the guest read-only: its files are hard links to the host's ${STORE_DIR}, ` +
+              "so a guest that could write them would change the host's store",
+          );
+        }
+        const boot = readBootInfo(system);
+        return {
+          config_dir: dir,
+          toplevel: system,
+          init: boot.init,
+          initrd: boot.initrd,
+          root_dir: layout.rootDir,
+          store_dir: join(layout.rootDir, STORE_DIR),
+          generation,
+          generation_dir: generationDir(generation),
+          paths: paths.length,
+          nar_size: narSize,
+          files_linked: stats.linked,
+          files_copied: stats.copied,
+        };
+      } catch (error) {
+        removeTree(partial);
+        throw error;
+      }
+    }),
+  );
 }

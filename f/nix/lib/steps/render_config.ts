@@ -1,16 +1,16 @@
 // render_config's core: validate the guest input, render flake.nix and
 // default.nix, and write them into the VM's config dir (only what changed).
-import { mkdirSync, readFileSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { join } from "node:path";
-import { composeGuest, validateVmName } from "../config/guest.ts";
+import { composeGuest, type ValidationContext, validateVmName } from "../config/guest.ts";
 import { FALLBACK_HOME, type RenderInput } from "../config/model.ts";
 import { renderDefault, renderFlake } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
-import { readIfExists, writeFileAtomic } from "../core/files.ts";
+import { makeDirs, readIfExists, writeFileAtomic } from "../core/files.ts";
 import type { Env } from "../core/process.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
-import { withConfigDirLock } from "../worker/dir_lock.ts";
-import { configDirFor, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
+import { withDirLock } from "../worker/dir_lock.ts";
+import { configDirFor, type Layout, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 
 export interface RenderResult {
@@ -38,15 +38,21 @@ export function configDirOf(env: Env, vmName: unknown): string {
   return configDirFor(workerLayout(env), validateVmName(vmName));
 }
 
+/** What validating a guest needs from this worker: its managed VM key (when it has one) and the operator's home. */
+export function workerValidation(env: Env, layout: Layout): ValidationContext {
+  const keyPath = managedKeyPath(layout);
+  const managedLine = readIfExists(keyPath);
+  return {
+    managedKey: managedLine === null ? null : { path: keyPath, line: managedLine.trim() },
+    defaultHome: operatorHome(env, FALLBACK_HOME),
+  };
+}
+
 export async function renderConfig(context: Context, input: RenderInput): Promise<RenderResult> {
   const { log } = context;
   const layout = workerLayout(context.env);
   const keyPath = managedKeyPath(layout);
-  const managedLine = readIfExists(keyPath);
-  const guest = composeGuest(input, {
-    managedKey: managedLine === null ? null : { path: keyPath, line: managedLine.trim() },
-    defaultHome: operatorHome(context.env, FALLBACK_HOME),
-  });
+  const guest = composeGuest(input, workerValidation(context.env, layout));
 
   const template = readTemplate(layout.libraryDir);
   const flake = renderFlake(template.text, template.path, layout.libraryDir, guest.overrides);
@@ -55,9 +61,9 @@ export async function renderConfig(context: Context, input: RenderInput): Promis
   const configDir = configDirFor(layout, guest.vmName);
   pathFlakeRef(configDir, "the config dir");
   // The lock file sits beside the config dir: its parent must exist first.
-  mkdirSync(layout.nixDir, { recursive: true });
-  await withConfigDirLock(configDir, context, async () => {
-    mkdirSync(configDir, { recursive: true });
+  makeDirs(layout.nixDir);
+  await withDirLock(configDir, context, async () => {
+    makeDirs(configDir);
     const written = [
       writeFileAtomic(join(configDir, "flake.nix"), flake) ? "flake.nix" : null,
       writeFileAtomic(join(configDir, "default.nix"), defaultNix) ? "default.nix" : null,

@@ -6,7 +6,6 @@ import { SetupError } from "../core/errors.ts";
 import type { Env } from "../core/process.ts";
 
 export interface Layout {
-  workerIndex: string;
   systemDir: string;
   /** `$WORKERS_DIR/$WORKER_INDEX/nix`: every per-VM config dir is inside. */
   nixDir: string;
@@ -31,7 +30,7 @@ export function workerLayout(env: Env): Layout {
   const systemDir = absoluteVariable(env, "SYSTEM_DIR", join(workbenchDir, "system"));
   const vendorDir = absoluteVariable(env, "VENDOR_DIR", join(dirname(workbenchDir), "vendor"));
   const libraryDir = absoluteVariable(env, "NIXOS_FLAKE_DIR", join(vendorDir, "nixos-flake"));
-  return { workerIndex, systemDir, nixDir: join(workersDir, workerIndex, "nix"), libraryDir };
+  return { systemDir, nixDir: join(workersDir, workerIndex, "nix"), libraryDir };
 }
 
 /** The config dir of a VM; the name was validated, this re-checks containment. */

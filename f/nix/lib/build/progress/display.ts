@@ -22,10 +22,11 @@ export function formatProgress(p: Progress): string {
 }
 
 export interface ReporterOptions {
-  /** Milliseconds between plain progress lines in a job log; phase changes always print. */
-  intervalMs?: number;
   now?: () => number;
 }
+
+/** Milliseconds between plain progress lines in a job log; phase changes always print. */
+const JOB_LOG_INTERVAL_MS = 10_000;
 
 /** Shows a BuildProgress to the operator, on a terminal or in a job log. */
 export class ProgressReporter {
@@ -77,7 +78,7 @@ export class ProgressReporter {
       return;
     }
     const phaseChanged = snapshot.phase !== this.lastPhase;
-    const due = this.now() - this.lastPrintedAt >= (this.options.intervalMs ?? 10_000);
+    const due = this.now() - this.lastPrintedAt >= JOB_LOG_INTERVAL_MS;
     if (phaseChanged || (due && line.replace(/^\[[^\]]*\] /, "") !== this.lastLine.replace(/^\[[^\]]*\] /, ""))) {
       this.log.write(`${line}\n`);
       this.lastLine = line;

@@ -3,6 +3,11 @@
 // only when it is complete, so an interrupted run keeps the last complete
 // root and a VM served the previous generation keeps its files (the previous
 // generation is deleted only by the run after next).
+//
+// Each root owns its generations directory, which carries a marker naming
+// the root and the VM's config dir. Nothing is pruned, or even created,
+// unless the marker says the directory is this root's: a directory that is
+// not ours, or another VM's root, is refused untouched.
 import {
   chmodSync,
   type Dirent,
@@ -11,19 +16,32 @@ import {
   mkdirSync,
   readdirSync,
   readlinkSync,
+  realpathSync,
   renameSync,
   rmSync,
   symlinkSync,
+  writeFileSync,
 } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
-import { SetupError } from "../../core/errors.ts";
+import { InputError, SetupError } from "../../core/errors.ts";
+import { makeDirs, readIfExists } from "../../core/files.ts";
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
   /** The path the host serves from: a symlink to the current generation. */
   rootDir: string;
-  /** Where generations live: never inside the config dir (Nix copies that into the store). */
+  /** This root's generations: never inside the config dir (Nix copies that into the store). */
   generationsDir: string;
+  /** The config dir of the VM the root belongs to. */
+  configDir: string;
+}
+
+/** The file in a generations directory that makes it ours. */
+const MARKER = ".nixos-closure-root";
+
+interface Marker {
+  root_dir: string;
+  config_dir: string;
 }
 
 function inside(path: string, dir: string): boolean {
@@ -31,31 +49,82 @@ function inside(path: string, dir: string): boolean {
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }
 
-export function rootLayout(configDir: string, rootDir: string): RootLayout {
+/** Where a root and its generations live; `rootDir` as given (empty: `<config_dir>/root`). */
+export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
+  if (typeof rootDir !== "string") throw new InputError("root_dir", rootDir, "must be a string: an absolute path, or empty");
   const dir = rootDir === "" ? join(configDir, "root") : rootDir;
-  if (!isAbsolute(dir)) throw new SetupError(`root_dir ${JSON.stringify(rootDir)} must be an absolute path`);
+  if (!isAbsolute(dir)) throw new InputError("root_dir", rootDir, "must be an absolute path");
+  if (dir.includes("\0")) throw new InputError("root_dir", rootDir, "must not contain a NUL character");
   const resolved = resolve(dir);
-  if (inside(resolved, STORE_DIR)) throw new SetupError(`root_dir ${resolved} must not be inside ${STORE_DIR}`);
-  const generationsDir = inside(resolved, configDir) ? `${configDir}.roots` : `${resolved}.generations`;
-  return { rootDir: resolved, generationsDir };
+  if (inside(resolved, STORE_DIR)) throw new InputError("root_dir", rootDir, `must not be inside ${STORE_DIR}`);
+  if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
+    throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
+  }
+  // Roots inside the config dir keep their generations beside it, one directory per root.
+  const generationsDir = inside(resolved, configDir)
+    ? join(`${configDir}.roots`, encodeURIComponent(relative(configDir, resolved)))
+    : `${resolved}.generations`;
+  return { rootDir: resolved, generationsDir, configDir };
 }
 
-/** The generation the root link points to, or null; refuses a root_dir that is not ours. */
-export function currentGeneration(layout: RootLayout): string | null {
-  let stat: ReturnType<typeof lstatSync>;
+function readMarker(generationsDir: string): Marker | null {
   try {
-    stat = lstatSync(layout.rootDir);
+    const marker = JSON.parse(readIfExists(join(generationsDir, MARKER)) ?? "null") as Marker | null;
+    return typeof marker?.root_dir === "string" && typeof marker.config_dir === "string" ? marker : null;
   } catch {
     return null;
   }
-  const target = stat.isSymbolicLink() ? readlinkSync(layout.rootDir) : null;
-  if (target === null || dirname(target) !== layout.generationsDir) {
-    throw new SetupError(
-      `root_dir ${layout.rootDir} exists and is not a root prepared here (a link into ${layout.generationsDir}); ` +
-        "move it away or choose another root_dir",
-    );
+}
+
+/**
+ * Checks that the root and its generations are this root's (or not there
+ * yet) and returns the current generation, or null. Refuses, changing
+ * nothing: a root_dir that is not a link into its generations, a
+ * generations directory without our marker, and another VM's root.
+ */
+export function currentGeneration(layout: RootLayout): string | null {
+  const { rootDir, generationsDir } = layout;
+  let target: string | null = null;
+  let stat: ReturnType<typeof lstatSync> | null = null;
+  try {
+    stat = lstatSync(rootDir);
+  } catch {}
+  if (stat !== null) {
+    target = stat.isSymbolicLink() ? readlinkSync(rootDir) : null;
+    if (target === null || dirname(target) !== generationsDir) {
+      throw new SetupError(
+        `root_dir ${rootDir} exists and is not a root prepared here (a link into ${generationsDir}); ` +
+          "nothing was changed: move it away or choose another root_dir",
+      );
+    }
   }
-  return existsSync(target) ? target : null;
+  if (existsSync(generationsDir)) {
+    const marker = readMarker(generationsDir);
+    if (marker === null) {
+      throw new SetupError(
+        `${generationsDir} exists but was not made by nixos-closure (it has no ${MARKER}); ` +
+          "nothing in it was touched: move it away or choose another root_dir",
+      );
+    }
+    if (marker.root_dir !== rootDir || marker.config_dir !== layout.configDir) {
+      throw new SetupError(
+        `${rootDir} is the root of another VM (config dir ${marker.config_dir}); ` +
+          "nothing was changed: give this VM a root_dir of its own",
+      );
+    }
+  } else if (target !== null) {
+    throw new SetupError(`root_dir ${rootDir} points into ${generationsDir}, which is gone; remove the link ${rootDir}`);
+  }
+  return target !== null && existsSync(target) ? target : null;
+}
+
+/** Makes the generations directory, ours by its marker, when it is not there yet. */
+export function claimGenerations(layout: RootLayout): void {
+  if (existsSync(layout.generationsDir)) return;
+  makeDirs(dirname(layout.generationsDir));
+  mkdirSync(layout.generationsDir, { mode: 0o755 });
+  const marker: Marker = { root_dir: layout.rootDir, config_dir: layout.configDir };
+  writeFileSync(join(layout.generationsDir, MARKER), `${JSON.stringify(marker)}\n`);
 }
 
 /** Removes a tree even where store permissions made its directories read-only. */
@@ -77,25 +146,29 @@ export function removeTree(path: string): void {
 
 /** Points the root link at a complete generation, atomically. */
 export function switchTo(layout: RootLayout, generation: string): void {
-  mkdirSync(dirname(layout.rootDir), { recursive: true });
+  makeDirs(dirname(layout.rootDir));
   const temporary = `${layout.rootDir}.switch-${process.pid}`;
   rmSync(temporary, { force: true });
   symlinkSync(generation, temporary);
   renameSync(temporary, layout.rootDir);
 }
 
+/** The real directory of a generation, with no symlink on its path: what Nix takes as a store root. */
+export function generationDir(generation: string): string {
+  return realpathSync(generation);
+}
+
 /** Numbered generations, oldest first; leftovers of interrupted runs (`*.partial`) removed. */
 export function generations(layout: RootLayout): string[] {
-  mkdirSync(layout.generationsDir, { recursive: true });
   const names = readdirSync(layout.generationsDir);
-  for (const name of names.filter((n) => n.endsWith(".partial"))) removeTree(join(layout.generationsDir, name));
+  for (const name of names.filter((n) => /^\d+\.partial$/.test(n))) removeTree(join(layout.generationsDir, name));
   return names
     .filter((n) => /^\d+$/.test(n))
     .sort((a, b) => Number(a) - Number(b))
     .map((n) => join(layout.generationsDir, n));
 }
 
-/** Deletes generations other than the current and the one before it. */
+/** Deletes this root's generations other than those kept (the current one and the one before it). */
 export function pruneGenerations(layout: RootLayout, keep: readonly string[]): string[] {
   const removed = generations(layout).filter((g) => !keep.includes(g));
   for (const generation of removed) removeTree(generation);

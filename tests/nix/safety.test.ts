@@ -1,0 +1,215 @@
+// What the tool promises on a shared worker (the README's "Safety"), each
+// promise tried the way a hostile or unlucky user would, with the real nix:
+// directories that are not ours, roots of other VMs, races, killed runs,
+// odd paths, broken files.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  realpathSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
+import type { RenderInput } from "../../f/nix/lib/config/model.ts";
+import { SetupError } from "../../f/nix/lib/core/errors.ts";
+import { readIfExists } from "../../f/nix/lib/core/files.ts";
+import { nixSync, processesMentioning, type TestNix, testNixes } from "../helpers/nix.ts";
+import { captureLog, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { snapshot, useWorkbench } from "../helpers/workbench.ts";
+
+function closureOf(nix: TestNix, path: string): string[] {
+  return nixSync(nix, ["path-info", "--recursive", path]).trim().split("\n").sort();
+}
+
+for (const nix of testNixes()) {
+  describe(`safety with ${nix.version}`, () => {
+    const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
+    const steps = () => vmSteps(bench());
+    const built = (vm: string, input: RenderInput = {}) =>
+      steps().renderLockBuild({ vm_name: vm, profiles: [], test_suites: [], ...input });
+
+    test("a generations directory that is not ours is refused, and nothing in it is touched", async () => {
+      const b = await built("not-ours-vm");
+      const data = join(bench().root, "data");
+      const theirs = join(data, "srv.generations");
+      for (const dir of ["1", "2", "7.partial"]) mkdirSync(join(theirs, dir), { recursive: true });
+      writeFileSync(join(theirs, "1", "thesis.tex"), "years of work\n");
+      writeFileSync(join(theirs, "7.partial", "draft"), "more\n");
+      const before = snapshot(data);
+      await assert.rejects(
+        steps().prepareRoot(b.config_dir, "", join(data, "srv")),
+        (e: Error) => e instanceof SetupError && /was not made by nixos-closure .*nothing in it was touched/.test(e.message),
+      );
+      assert.deepEqual(snapshot(data), before);
+      assert.deepEqual(readdirSync(theirs).sort(), ["1", "2", "7.partial"]);
+      assert.equal(existsSync(join(data, "srv")), false);
+    });
+
+    test("two roots of one VM keep their own generations: preparing one never prunes the other", async () => {
+      const b = await built("two-roots-vm");
+      const first = await steps().prepareRoot(b.config_dir);
+      const second = await steps().prepareRoot(b.config_dir, "", join(b.config_dir, "root2"));
+      const third = await steps().prepareRoot(b.config_dir, "", join(b.config_dir, "root2"));
+      const fourth = await steps().prepareRoot(b.config_dir, "", join(b.config_dir, "root2"));
+      assert.notEqual(second.generation, first.generation);
+      assert.ok(!fourth.generation.startsWith(`${first.generation}/`));
+      assert.equal(readlinkSync(first.root_dir), first.generation, "root still points to its generation");
+      assert.deepEqual(
+        nixSync(nix, ["path-info", "--store", `local?root=${first.generation_dir}`, "--all"])
+          .trim()
+          .split("\n")
+          .sort(),
+        closureOf(nix, b.toplevel),
+        "and that generation is whole",
+      );
+      assert.equal(existsSync(second.generation), false, "root2's own oldest generation was pruned");
+      assert.ok(existsSync(third.generation) && existsSync(fourth.generation));
+    });
+
+    test("two VMs asking for one root at once: one gets it, the other is refused by name, cleanly", async () => {
+      const a = await built("root-owner-a");
+      const b = await built("root-owner-b", { user_name: "other" });
+      const shared = join(bench().root, "shared-root");
+      const results = await Promise.allSettled([
+        steps().prepareRoot(a.config_dir, "", shared),
+        steps().prepareRoot(b.config_dir, "", shared),
+      ]);
+      const won = results.filter((r) => r.status === "fulfilled");
+      const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
+      assert.equal(won.length, 1, JSON.stringify(results.map((r) => r.status)));
+      assert.equal(lost.length, 1);
+      assert.ok(lost[0]?.reason instanceof SetupError, String(lost[0]?.reason));
+      assert.match(lost[0]?.reason.message, /is the root of another VM \(config dir .*root-owner-[ab]\); nothing was changed/);
+      const winner = (won[0] as PromiseFulfilledResult<{ toplevel: string; generation_dir: string }>).value;
+      assert.deepEqual(
+        nixSync(nix, ["path-info", "--store", `local?root=${winner.generation_dir}`, "--all"])
+          .trim()
+          .split("\n")
+          .sort(),
+        closureOf(nix, winner.toplevel),
+        "the root holds the winner's closure only",
+      );
+    });
+
+    test("prepare_root started during a build waits for it, then prepares the new closure", async () => {
+      const src = join(bench().root, "src", "xfsprogs-race");
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, "salt"), `${process.pid}-${Date.now()}`);
+      const input = (preBuild: string): RenderInput => ({
+        vm_name: "race-vm",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src, attrs: { preBuild } }],
+      });
+      const old = await steps().renderLockBuild(input("echo first"));
+      await steps().render(input("sleep 3"));
+      await steps().lock(old.config_dir);
+      const building = steps().build(old.config_dir);
+      await waitFor(20_000, "the build to take the lock", () =>
+        (readIfExists(`${old.config_dir}.lock`) ?? "").includes('"step":"build_closure"'),
+      );
+      const preparing = steps().prepareRoot(old.config_dir);
+      const [fresh, root] = await within(120_000, "the build and the prepare", Promise.all([building, preparing]));
+      assert.notEqual(fresh.toplevel, old.toplevel);
+      assert.equal(root.toplevel, fresh.toplevel, "the root holds the closure of the build it waited for");
+    });
+
+    test("generation_dir is a real directory that Nix takes as a store root", async () => {
+      const b = await built("real-dir-vm");
+      const r = await steps().prepareRoot(b.config_dir);
+      assert.equal(realpathSync(r.generation_dir), r.generation_dir, "no symlink on its path");
+      assert.equal(realpathSync(r.root_dir), r.generation_dir, "the link resolves to it");
+      const valid = nixSync(nix, ["path-info", "--store", `local?root=${r.generation_dir}`, "--all"]);
+      assert.deepEqual(valid.trim().split("\n").sort(), closureOf(nix, b.toplevel));
+    });
+
+    test("odd root paths fail at once with a message, never a spin or a stack trace", async () => {
+      const b = await built("odd-path-vm");
+      const loop = join(bench().root, "loop");
+      symlinkSync(loop, loop);
+      const cases: [string, RegExp][] = [
+        ["/proc/self/x", /cannot take the lock \/proc\/self\/x\.lock: .*\(ENOENT\)/],
+        [join(loop, "root"), /too many levels of symbolic links \(ELOOP\)/],
+        [join(bench().root, "x".repeat(300), "root"), /too long \(ENAMETOOLONG\)/],
+      ];
+      for (const [rootDir, message] of cases) {
+        await within(
+          10_000,
+          `prepare_root with ${rootDir.slice(0, 60)}`,
+          assert.rejects(steps().prepareRoot(b.config_dir, "", rootDir), (e: Error) => {
+            assert.ok(e instanceof SetupError, `${rootDir}: ${e.stack}`);
+            assert.match(e.message, message);
+            return true;
+          }),
+        );
+      }
+    });
+
+    test("a corrupt flake.lock is named with its fix by build, and lock repairs it", async () => {
+      const r = await steps().render({ vm_name: "corrupt-lock-vm", profiles: [], test_suites: [] });
+      await steps().lock(r.config_dir);
+      const lockFile = join(r.config_dir, "flake.lock");
+      writeFileSync(lockFile, readFileSync(lockFile, "utf8").slice(0, 40));
+      await assert.rejects(
+        steps().build(r.config_dir),
+        (e: Error) =>
+          e instanceof SetupError &&
+          e.message.includes(lockFile) &&
+          /run lock_config \(nixos-closure lock\), which locks it afresh/.test(e.message),
+      );
+      const log = captureLog();
+      await vmSteps(bench(), { log }).lock(r.config_dir);
+      assert.match(log.text(), /flake\.lock is not valid JSON .*locking the inputs afresh/);
+      assert.ok(JSON.parse(readFileSync(lockFile, "utf8")).nodes["nixos-flake"]);
+      assert.match((await steps().build(r.config_dir)).toplevel, /nixos-system-corrupt-lock-vm/);
+    });
+
+    test("a build step killed with SIGKILL: its nix build, finishing later, never swaps result", async () => {
+      const src = join(bench().root, "src", "xfsprogs-orphan");
+      mkdirSync(src, { recursive: true });
+      writeFileSync(join(src, "salt"), `${process.pid}-${Date.now()}`);
+      const input = (attrs: Record<string, string>): RenderInput => ({
+        vm_name: "orphan-vm",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src, attrs }],
+      });
+      const slow = await steps().render(input({ preBuild: "sleep 6" }));
+      await steps().lock(slow.config_dir);
+      const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/build_closure.ts"))}; await main(${JSON.stringify(slow.config_dir)});`;
+      const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], { env: bench().env });
+      let seen = "";
+      child.stderr.on("data", (chunk) => {
+        seen += chunk;
+      });
+      const exited = new Promise((resolve) => child.on("exit", resolve));
+      await waitFor(
+        60_000,
+        "the slow build to start",
+        () => /building '.*xfsprogs-6\.13\.0\.drv'/.test(seen),
+        () => child.kill("SIGKILL"),
+      );
+      child.kill("SIGKILL"); // no chance to stop its nix build
+      await within(10_000, "the killed step to exit", exited);
+      assert.ok(processesMentioning("orphan-vm#toplevel").length > 0, "the orphaned nix build is still running");
+
+      await steps().render(input({ preBuild: "echo fast" }));
+      await steps().lock(slow.config_dir);
+      const later = await steps().build(slow.config_dir);
+      assert.equal(readlinkSync(join(slow.config_dir, "result")), later.toplevel);
+      await waitFor(60_000, "the orphaned nix build to finish", () => processesMentioning("orphan-vm#toplevel").length === 0);
+      assert.equal(readlinkSync(join(slow.config_dir, "result")), later.toplevel, "result is still the later build");
+      const again = await steps().build(slow.config_dir);
+      assert.equal(again.toplevel, later.toplevel);
+      const leftovers = readdirSync(join(slow.config_dir, "..")).filter((n) => n.startsWith("orphan-vm.pending-result-"));
+      assert.deepEqual(leftovers, [], "the orphan's private link was removed by the next build");
+    });
+  });
+}
