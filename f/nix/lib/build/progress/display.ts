@@ -40,7 +40,7 @@ export class ProgressReporter {
   constructor(
     private readonly progress: BuildProgress,
     private readonly log: Logger,
-    private readonly options: ReporterOptions = {},
+    options: ReporterOptions = {},
   ) {
     this.now = options.now ?? (() => performance.now());
   }
