@@ -18,6 +18,7 @@ export interface FlowFlags {
   profile?: string[];
   testSuite?: string[];
   override?: string[];
+  optionalOverride?: string[];
   updateLock?: boolean;
   prepareRoot?: boolean;
   rootDir?: string;
@@ -134,7 +135,11 @@ function sshKeysFromFile(path: string): string[] {
     text = readSmallFile(path, MAX_KEY_FILE_BYTES);
   } catch (error) {
     const why = isFileSystemError(error) ? fileSystemMessage(error) : (error as Error).message;
-    throw new InputError("--ssh-key-file", path, `cannot be read as a public key file: ${why}`);
+    const hint =
+      (error as NodeJS.ErrnoException).code === "ENOENT"
+        ? "; make a key pair with `ssh-keygen -t ed25519` and give its .pub file"
+        : "";
+    throw new InputError("--ssh-key-file", path, `cannot be read as a public key file: ${why}${hint}`);
   }
   return text.split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
 }
@@ -166,8 +171,11 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
   if (profiles !== undefined) closure.profiles = profiles;
   const suites = listFlag(flags.testSuite);
   if (suites !== undefined) closure.test_suites = suites;
-  if (flags.override !== undefined) {
-    const all = flags.override.map(parseOverride);
+  if (flags.override !== undefined || flags.optionalOverride !== undefined) {
+    const all = [
+      ...(flags.override ?? []).map(parseOverride),
+      ...(flags.optionalOverride ?? []).map((spec) => ({ ...parseOverride(spec), optional: true })),
+    ];
     const curated = (o: { pkg: string }) => (CURATED_OVERRIDE_PACKAGES as readonly string[]).includes(o.pkg);
     closure.overrides = all.filter(curated);
     closure.extra_overrides = all.filter((o) => !curated(o));

@@ -1,17 +1,26 @@
 // nixos-closure: the f/nix/build flow from a command line, without Windmill.
 // Same steps, same contract, same per-VM directory layout.
+import { existsSync } from "node:fs";
 import { constants } from "node:os";
+import { join, resolve } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
 import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError } from "../f/nix/lib/core/files.ts";
 import { formatSeconds } from "../f/nix/lib/core/format.ts";
 import { streamLogger } from "../f/nix/lib/core/log.ts";
-import { type ContextOptions, interruptSignal, standaloneEnv, withContextOptions } from "../f/nix/lib/steps/context.ts";
+import type { Env } from "../f/nix/lib/core/process.ts";
+import {
+  type ContextOptions,
+  interruptSignal,
+  standaloneEnv,
+  type Vocabulary,
+  withContextOptions,
+} from "../f/nix/lib/steps/context.ts";
 import { checkFlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
-import { loadFlow, type Results, runFlow, runInProcess } from "./flow.ts";
-import { type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
+import { type FlowInput, loadFlow, type Results, runFlow, runInProcess } from "./flow.ts";
+import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_BAD_INPUT = 2;
@@ -42,6 +51,11 @@ function addFlowOptions(command: Command): Command {
     .option("--profile <name>", "a profile: build-tools, controller, devel, monitoring; 'none' for none (repeatable)", collect)
     .option("--test-suite <name>", "a test suite, e.g. fstests; 'none' for none (repeatable)", collect)
     .option("--override <pkg=src[#ref]>", "build a package from a directory or git URL (repeatable)", collect)
+    .option(
+      "--optional-override <pkg=src[#ref]>",
+      "the same, allowed to reach nothing in this VM's closure (repeatable)",
+      collect,
+    )
     .option("--update-lock", "re-pin the nixos-flake library input")
     .option("--nixos-flake <dir>", "the nixos-flake library (default: $VENDOR_DIR/nixos-flake)")
     .option("--builders <spec>", "remote build machines (Nix's builders setting)")
@@ -84,6 +98,53 @@ function printResult(result: Record<string, unknown>, json: boolean | undefined)
   }
 }
 
+function asList(value: unknown): ({ pkg?: unknown; optional?: unknown } | null)[] {
+  return Array.isArray(value) ? value : [];
+}
+
+/** Messages name the commands and flags of the CLI, not Windmill's steps and variables. */
+const CLI_WORDS: Vocabulary = {
+  step: (name) =>
+    ({
+      render_config: "nixos-closure render",
+      lock_config: "nixos-closure lock",
+      build_closure: "nixos-closure build",
+      prepare_root: "nixos-closure prepare-root",
+    })[name],
+  library: "--nixos-flake",
+};
+
+/** --nixos-flake as an absolute directory that holds the library's imageless template. */
+function libraryDir(given: string): string {
+  const dir = resolve(given);
+  if (!existsSync(join(dir, "templates", "imageless", "flake.nix"))) {
+    throw new InputError(
+      "--nixos-flake",
+      given,
+      "is not a checkout of the nixos-flake library (it has no templates/imageless/flake.nix)",
+    );
+  }
+  return dir;
+}
+
+/**
+ * Names a bad field the way the user gave it: the flag (`--profile`), or
+ * the field of the --input file; Windmill's field paths are for Windmill.
+ */
+function inCallersWords(error: InputError, flags: CommonFlags): InputError {
+  const match = /^(\w+)\.(\w+)(.*)$/.exec(error.field);
+  if (!match) return flags.input ? new InputError(`--input ${flags.input}: ${error.field}`, error.value, error.reason) : error;
+  const [, group = "", field = "", rest = ""] = match;
+  const byFlag = flowInputFromFlags({ ...flags, input: undefined })[group]?.[field] !== undefined;
+  const flag = (FLAG_OF_FIELD as Record<string, Record<string, string>>)[group]?.[field];
+  if (byFlag && flag) {
+    // A list's element is the flag's own value; a part of one (overrides[0].src) is named after the flag.
+    const part = /^\[\d+\]$/.test(rest) || rest === "" ? "" : ` (${field}${rest})`;
+    return new InputError(`${flag}${part}`, error.value, error.reason);
+  }
+  return flags.input ? new InputError(`--input ${flags.input}: ${error.field}`, error.value, error.reason) : error;
+}
+
 /**
  * Runs the flow's modules (those named, or all) in this process, with a
  * context of the CLI's own: the environment outside Windmill, the flags'
@@ -91,15 +152,35 @@ function printResult(result: Record<string, unknown>, json: boolean | undefined)
  */
 async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = false): Promise<void> {
   const input = flowInputFromFlags(flags);
-  const env = standaloneEnv(flags.nixosFlake ? { NIXOS_FLAKE_DIR: flags.nixosFlake } : {});
+  const env = standaloneEnv(flags.nixosFlake ? { NIXOS_FLAKE_DIR: libraryDir(flags.nixosFlake) } : {});
   // The whole input is checked before any step runs: a bad nix or root field writes nothing.
+  try {
+    await runCheckedSteps(steps, flags, input, env, planOnly);
+  } catch (error) {
+    throw error instanceof InputError ? inCallersWords(error, flags) : error;
+  }
+}
+
+async function runCheckedSteps(
+  steps: string[] | null,
+  flags: CommonFlags,
+  input: FlowInput,
+  env: Env,
+  planOnly: boolean,
+): Promise<void> {
   checkFlowInput(env, input);
   // Steps run alone get the config dir earlier steps would have returned
   // (prepare_root then takes the toplevel of the dir's last build itself).
   const configDir =
     steps && !steps.includes("render_config") ? (flags.configDir ?? configDirOf(env, input.guest?.vm_name)) : null;
+  const optionalOverrides = [...asList(input.closure?.overrides), ...asList(input.closure?.extra_overrides)]
+    .filter((o) => o?.optional === true)
+    .map((o) => o?.pkg);
   const results: Results = configDir
-    ? { render_config: { config_dir: configDir }, build_closure: { config_dir: configDir } }
+    ? {
+        render_config: { config_dir: configDir, optional_overrides: optionalOverrides },
+        build_closure: { config_dir: configDir },
+      }
     : {};
   const extraArgs: Record<string, Record<string, unknown>> = planOnly ? { build_closure: { plan_only: true } } : {};
   const interrupt = interruptSignal();
@@ -107,6 +188,7 @@ async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = f
     env,
     log: streamLogger(process.stderr),
     signal: interrupt.signal,
+    words: CLI_WORDS,
     ...(flags.progress === false ? { progress: "off" as const } : {}),
   };
   try {
@@ -139,7 +221,7 @@ export function program(): Command {
 
   addFlowOptions(cli.command("plan"))
     .description("render and lock, then report what a build would build and fetch (nix build --dry-run), building nothing")
-    .action((flags: CommonFlags) => runSteps(null, flags, true));
+    .action((flags: CommonFlags) => runSteps(["render_config", "lock_config", "build_closure"], flags, true));
 
   addFlowOptions(cli.command("prepare-root"))
     .description("prepare a closure-only root from the config dir's last build (its result link)")

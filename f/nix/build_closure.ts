@@ -26,21 +26,25 @@
  *
  * @param config_dir The config dir render_config returned (locked by lock_config).
  * @param plan_only Only report what the build would build and fetch (nix build --dry-run).
+ * @param optional_overrides Overrides allowed to reach nothing in this VM's closure (render_config's optional_overrides); any other override that reaches nothing fails the step before anything is built.
  * @param nix_settings The flow's nix group: builders, substituters, trusted_public_keys, max_jobs, cores, options, and publish_to (store URIs to copy the closure to, with substitute_on_destination).
  */
 import { type BuildClosureResult, buildClosure } from "./lib/steps/build_closure.ts";
-import { runStep } from "./lib/steps/context.ts";
+import { expectFlag, runStep } from "./lib/steps/context.ts";
 import { type PlanResult, planBuild } from "./lib/steps/plan.ts";
 
 export async function main(
   config_dir: string,
   plan_only: boolean = false,
   nix_settings: object = {},
+  optional_overrides: string[] = [],
 ): Promise<BuildClosureResult | PlanResult> {
   return runStep(
     "build_closure",
     nix_settings,
     (context): Promise<BuildClosureResult | PlanResult> =>
-      plan_only ? planBuild(context, config_dir) : buildClosure(context, config_dir),
+      expectFlag("plan_only", plan_only)
+        ? planBuild(context, config_dir, optional_overrides ?? [])
+        : buildClosure(context, config_dir, optional_overrides ?? []),
   );
 }

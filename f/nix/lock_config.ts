@@ -16,9 +16,9 @@
  * @param update Re-pin the nixos-flake library input (after the library changed).
  * @param nix_settings The flow's nix group: builders, substituters, trusted_public_keys, max_jobs, cores, options.
  */
-import { runStep } from "./lib/steps/context.ts";
+import { expectFlag, runStep } from "./lib/steps/context.ts";
 import { type LockResult, lockConfig } from "./lib/steps/lock_config.ts";
 
 export async function main(config_dir: string, update: boolean = false, nix_settings: object = {}): Promise<LockResult> {
-  return runStep("lock_config", nix_settings, (context) => lockConfig(context, config_dir, update));
+  return runStep("lock_config", nix_settings, (context) => lockConfig(context, config_dir, expectFlag("update", update)));
 }

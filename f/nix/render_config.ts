@@ -24,12 +24,13 @@
  * @param user_name The unprivileged account in the guest.
  * @param home Share the operator's home into the guest (tag "home") and make it root's home.
  * @param home_dir The home to share (empty: $HOME when under /home/, else /home/kdevops).
+ * @param flow_input The whole flow input, when the flow runs this step: checked first (unknown fields, the nix and root groups), so a bad field anywhere writes nothing.
  */
 
 import { runStep } from "./lib/steps/context.ts";
 import { type RenderResult, renderConfig } from "./lib/steps/render_config.ts";
 
-type Override = { pkg: string; src: string; ref?: string; attrs?: object };
+type Override = { pkg: string; src: string; ref?: string; attrs?: object; optional?: boolean };
 
 export async function main(
   vm_name: string = "nixos",
@@ -40,11 +41,12 @@ export async function main(
   extra_overrides: Override[] = [],
   ssh_keys: string[] = [],
   user_name: string = "kdevops",
-  home: boolean = false,
+  home: boolean = true,
   home_dir: string = "",
+  flow_input: object = {},
 ): Promise<RenderResult> {
   return runStep("render_config", null, (context) =>
-    renderConfig(context, {
+    renderConfig(context, flow_input, {
       vm_name,
       profiles,
       test_suites,

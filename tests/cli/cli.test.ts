@@ -107,10 +107,7 @@ describe(`nixos-closure with ${nix?.version}`, () => {
   test("exit 2 on bad input, naming the input; nothing written", () => {
     const bad = cli(["build", "--vm-name", "bad-input", "--profile", "gaming"]);
     assert.equal(bad.status, 2);
-    assert.match(
-      bad.stderr,
-      /error: bad input: profiles\[0\]: "gaming" is not one of: build-tools, controller, devel, monitoring/,
-    );
+    assert.match(bad.stderr, /error: bad input: --profile: "gaming" is not one of: build-tools, controller, devel, monitoring\n/);
     assert.equal(bad.stdout, "");
     const share = cli(["render", "--share", "/mnt/x"]);
     assert.equal(share.status, 2);
@@ -222,12 +219,114 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     }
   });
 
+  test("errors speak the caller's words: flags, the --input file, the CLI's commands", () => {
+    const typo = cli(["render", "--vm-name", "words-vm", "--profile", "devle"]);
+    assert.equal(typo.status, 2);
+    assert.match(typo.stderr, /^error: bad input: --profile: "devle" is not one of: .*; did you mean "devel"\?$/m);
+
+    const file = join(wb.root, "words.json");
+    writeFileSync(file, JSON.stringify({ guest: { vm_nmae: "x" } }));
+    const field = cli(["render", "--input", file]);
+    assert.equal(field.status, 2);
+    assert.match(
+      field.stderr,
+      /--input .*words\.json: guest: "vm_nmae" is not a field of the guest group .*did you mean "vm_name"\?/,
+    );
+    writeFileSync(file, JSON.stringify({ closure: { profiles: ["devle"] } }));
+    assert.match(cli(["render", "--input", file]).stderr, /--input .*words\.json: closure\.profiles\[0\]: "devle"/);
+    writeFileSync(file, JSON.stringify({ lock: { update_lock: "no" } }));
+    assert.match(cli(["render", "--input", file]).stderr, /lock\.update_lock: "no" must be true or false/);
+
+    const library = cli(["render", "--nixos-flake", join(wb.root, "no-library")]);
+    assert.equal(library.status, 2);
+    assert.match(library.stderr, /--nixos-flake: ".*no-library" is not a checkout of the nixos-flake library/);
+
+    const never = cli(["build", "--only", "--vm-name", "never-rendered"]);
+    assert.equal(never.status, 1);
+    assert.match(never.stderr, /does not exist: run nixos-closure render first/);
+    assert.equal(cli(["render", "--vm-name", "never-built", "--profile", "none", "--test-suite", "none"]).status, 0);
+    const unbuilt = cli(["prepare-root", "--vm-name", "never-built"]);
+    assert.equal(unbuilt.status, 1);
+    assert.match(unbuilt.stderr, /has no build yet \(no result link\): run nixos-closure build first/);
+
+    const key = cli(["render", "--ssh-key-file", join(wb.root, "id_ed25519.pub")]);
+    assert.equal(key.status, 2);
+    assert.match(key.stderr, /--ssh-key-file: .* no such file or directory .*ssh-keygen -t ed25519/);
+  });
+
+  test("an override typo or an override nothing uses is exit 2 naming --override; --optional-override may reach nothing", () => {
+    const src = join(wb.root, "src-cli-override");
+    mkdirSync(src, { recursive: true });
+    const typo = cli([
+      "build",
+      "--vm-name",
+      "typo-cli",
+      "--profile",
+      "none",
+      "--test-suite",
+      "fstests",
+      "--override",
+      `xfsprog=${src}`,
+    ]);
+    assert.equal(typo.status, 2, typo.stderr);
+    assert.match(
+      typo.stderr,
+      /error: bad input: --override: "xfsprog" is not a package of this nixpkgs; did you mean "xfsprogs"\?/,
+    );
+    const unused = cli([
+      "build",
+      "--vm-name",
+      "unused-cli",
+      "--profile",
+      "none",
+      "--test-suite",
+      "ltp",
+      "--override",
+      `fio=${src}`,
+    ]);
+    assert.equal(unused.status, 2, unused.stderr);
+    assert.match(unused.stderr, /--override: "fio" is a package nothing in this VM uses/);
+    const optional = cli([
+      "build",
+      "--vm-name",
+      "unused-cli",
+      "--profile",
+      "none",
+      "--test-suite",
+      "ltp",
+      "--optional-override",
+      `fio=${src}`,
+      "--json",
+    ]);
+    assert.equal(optional.status, 0, optional.stderr);
+    assert.deepEqual(
+      JSON.parse(optional.stdout).overrides.map((o: { pkg: string; built: string[] }) => [o.pkg, o.built]),
+      [["fio", []]],
+    );
+    const only = cli(["build", "--only", "--vm-name", "unused-cli", "--optional-override", `fio=${src}`, "--json"]);
+    assert.equal(only.status, 0, only.stderr);
+  });
+
+  test("plan with root.prepare in the input plans, and prepares nothing", () => {
+    const file = join(wb.root, "plan-root.json");
+    writeFileSync(
+      file,
+      JSON.stringify({ guest: { vm_name: "plan-root" }, closure: { profiles: [], test_suites: [] }, root: { prepare: true } }),
+    );
+    const run = cli(["plan", "--input", file, "--json"]);
+    assert.equal(run.status, 0, run.stderr);
+    assert.ok(Array.isArray(JSON.parse(run.stdout).plan.derivations));
+    const configDir = join(wb.root, "state", "nixos-closure", "workers", "0", "nix", "plan-root");
+    assert.equal(existsSync(join(configDir, "root")), false);
+    assert.equal(existsSync(`${configDir}.roots`), false);
+  });
+
   test("exit 1 when Nix fails or is missing, with Nix's words or where it looked", () => {
     const empty = join(wb.root, "empty-bin");
     mkdirSync(empty, { recursive: true });
     const noNix = cli(["build", "--vm-name", "no-nix"], { NIX_BIN: empty, PATH: empty });
     assert.equal(noNix.status, 1);
-    assert.match(noNix.stderr, /error: nix was not found: looked in NIX_BIN/);
+    assert.match(noNix.stderr, /error: NIX_BIN=.*empty-bin holds no nix/);
     assert.doesNotMatch(noNix.stderr, /\n\s+at /, "no stack trace");
   });
 });

@@ -70,8 +70,8 @@ export function asWorker<T>(wb: Workbench, work: () => Promise<T>, options: Step
 export interface VmSteps {
   render(input: RenderInput): Promise<RenderResult>;
   lock(configDir: string, updateLibrary?: boolean): Promise<LockResult>;
-  build(configDir: string): Promise<BuildClosureResult>;
-  plan(configDir: string): Promise<PlanResult>;
+  build(configDir: string, optionalOverrides?: readonly string[]): Promise<BuildClosureResult>;
+  plan(configDir: string, optionalOverrides?: readonly string[]): Promise<PlanResult>;
   prepareRoot(configDir: string, toplevel?: string, rootDir?: string): Promise<PrepareRootResult>;
   /** render -> lock -> build of one input. */
   renderLockBuild(input: RenderInput): Promise<BuildClosureResult>;
@@ -81,10 +81,10 @@ export interface VmSteps {
 export function vmSteps(wb: Workbench, options: StepOptions = {}): VmSteps {
   const context = (step: string) => testContext(wb, step, options);
   const steps: VmSteps = {
-    render: (input) => renderConfig(context("render_config"), input),
+    render: (input) => renderConfig(context("render_config"), null, input),
     lock: (configDir, updateLibrary = false) => lockConfig(context("lock_config"), configDir, updateLibrary),
-    build: (configDir) => buildClosure(context("build_closure"), configDir),
-    plan: (configDir) => planBuild(context("build_closure"), configDir),
+    build: (configDir, optional = []) => buildClosure(context("build_closure"), configDir, optional),
+    plan: (configDir, optional = []) => planBuild(context("build_closure"), configDir, optional),
     prepareRoot: (configDir, toplevel = "", rootDir = "") => prepareRoot(context("prepare_root"), configDir, toplevel, rootDir),
     async renderLockBuild(input) {
       const rendered = await steps.render(input);

@@ -2,7 +2,7 @@
 // against the fixture library and the stand-in nixpkgs, fully offline.
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { appendFileSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
@@ -322,18 +322,44 @@ for (const nix of testNixes()) {
 }
 
 describe("without nix", () => {
-  test("says where it looked and how to fix it", async () => {
-    const wb = createWorkbench(null, { PATH: "/nonexistent-empty-path" });
+  test("a NIX_BIN without nix is named, never passed over for another Nix on PATH", async () => {
+    const wb = createWorkbench(null);
     try {
+      assert.ok(
+        process.env.PATH?.split(":").some((dir) => existsSync(join(dir, "nix"))),
+        "a nix on PATH to be tempted by",
+      );
       const steps = vmSteps(wb);
       const r = await steps.render({ vm_name: "vm-nonix", profiles: [], test_suites: [] });
       await assert.rejects(steps.lock(r.config_dir), (e: Error) => {
         assert.ok(e instanceof SetupError);
-        assert.match(e.message, /nix was not found: looked in NIX_BIN \(.*no-nix\) and on PATH \(\/nonexistent-empty-path\)/);
+        assert.match(e.message, /NIX_BIN=.*no-nix holds no nix: point NIX_BIN at the directory that holds `nix`, or unset it/);
+        return true;
+      });
+      await assert.rejects(steps.build(r.config_dir), /holds no nix/);
+    } finally {
+      wb.cleanup();
+    }
+  });
+
+  test("no NIX_BIN and no nix on PATH: says where it looked and how to fix it", async (t) => {
+    if (existsSync("/nix/var/nix/profiles/default/bin/nix")) {
+      t.skip("this machine has a nix in Nix's default profile");
+      return;
+    }
+    const wb = createWorkbench(null, { PATH: "/nonexistent-empty-path" });
+    try {
+      const steps = vmSteps(wb, { env: { NIX_BIN: "" } });
+      const r = await steps.render({ vm_name: "vm-nonix", profiles: [], test_suites: [] });
+      await assert.rejects(steps.lock(r.config_dir), (e: Error) => {
+        assert.ok(e instanceof SetupError);
+        assert.match(
+          e.message,
+          /nix was not found: looked in \/nix\/var\/nix\/profiles\/default\/bin and on PATH \(\/nonexistent-empty-path\)/,
+        );
         assert.match(e.message, /set NIX_BIN/);
         return true;
       });
-      await assert.rejects(steps.build(r.config_dir), /nix was not found/);
     } finally {
       wb.cleanup();
     }

@@ -179,7 +179,7 @@ for (const nix of testNixes()) {
       const unbuilt = await vmSteps(bench()).render({ vm_name: "unbuilt-vm", profiles: [], test_suites: [] });
       await assert.rejects(
         prepareRoot(unbuilt.config_dir, ""),
-        (e: Error) => e instanceof SetupError && /has no build yet \(no result link\): build it first/.test(e.message),
+        (e: Error) => e instanceof SetupError && /has no build yet \(no result link\): run build_closure first/.test(e.message),
       );
       assert.equal(existsSync(`${unbuilt.config_dir}.roots`), false, "nothing was prepared");
       await assert.rejects(prepareRoot(b.config_dir, b.toplevel, "relative/root"), /must be an absolute path/);

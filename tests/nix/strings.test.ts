@@ -55,6 +55,7 @@ const override = fc.record({
   kind: fc.constantFrom<SourceOverride["kind"]>("path", "git"),
   ref: fc.option(nonEmpty, { nil: null }),
   attrs: fc.dictionary(identifier, text, { maxKeys: 3 }),
+  optional: fc.boolean(),
 });
 
 const guest: fc.Arbitrary<GuestConfig> = fc.record({

@@ -56,7 +56,7 @@ describe("flake.nix from the template", () => {
   });
 
   test("sourceInputsOf finds rendered inputs and skips the template's commented examples", () => {
-    const o = { src: "/srv/fio", kind: "path" as const, ref: null, attrs: {} };
+    const o = { src: "/srv/fio", kind: "path" as const, ref: null, attrs: {}, optional: false };
     const flake = renderFlake(template, TEMPLATE, "/srv/lib", [
       { ...o, pkg: "fio" },
       { ...o, pkg: "libbpf-tools" },

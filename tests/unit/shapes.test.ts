@@ -18,6 +18,7 @@ import {
   TEST_SUITES,
 } from "../../f/nix/lib/config/model.ts";
 import { NIX_SETTINGS_FIELDS } from "../../f/nix/lib/nix/settings.ts";
+import { FLOW_INPUT_FIELDS } from "../../f/nix/lib/steps/flow_input.ts";
 import { type ParsedArg, type ParsedType, parseSignature } from "../../tools/windmill_metadata.ts";
 
 interface Schema {
@@ -72,6 +73,11 @@ describe("the flow input: flow.yaml, the CLI's flags and the README's table", ()
     Object.keys(g.properties ?? {}).map((field) => `${name}.${field}`),
   );
 
+  test("FLOW_INPUT_FIELDS, which the steps check input against, lists the schema's groups and fields", () => {
+    const declared = Object.entries(FLOW_INPUT_FIELDS).flatMap(([name, fields]) => fields.map((field) => `${name}.${field}`));
+    assert.deepEqual(declared, schemaFields);
+  });
+
   test("every field has its flag, and every flag exists", () => {
     const flagFields = Object.entries(FLAG_OF_FIELD).flatMap(([name, fields]) =>
       Object.keys(fields).map((field) => `${name}.${field}`),
@@ -98,5 +104,24 @@ describe("the flow input: flow.yaml, the CLI's flags and the README's table", ()
       for (const [, field] of fieldCell.matchAll(/`(\w+)`/g)) listed.push(`${current}.${field}`);
     }
     assert.deepEqual(listed, schemaFields);
+  });
+});
+
+describe("defaults: a step run alone behaves as in the flow", () => {
+  test("each main's default for a flow input field is the flow schema's default", () => {
+    for (const module of loadFlow().modules) {
+      const args = parseSignature(readFileSync(join(ROOT, `${module.path}.ts`), "utf8"));
+      for (const [param, transform] of Object.entries(module.inputTransforms)) {
+        if (transform.type !== "javascript") continue;
+        const used = /^flow_input\.(\w+)\?\.(\w+)/.exec(transform.expr);
+        if (!used) continue;
+        const [, groupName = "", field = ""] = used;
+        const arg = args.find((a) => a.name === param);
+        assert.ok(arg, `${module.path} has no parameter ${param}`);
+        // null stands for "the default" inside the step (the vocabulary tests tie those lists).
+        if (arg.default === null) continue;
+        assert.deepEqual(arg.default, group(groupName)[field]?.default, `${module.path}(${param}) vs ${groupName}.${field}`);
+      }
+    }
   });
 });

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { composeGuest, type ValidationContext } from "../../f/nix/lib/config/guest.ts";
-import type { RenderInput } from "../../f/nix/lib/config/model.ts";
+import type { OverrideInput, RenderInput } from "../../f/nix/lib/config/model.ts";
 import { InputError } from "../../f/nix/lib/core/errors.ts";
 import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
 
@@ -48,6 +48,11 @@ describe("user_name", () => {
     rejects({ user_name: "a b" }, "user_name", '"a b"', /Linux account name/);
     rejects({ user_name: "x".repeat(33) }, "user_name", "xxx", /at most 32/);
     rejects({ user_name: "root" }, "user_name", '"root"', /administrator/);
+  });
+  test("rejects the system accounts NixOS creates itself", () => {
+    for (const name of ["nobody", "nixbld", "nixbld7", "sshd", "messagebus", "systemd-network", "qemu-libvirtd"]) {
+      rejects({ user_name: name }, "user_name", JSON.stringify(name), /system account NixOS creates for itself/);
+    }
   });
   test("accepts dotted names", () => {
     assert.equal(composeGuest({ user_name: "john.doe" }, context).userName, "john.doe");
@@ -172,7 +177,9 @@ describe("overrides", () => {
       { overrides: [{}, { pkg: "", src: "" }], extra_overrides: [{ pkg: "kmod", src: "git@example.org:kmod.git", ref: "v33" }] },
       context,
     );
-    assert.deepEqual(guest.overrides, [{ pkg: "kmod", src: "git@example.org:kmod.git", kind: "git", ref: "v33", attrs: {} }]);
+    assert.deepEqual(guest.overrides, [
+      { pkg: "kmod", src: "git@example.org:kmod.git", kind: "git", ref: "v33", attrs: {}, optional: false },
+    ]);
   });
 });
 
@@ -206,5 +213,29 @@ describe("ssh_keys", () => {
       ctx,
     ).sshKeys;
     assert.deepEqual(keys, [MANAGED, ED25519]);
+  });
+});
+
+describe("strict input: no field is dropped silently, booleans are booleans", () => {
+  test("unknown keys of a share or an override are refused by name, with the closest known one", () => {
+    rejects(
+      { shares: { "/mnt/x": { tag: "x", opts: ["ro"] } } },
+      'shares["/mnt/x"]',
+      '"opts"',
+      /not a field of a share .*did you mean "options"\?/,
+    );
+    rejects(
+      { overrides: [{ pkg: "fio", src: "/usr/share", atrs: {} } as OverrideInput] },
+      "overrides[0]",
+      '"atrs"',
+      /not a field of an override .*did you mean "attrs"\?/,
+    );
+  });
+  test("a string is not a boolean", () => {
+    rejects({ home: "false" as unknown as boolean }, "home", '"false"', /must be true or false \(a boolean, not a string\)/);
+    rejects({ overrides: [{ pkg: "fio", src: "/usr/share", optional: "yes" }] }, "overrides[0].optional", '"yes"', /boolean/);
+  });
+  test("a misspelt profile gets the closest name", () => {
+    rejects({ profiles: ["devle"] }, "profiles[0]", '"devle"', /did you mean "devel"\?/);
   });
 });

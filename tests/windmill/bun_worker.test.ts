@@ -46,6 +46,7 @@ describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
       "default",
       "flake",
       "nixos_flake",
+      "optional_overrides",
       "vm_name",
     ]);
     assert.deepEqual(Object.keys(run.results.lock_config ?? {}).sort(), ["config_dir", "lock", "src_inputs"]);
@@ -81,5 +82,22 @@ describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
     for (const field of ["toplevel", "init", "initrd", "config_dir"])
       assert.ok(typeof run.result[field] === "string", `flow result has ${field}`);
     assert.ok(existsSync(join(String(run.result.store_dir), String(run.result.toplevel).slice("/nix/store/".length))));
+  });
+
+  test("a bad field anywhere in the flow input stops the flow at render_config, before anything is written", async () => {
+    const inputs: [FlowInput, RegExp][] = [
+      [
+        { guest: { vm_name: "bunbad", vm_nmae: "x" } },
+        /guest: "vm_nmae" is not a field of the guest group .*did you mean "vm_name"\?/,
+      ],
+      [{ guest: { vm_name: "bunbad" }, root: { prepare: "false" } }, /root\.prepare: "false" must be true or false/],
+      [{ guest: { vm_name: "bunbad" }, nix: { options: { "post-build-hook": "/x" } } }, /not a setting the flow input may set/],
+    ];
+    for (const [input, message] of inputs) {
+      const log: BunRun[] = [];
+      await assert.rejects(runFlow(flow, input, bunExecutor(wb.env, log)), (e: Error) => message.test(e.message));
+      assert.equal(log.length, 1, "render_config was the last step to run");
+      assert.equal(existsSync(join(wb.workersDir, "0", "nix", "bunbad")), false, "nothing was written");
+    }
   });
 });

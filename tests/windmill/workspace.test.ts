@@ -172,9 +172,14 @@ describe("the flow's modules, transforms and schema fit together", () => {
       shares: { "/mnt/x": { tag: "x" } },
       home: true,
       profiles: [],
+      flow_input: input,
     });
-    assert.deepEqual(moduleArgs(render, {}, {}), { home: true }, "an empty flow input leaves every default to the step");
-    assert.deepEqual(moduleArgs(render, { guest: { home: false } }, {}), { home: false });
+    assert.deepEqual(
+      moduleArgs(render, {}, {}),
+      { home: true, flow_input: {} },
+      "an empty flow input leaves every default to the step",
+    );
+    assert.deepEqual(moduleArgs(render, { guest: { home: false } }, {}), { home: false, flow_input: { guest: { home: false } } });
     const results = { render_config: { config_dir: "/w/0/nix/vm1" } };
     assert.deepEqual(moduleArgs(lock, input, results), { config_dir: "/w/0/nix/vm1", update: true });
     assert.deepEqual(moduleArgs(lock, { nix: { max_jobs: "4" } }, results), {
@@ -184,6 +189,11 @@ describe("the flow's modules, transforms and schema fit together", () => {
     });
     assert.deepEqual(moduleArgs(lock, {}, results), { config_dir: "/w/0/nix/vm1", update: false });
     assert.deepEqual(moduleArgs(build, input, results), { config_dir: "/w/0/nix/vm1" });
+    assert.deepEqual(
+      moduleArgs(build, {}, { render_config: { config_dir: "/w/0/nix/vm1", optional_overrides: ["fio"] } }),
+      { config_dir: "/w/0/nix/vm1", optional_overrides: ["fio"] },
+      "the overrides render_config marked optional reach the build",
+    );
     assert.deepEqual(moduleArgs(build, { nix: { publish_to: ["file:///c"] } }, results), {
       config_dir: "/w/0/nix/vm1",
       nix_settings: { publish_to: ["file:///c"] },

@@ -2,6 +2,23 @@
 // dropped, null lists meaning the default, and an InputError that names the
 // field and the value for anything else that is wrong.
 import { InputError } from "../core/errors.ts";
+import { didYouMean } from "../core/suggest.ts";
+
+/** Refuses a key that is not one of `known`, naming it and the closest known one: a misspelt field is never dropped silently. */
+export function checkKeys(field: string, value: object, known: readonly string[], what: string): void {
+  for (const key of Object.keys(value)) {
+    if (!known.includes(key)) {
+      throw new InputError(field, key, `is not a field of ${what} (${known.join(", ")})${didYouMean(key, known)}`);
+    }
+  }
+}
+
+/** A boolean field: true, false, or absent (then `fallback`); a string such as "false" is refused. */
+export function expectBoolean(field: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined || value === null) return fallback;
+  if (typeof value !== "boolean") throw new InputError(field, value, "must be true or false (a boolean, not a string)");
+  return value;
+}
 
 export function isBlank(value: unknown): boolean {
   return value === null || value === undefined || (typeof value === "string" && value.trim() === "");
@@ -36,7 +53,7 @@ export function oneOf<T extends string>(field: string, value: unknown, fallback:
   const items = listOf(field, value, fallback);
   for (const [i, item] of items.entries()) {
     if (!(allowed as readonly string[]).includes(item)) {
-      throw new InputError(`${field}[${i}]`, item, `is not one of: ${allowed.join(", ")}`);
+      throw new InputError(`${field}[${i}]`, item, `is not one of: ${allowed.join(", ")}${didYouMean(item, allowed)}`);
     }
   }
   return [...new Set(items)] as T[];

@@ -27,6 +27,22 @@ export interface ValidationContext {
 
 /** NixOS's networking.hostName pattern (the option's own type). */
 const HOSTNAME = /^$|^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
+/** System accounts NixOS (and the services the profiles enable) create themselves; nixbld* and systemd-* too. */
+const RESERVED_USER_NAMES: readonly string[] = [
+  "nobody",
+  "messagebus",
+  "sshd",
+  "polkituser",
+  "nscd",
+  "dhcpcd",
+  "rtkit",
+  "avahi",
+  "qemu-libvirtd",
+  "sysstat",
+  "nm-openvpn",
+  "nm-iodine",
+];
+
 /** Linux account names as shadow-utils accepts them, dots included. */
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,30}[$]?$/;
 
@@ -56,6 +72,9 @@ function validateUserName(value: unknown): string {
     );
   }
   if (name === "root") throw new InputError("user_name", name, "is the administrator account; name an unprivileged user");
+  if (RESERVED_USER_NAMES.includes(name) || /^nixbld\d*$/.test(name) || name.startsWith("systemd-")) {
+    throw new InputError("user_name", name, "is a system account NixOS creates for itself; name the guest's user otherwise");
+  }
   return name;
 }
 

@@ -34,8 +34,11 @@ export const DEFAULT_USER_NAME = "kdevops";
 
 // --- as given (a web form or JSON: anything may be missing or blank) ---
 
+/** The fields of a share. */
+export const SHARE_FIELDS = ["tag", "options"] as const;
+
 /** The fields of a source override; flow.yaml's schema and render_config's form declare the same (a test ties them). */
-export const OVERRIDE_FIELDS = ["pkg", "src", "ref", "attrs"] as const;
+export const OVERRIDE_FIELDS = ["pkg", "src", "ref", "attrs", "optional"] as const;
 export type OverrideInput = { [field in (typeof OVERRIDE_FIELDS)[number]]?: unknown };
 
 /** The parameters of render_config, as a worker passes them. */
@@ -67,6 +70,8 @@ export interface SourceOverride {
   kind: "path" | "git";
   ref: string | null;
   attrs: Record<string, string>;
+  /** May reach nothing in this VM's closure (else that is an error). */
+  optional: boolean;
 }
 
 export interface GuestConfig {

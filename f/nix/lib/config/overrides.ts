@@ -3,8 +3,8 @@
 import { statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { InputError } from "../core/errors.ts";
-import { expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
-import { CURATED_OVERRIDE_PACKAGES, type OverrideInput, type SourceOverride } from "./model.ts";
+import { checkKeys, expectBoolean, expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
+import { CURATED_OVERRIDE_PACKAGES, OVERRIDE_FIELDS, type OverrideInput, type SourceOverride } from "./model.ts";
 import { isNixIdentifier } from "./nix_string.ts";
 
 const PACKAGE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
@@ -13,6 +13,7 @@ const GIT_REF = /^[^\s\0~^:?*[\\]+$/;
 
 function override(field: string, value: unknown, curated: boolean): SourceOverride {
   if (!isPlainObject(value)) throw new InputError(field, value, 'must be an object like {"pkg": "fio", "src": "/src/fio"}');
+  checkKeys(field, value, OVERRIDE_FIELDS, "an override");
   const pkg = isBlank(value.pkg) ? "" : expectString(`${field}.pkg`, value.pkg).trim();
   if (!PACKAGE_NAME.test(pkg) || !isNixIdentifier(pkg)) {
     throw new InputError(`${field}.pkg`, value.pkg ?? "", "is not a nixpkgs package attribute name (letters, digits, '-', '_')");
@@ -62,7 +63,8 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
     if (typeof attr !== "string") throw new InputError(`${field}.attrs.${name}`, attr, "must be a string");
     expectString(`${field}.attrs.${name}`, attr);
   }
-  return { pkg, src, kind, ref, attrs: { ...(attrs as Record<string, string>) } };
+  const optional = expectBoolean(`${field}.optional`, value.optional, false);
+  return { pkg, src, kind, ref, attrs: { ...(attrs as Record<string, string>) }, optional };
 }
 
 export function overrides(curatedValue: unknown, extraValue: unknown): SourceOverride[] {

@@ -2,8 +2,8 @@
 // adds (fstests, the home share).
 import { isAbsolute, posix } from "node:path";
 import { InputError } from "../core/errors.ts";
-import { expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
-import { BACKEND_MOUNT_POINTS, FSTESTS_SHARE, HOME_SHARE_TAG, MAX_TAG_BYTES, type Share } from "./model.ts";
+import { checkKeys, expectBoolean, expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
+import { BACKEND_MOUNT_POINTS, FSTESTS_SHARE, HOME_SHARE_TAG, MAX_TAG_BYTES, SHARE_FIELDS, type Share } from "./model.ts";
 
 function mountPoint(field: string, value: string): string {
   if (!isAbsolute(value)) throw new InputError(field, value, "must be an absolute path (the guest mount point)");
@@ -21,6 +21,7 @@ function mountPoint(field: string, value: string): string {
 
 function share(field: string, value: unknown): Share {
   if (!isPlainObject(value)) throw new InputError(field, value, 'must be an object like {"tag": "x", "options": ["ro"]}');
+  checkKeys(field, value, SHARE_FIELDS, "a share");
   const tag = isBlank(value.tag) ? "" : expectString(`${field}.tag`, value.tag).trim();
   if (tag === "") throw new InputError(`${field}.tag`, value.tag ?? "", "must not be empty: it names the virtiofs export");
   if (Buffer.byteLength(tag) > MAX_TAG_BYTES) {
@@ -59,9 +60,7 @@ export function shares(value: unknown, testSuites: readonly string[], home: stri
 }
 
 export function homeDir(home: unknown, value: unknown, fallback: string): string | null {
-  if (home !== null && home !== undefined && typeof home !== "boolean")
-    throw new InputError("home", home, "must be true or false");
-  if (home !== true) return null;
+  if (!expectBoolean("home", home, false)) return null;
   if (isBlank(value)) return fallback;
   return mountPoint("home_dir", expectString("home_dir", value).trim());
 }

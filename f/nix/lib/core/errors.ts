@@ -8,7 +8,7 @@ export class InputError extends Error {
   constructor(
     readonly field: string,
     readonly value: unknown,
-    reason: string,
+    readonly reason: string,
   ) {
     super(`${field}: ${describeValue(value)} ${reason}`);
   }

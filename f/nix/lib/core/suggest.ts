@@ -17,18 +17,30 @@ function distance(a: string, b: string): number {
   return at(a.length, b.length);
 }
 
-/** The known name closest to `name`, when it is close enough to be a slip (a third of its letters at most). */
+/** Whether the letters of `short` appear in `long` in order (`opts` in `options`). */
+function isAbbreviation(short: string, long: string): boolean {
+  let at = 0;
+  for (const ch of long) if (ch === short[at]) at++;
+  return at === short.length;
+}
+
+/**
+ * The known name closest to `name`, when it is close enough to be a slip: a
+ * third of its letters wrong at most, or an abbreviation of it.
+ */
 export function closestName(name: string, known: readonly string[]): string | null {
+  const lower = name.toLowerCase();
   let best: string | null = null;
   let bestDistance = Number.POSITIVE_INFINITY;
   for (const candidate of known) {
-    const d = distance(name.toLowerCase(), candidate.toLowerCase());
+    const d = distance(lower, candidate.toLowerCase());
     if (d < bestDistance) {
       best = candidate;
       bestDistance = d;
     }
   }
-  return best !== null && bestDistance <= Math.max(1, Math.floor(name.length / 3)) ? best : null;
+  if (best !== null && bestDistance <= Math.max(1, Math.floor(name.length / 3))) return best;
+  return (lower.length >= 3 && known.find((candidate) => isAbbreviation(lower, candidate.toLowerCase()))) || null;
 }
 
 /** ` (did you mean "x"?)`, or nothing. */

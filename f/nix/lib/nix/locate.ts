@@ -28,15 +28,25 @@ export function isExecutable(path: string): boolean {
   }
 }
 
-/** Finds nix ($NIX_BIN first, then PATH) and detects its version. */
+/**
+ * Finds nix and detects its version: in $NIX_BIN when it is set (and only
+ * there: a NIX_BIN without nix is an error, not a reason to take another
+ * Nix), else in Nix's default profile, then on PATH.
+ */
 export async function locateNix(runner: Runner, settings: readonly string[] = []): Promise<Nix> {
-  const nixBin = runner.env.NIX_BIN || DEFAULT_NIX_BIN;
-  if (!isAbsolute(nixBin)) throw new SetupError(`NIX_BIN=${JSON.stringify(nixBin)} must be an absolute path`);
+  const given = runner.env.NIX_BIN ?? "";
+  if (given !== "" && !isAbsolute(given)) throw new SetupError(`NIX_BIN=${JSON.stringify(given)} must be an absolute path`);
   const path = (runner.env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
-  const program = [nixBin, ...path].map((dir) => join(dir, "nix")).find(isExecutable);
+  const searched = given !== "" ? [given] : [DEFAULT_NIX_BIN, ...path];
+  const program = searched.map((dir) => join(dir, "nix")).find(isExecutable);
+  if (program === undefined && given !== "") {
+    throw new SetupError(
+      `NIX_BIN=${given} holds no nix: point NIX_BIN at the directory that holds \`nix\`, or unset it to use Nix's default profile or PATH`,
+    );
+  }
   if (program === undefined) {
     throw new SetupError(
-      `nix was not found: looked in NIX_BIN (${nixBin}) and on PATH (${runner.env.PATH ?? ""}). ` +
+      `nix was not found: looked in ${DEFAULT_NIX_BIN} and on PATH (${runner.env.PATH ?? ""}). ` +
         "Install Nix (https://nixos.org/download, or `apt-get install nix-bin` on Debian), " +
         "or set NIX_BIN to the directory that holds `nix`.",
     );

@@ -128,3 +128,44 @@ export async function copyTo(
   });
   return copied;
 }
+
+/** `nix flake archive --json --dry-run`: the store paths of a flake's direct inputs, by input name; nothing copied. */
+export async function flakeInputPaths(nix: Nix, flakeRef: string): Promise<Record<string, string>> {
+  const result = await runNix(nix, ["flake", "archive", "--json", "--dry-run", flakeRef], {
+    summary: `reading the inputs of ${flakeRef} failed`,
+  });
+  const inputs = (JSON.parse(result.stdout) as { inputs?: Record<string, { path?: unknown }> }).inputs ?? {};
+  return Object.fromEntries(
+    Object.entries(inputs).flatMap(([name, input]) => (typeof input.path === "string" ? [[name, input.path]] : [])),
+  );
+}
+
+/** `nix eval --raw <installable>.drvPath`: instantiates the derivation (writes .drv files), builds nothing. */
+export async function derivationOf(nix: Nix, installable: string): Promise<string> {
+  const result = await runNix(nix, ["eval", "--raw", `${installable}.drvPath`], {
+    summary: `evaluating ${installable} failed`,
+  });
+  return result.stdout.trim();
+}
+
+/** `nix eval --json <installable> --apply builtins.attrNames`: the attribute names of an attribute set. */
+export async function attributeNames(nix: Nix, installable: string): Promise<string[]> {
+  const result = await runNix(nix, ["eval", "--json", installable, "--apply", "builtins.attrNames"], {
+    summary: `listing the attributes of ${installable} failed`,
+  });
+  return JSON.parse(result.stdout) as string[];
+}
+
+/** `nix-store --query <how> <paths>`: requisites (the closure), referrers or outputs, one path a line. */
+export async function queryStore(
+  nix: Nix,
+  how: "--requisites" | "--referrers" | "--outputs",
+  paths: readonly string[],
+): Promise<string[]> {
+  if (paths.length === 0) return [];
+  const result = await runNix(nix, ["--query", how, ...paths], {
+    summary: `querying the store (${how}) failed`,
+    legacy: "nix-store",
+  });
+  return result.stdout.split("\n").filter((line) => line !== "");
+}

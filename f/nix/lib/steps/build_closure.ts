@@ -1,16 +1,19 @@
 // build_closure's core: build the toplevel of a locked config dir, read init
 // and initrd from its bootspec, report its closure, keep the previous one
 // rooted, and deliver it where the nix group says.
-import { existsSync, readdirSync, readlinkSync, rmSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import { type Delivery, deliver } from "../build/deliver.ts";
+import { formatOverrides, type OverrideReport, verifyOverrides } from "../build/overrides.ts";
 import type { BuildPlan } from "../build/plan.ts";
 import { ProgressReporter } from "../build/progress/display.ts";
 import { BuildProgress } from "../build/progress/tracker.ts";
 import { type ClosureReport, closureReport, formatClosureReport } from "../build/report.ts";
+import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
+import type { Nix } from "../nix/locate.ts";
 import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
@@ -43,6 +46,8 @@ export interface BuildClosureResult {
   unreachable_builders: string[];
   /** Where the closure was delivered: the paths and bytes that went (those already there skipped). */
   published: Delivery[];
+  /** Each source override, its source's store path and the closure paths built from it. */
+  overrides: OverrideReport[];
 }
 
 /**
@@ -79,14 +84,36 @@ export function toplevelInstallable(configDir: string): string {
   return `${pathFlakeRef(configDir)}#toplevel`;
 }
 
-export async function buildClosure(context: Context, configDir: string): Promise<BuildClosureResult> {
-  const dir = existingConfigDir(configDir);
+/** The source overrides of a locked config dir, checked to reach its system before anything is built; logged. */
+export async function checkedOverrides(
+  context: Context,
+  nix: Nix,
+  dir: string,
+  optional: readonly string[],
+): Promise<OverrideReport[]> {
+  const reports = await verifyOverrides(
+    nix,
+    pathFlakeRef(dir),
+    sourceInputsOf(readFileSync(join(dir, "flake.nix"), "utf8")),
+    optional,
+  );
+  if (reports.length > 0) context.log.info(formatOverrides(reports));
+  return reports;
+}
+
+export async function buildClosure(
+  context: Context,
+  configDir: string,
+  optionalOverrides: readonly string[] = [],
+): Promise<BuildClosureResult> {
+  const dir = existingConfigDir(configDir, context.words.step("render_config"));
   const nix = await context.nix();
   const { log, settings } = context;
   log.info(`using ${nix.version.text} at ${nix.program}`);
   const installable = toplevelInstallable(dir);
   return withDirLock(dir, context, async () => {
-    checkLockFile(dir);
+    checkLockFile(context, dir);
+    const overrides = await checkedOverrides(context, nix, dir, optionalOverrides);
     const resultLink = join(dir, "result");
     const previous = currentResult(resultLink);
     removeStalePendingLinks(dir);
@@ -137,6 +164,7 @@ export async function buildClosure(context: Context, configDir: string): Promise
       substituted: tracker?.substituted ?? [],
       unreachable_builders: tracker?.unreachableBuilders ?? [],
       published,
+      overrides,
     };
   });
 }

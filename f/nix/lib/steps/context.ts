@@ -5,6 +5,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { homedir } from "node:os";
 import { join } from "node:path";
+import { expectBoolean } from "../config/fields.ts";
 import { Interrupted, SetupError } from "../core/errors.ts";
 import { fileSystemMessage, isFileSystemError } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
@@ -15,6 +16,21 @@ import { type NixSettings, nixSettings, settingsArgs } from "../nix/settings.ts"
 
 /** `auto`: live progress from Nix's events; `off`: Nix's own output. */
 export type ProgressMode = "auto" | "off";
+
+export type StepName = "render_config" | "lock_config" | "build_closure" | "prepare_root";
+
+/** How messages name what the caller can do: Windmill's steps and inputs, or the CLI's commands and flags. */
+export interface Vocabulary {
+  /** What runs a step: `lock_config`, or `nixos-closure lock`. */
+  step(name: StepName): string;
+  /** What names the library: `NIXOS_FLAKE_DIR`, or `--nixos-flake`. */
+  library: string;
+}
+
+const WINDMILL_VOCABULARY: Vocabulary = {
+  step: (name) => name,
+  library: "NIXOS_FLAKE_DIR (or vendor it at $VENDOR_DIR/nixos-flake)",
+};
 
 export interface Context {
   /** The step's name: the owner recorded in the config dir's lock, and the word in messages. */
@@ -27,6 +43,7 @@ export interface Context {
   progress: ProgressMode;
   /** How long to wait for another step holding the config dir. */
   lockWaitSeconds: number;
+  words: Vocabulary;
   /** The Nix every Nix call of this step goes through, located on first use. */
   nix(): Promise<Nix>;
 }
@@ -38,6 +55,8 @@ export interface ContextOptions {
   signal: AbortSignal;
   /** Overrides $NIXOS_CLOSURE_PROGRESS. */
   progress?: ProgressMode;
+  /** Windmill's words unless given. */
+  words?: Vocabulary;
 }
 
 const DEFAULT_LOCK_WAIT_SECONDS = 60;
@@ -54,6 +73,7 @@ export function createContext(step: string, settings: NixSettings, options: Cont
     settings,
     progress: options.progress ?? (env.NIXOS_CLOSURE_PROGRESS === "off" ? "off" : "auto"),
     lockWaitSeconds: Number.isFinite(wait) && wait >= 0 ? wait : DEFAULT_LOCK_WAIT_SECONDS,
+    words: options.words ?? WINDMILL_VOCABULARY,
     nix() {
       located ??= locateNix({ env, log, signal }, settingsArgs(settings));
       return located;
@@ -101,6 +121,11 @@ const given = new AsyncLocalStorage<ContextOptions>();
  */
 export function withContextOptions<T>(options: ContextOptions, work: () => Promise<T>): Promise<T> {
   return given.run(options, work);
+}
+
+/** A boolean parameter of a step: true or false, nothing else (a form or a caller may send the string "false"). */
+export function expectFlag(name: string, value: unknown): boolean {
+  return expectBoolean(name, value, false);
 }
 
 /**

@@ -2,32 +2,63 @@
 // that a bad field in a later group (nix, root) is refused before
 // render_config writes anything.
 import { isAbsolute } from "node:path";
+import { checkKeys, expectBoolean, isPlainObject } from "../config/fields.ts";
 import { composeGuest } from "../config/guest.ts";
 import type { RenderInput } from "../config/model.ts";
 import { InputError } from "../core/errors.ts";
 import type { Env } from "../core/process.ts";
-import { nixSettings } from "../nix/settings.ts";
+import { NIX_SETTINGS_FIELDS, nixSettings } from "../nix/settings.ts";
 import { workerLayout } from "../worker/layout.ts";
 import { workerValidation } from "./render_config.ts";
 
 /** The flow input as given: its groups, each an object of fields. */
 export type FlowInput = Record<string, Record<string, unknown> | undefined>;
 
-function optionalBoolean(field: string, value: unknown): void {
-  if (value !== undefined && value !== null && typeof value !== "boolean") {
-    throw new InputError(field, value, "must be true or false");
-  }
+/** The groups of the flow input and their fields, as flow.yaml's schema declares them (a test ties the two). */
+export const FLOW_INPUT_FIELDS = {
+  guest: ["vm_name", "user_name", "ssh_keys", "shares", "home", "home_dir"],
+  closure: ["profiles", "test_suites", "overrides", "extra_overrides"],
+  lock: ["update_lock"],
+  root: ["prepare", "dir"],
+  nix: NIX_SETTINGS_FIELDS,
+} as const satisfies Record<string, readonly string[]>;
+
+const GROUPS = Object.keys(FLOW_INPUT_FIELDS) as (keyof typeof FLOW_INPUT_FIELDS)[];
+
+/** The group of a guest or closure field, to name it as the flow input does (`closure.profiles[0]`). */
+function inGroup(error: InputError): InputError {
+  const name = /^\w+/.exec(error.field)?.[0] ?? "";
+  const group = GROUPS.find((g) => (FLOW_INPUT_FIELDS[g] as readonly string[]).includes(name));
+  return group ? new InputError(`${group}.${error.field}`, error.value, error.reason) : error;
 }
 
-/** Validates every group of the flow input as the steps will; reads the worker's files, writes nothing. */
-export function checkFlowInput(env: Env, input: FlowInput): void {
-  composeGuest({ ...input.guest, ...input.closure } as RenderInput, workerValidation(env, workerLayout(env)));
-  optionalBoolean("lock.update_lock", input.lock?.update_lock);
-  optionalBoolean("root.prepare", input.root?.prepare);
-  const dir = input.root?.dir;
+/**
+ * Validates the whole flow input as the steps will, before any of them runs:
+ * unknown groups and fields refused by name, booleans only booleans. Reads
+ * the worker's files (the managed key, override directories), writes nothing.
+ */
+export function checkFlowInput(env: Env, input: unknown): asserts input is FlowInput {
+  if (input === null || input === undefined) return;
+  if (!isPlainObject(input)) throw new InputError("flow input", input, "must be an object of groups");
+  checkKeys("flow input", input, GROUPS, "the flow input");
+  for (const group of GROUPS) {
+    const value = input[group];
+    if (value === undefined || value === null) continue;
+    if (!isPlainObject(value)) throw new InputError(group, value, "must be an object");
+    checkKeys(group, value, FLOW_INPUT_FIELDS[group], `the ${group} group`);
+  }
+  const given = input as FlowInput;
+  try {
+    composeGuest({ ...given.guest, ...given.closure } as RenderInput, workerValidation(env, workerLayout(env)));
+  } catch (error) {
+    throw error instanceof InputError ? inGroup(error) : error;
+  }
+  expectBoolean("lock.update_lock", given.lock?.update_lock, false);
+  expectBoolean("root.prepare", given.root?.prepare, false);
+  const dir = given.root?.dir;
   if (dir !== undefined && dir !== null && dir !== "") {
     if (typeof dir !== "string") throw new InputError("root.dir", dir, "must be a string: an absolute path, or empty");
     if (!isAbsolute(dir)) throw new InputError("root.dir", dir, "must be an absolute path");
   }
-  nixSettings(input.nix, "nix");
+  nixSettings(given.nix, "nix");
 }

@@ -28,18 +28,18 @@ function isJson(text: string): boolean {
 }
 
 /** Refuses a config dir whose flake.lock is not JSON, naming the file and the step that repairs it. */
-export function checkLockFile(configDir: string): void {
+export function checkLockFile(context: Context, configDir: string): void {
   const lockFile = join(configDir, "flake.lock");
   const text = readIfExists(lockFile);
   if (text !== null && !isJson(text)) {
     throw new SetupError(
-      `${lockFile} is not valid JSON (a write cut short?): run lock_config (nixos-closure lock), which locks it afresh`,
+      `${lockFile} is not valid JSON (a write cut short?): run ${context.words.step("lock_config")}, which locks it afresh`,
     );
   }
 }
 
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
-  const dir = existingConfigDir(configDir);
+  const dir = existingConfigDir(configDir, context.words.step("render_config"));
   const nix = await context.nix();
   context.log.info(`using ${nix.version.text} at ${nix.program}`);
   return withDirLock(dir, context, async () => {

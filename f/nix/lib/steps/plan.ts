@@ -1,27 +1,36 @@
 // Planning: what a build of a locked config dir would build and fetch, as
 // `nix build --dry-run` reports it, building nothing.
+
+import type { OverrideReport } from "../build/overrides.ts";
 import { type BuildPlan, formatPlan, parsePlan } from "../build/plan.ts";
 import { dryRun } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
-import { toplevelInstallable } from "./build_closure.ts";
+import { checkedOverrides, toplevelInstallable } from "./build_closure.ts";
 import type { Context } from "./context.ts";
 import { checkLockFile } from "./lock_config.ts";
 
 export interface PlanResult {
   config_dir: string;
   plan: BuildPlan;
+  /** Each source override, its source's store path and the closure paths that would be built from it. */
+  overrides: OverrideReport[];
 }
 
-export async function planBuild(context: Context, configDir: string): Promise<PlanResult> {
-  const dir = existingConfigDir(configDir);
+export async function planBuild(
+  context: Context,
+  configDir: string,
+  optionalOverrides: readonly string[] = [],
+): Promise<PlanResult> {
+  const dir = existingConfigDir(configDir, context.words.step("render_config"));
   const nix = await context.nix();
   context.log.info(`using ${nix.version.text} at ${nix.program}`);
   // Under the config dir's lock: Nix reads (and may complete) flake.lock while it plans.
   return withDirLock(dir, context, async () => {
-    checkLockFile(dir);
+    checkLockFile(context, dir);
+    const overrides = await checkedOverrides(context, nix, dir, optionalOverrides);
     const plan = parsePlan(await dryRun(nix, toplevelInstallable(dir)));
     context.log.info(formatPlan(plan));
-    return { config_dir: dir, plan };
+    return { config_dir: dir, plan, overrides };
   });
 }

@@ -44,20 +44,21 @@ export interface PrepareRootResult {
 const STORE_PATH = /^\/nix\/store\/[a-z0-9]{32}-[^/]+$/;
 
 /** The toplevel to put in the root: the one given, else the config dir's last build (its result link). */
-function chosenToplevel(configDir: string, given: string): string {
+function chosenToplevel(context: Context, configDir: string, given: string): string {
+  const build = context.words.step("build_closure");
   if (given !== "") {
     if (!STORE_PATH.test(given)) throw new InputError("toplevel", given, "must be a store path such as build_closure returns");
-    if (!existsSync(given)) throw new InputError("toplevel", given, "is not in the store (build it first)");
+    if (!existsSync(given)) throw new InputError("toplevel", given, `is not in the store (run ${build} first)`);
     return given;
   }
   let target: string;
   try {
     target = readlinkSync(join(configDir, "result"));
   } catch {
-    throw new SetupError(`${configDir} has no build yet (no result link): build it first`);
+    throw new SetupError(`${configDir} has no build yet (no result link): run ${build} first`);
   }
   if (!existsSync(target))
-    throw new SetupError(`${configDir}/result points to ${target}, which is no longer in the store: build again`);
+    throw new SetupError(`${configDir}/result points to ${target}, which is no longer in the store: run ${build} again`);
   return target;
 }
 
@@ -67,10 +68,10 @@ export async function prepareRoot(
   toplevel: string,
   rootDir: string,
 ): Promise<PrepareRootResult> {
-  const dir = existingConfigDir(configDir);
+  const dir = existingConfigDir(configDir, context.words.step("render_config"));
   if (typeof toplevel !== "string")
     throw new InputError("toplevel", toplevel, "must be a store path such as build_closure returns");
-  if (toplevel !== "") chosenToplevel(dir, toplevel);
+  if (toplevel !== "") chosenToplevel(context, dir, toplevel);
   const layout = rootLayout(dir, rootDir);
   const nix = await context.nix();
   // Checked now, so that a root that is not ours is refused before anything is created, and again under the locks.
@@ -79,7 +80,7 @@ export async function prepareRoot(
   makeDirs(dirname(layout.rootDir));
   return withDirLock(dir, context, () =>
     withDirLock(layout.rootDir, context, async () => {
-      const system = chosenToplevel(dir, toplevel);
+      const system = chosenToplevel(context, dir, toplevel);
       const previous = currentGeneration(layout);
       claimGenerations(layout);
       const existing = generations(layout);

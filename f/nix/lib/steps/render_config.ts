@@ -12,6 +12,7 @@ import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirFor, type Layout, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
+import { checkFlowInput } from "./flow_input.ts";
 
 export interface RenderResult {
   config_dir: string;
@@ -19,16 +20,18 @@ export interface RenderResult {
   default: string;
   nixos_flake: string;
   vm_name: string;
+  /** The overrides allowed to reach nothing (build_closure takes them). */
+  optional_overrides: string[];
 }
 
-function readTemplate(libraryDir: string): { path: string; text: string } {
+function readTemplate(context: Context, libraryDir: string): { path: string; text: string } {
   const path = join(libraryDir, "templates", "imageless", "flake.nix");
   try {
     return { path, text: readFileSync(path, "utf8") };
   } catch (error) {
     throw new SetupError(
       `cannot read the nixos-flake library's template ${path} (${(error as Error).message}); ` +
-        "vendor the library at $VENDOR_DIR/nixos-flake or point NIXOS_FLAKE_DIR at it",
+        `point ${context.words.library} at a checkout of the library`,
     );
   }
 }
@@ -48,13 +51,15 @@ export function workerValidation(env: Env, layout: Layout): ValidationContext {
   };
 }
 
-export async function renderConfig(context: Context, input: RenderInput): Promise<RenderResult> {
+/** Renders a VM's config dir; `flowInput`, when the flow passes it, is checked whole first. */
+export async function renderConfig(context: Context, flowInput: unknown, input: RenderInput): Promise<RenderResult> {
   const { log } = context;
+  checkFlowInput(context.env, flowInput);
   const layout = workerLayout(context.env);
   const keyPath = managedKeyPath(layout);
   const guest = composeGuest(input, workerValidation(context.env, layout));
 
-  const template = readTemplate(layout.libraryDir);
+  const template = readTemplate(context, layout.libraryDir);
   const flake = renderFlake(template.text, template.path, layout.libraryDir, guest.overrides);
   const defaultNix = renderDefault(guest);
 
@@ -76,5 +81,12 @@ export async function renderConfig(context: Context, input: RenderInput): Promis
   log.file(join(configDir, "flake.nix"), flake);
   log.file(join(configDir, "default.nix"), defaultNix);
 
-  return { config_dir: configDir, flake, default: defaultNix, nixos_flake: layout.libraryDir, vm_name: guest.vmName };
+  return {
+    config_dir: configDir,
+    flake,
+    default: defaultNix,
+    nixos_flake: layout.libraryDir,
+    vm_name: guest.vmName,
+    optional_overrides: guest.overrides.filter((o) => o.optional).map((o) => o.pkg),
+  };
 }

@@ -118,7 +118,7 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
     if (signal.aborted) throw new Interrupted(abortSignalName(signal));
     if (Date.now() >= deadline) {
       throw new SetupError(
-        `${dir} is in use by ${who}; refusing to run ${step} at the same time. Wait for it to finish, then run ${step} again.`,
+        `${dir} is in use by ${who}; refusing to run ${step} at the same time. Wait for it to finish, then try again.`,
       );
     }
     if (!announced) log.info(`waiting for ${who} to release ${dir} ...`);

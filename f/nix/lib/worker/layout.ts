@@ -53,15 +53,15 @@ export function operatorHome(env: Env, fallback: string): string {
   return home.startsWith("/home/") ? home : fallback;
 }
 
-/** A config dir given to lock/build: absolute, existing, holding flake.nix. */
-export function existingConfigDir(value: unknown): string {
+/** A config dir given to lock/build: absolute, existing, holding flake.nix; `render` names what makes one. */
+export function existingConfigDir(value: unknown, render: string): string {
   if (typeof value !== "string" || value.trim() === "") {
-    throw new SetupError(`config_dir ${JSON.stringify(value)} must be the directory render_config returned`);
+    throw new SetupError(`config_dir ${JSON.stringify(value)} must be the directory ${render} made`);
   }
   if (!isAbsolute(value))
     throw new SetupError(`config_dir ${JSON.stringify(value)} must be an absolute path (path: does not expand ~)`);
   const dir = resolve(value);
-  if (!existsSync(dir)) throw new SetupError(`config_dir ${dir} does not exist: run render_config first`);
-  if (!existsSync(join(dir, "flake.nix"))) throw new SetupError(`config_dir ${dir} holds no flake.nix: run render_config first`);
+  if (!existsSync(dir)) throw new SetupError(`config_dir ${dir} does not exist: run ${render} first`);
+  if (!existsSync(join(dir, "flake.nix"))) throw new SetupError(`config_dir ${dir} holds no flake.nix: run ${render} first`);
   return dir;
 }

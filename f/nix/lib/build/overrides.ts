@@ -1,0 +1,87 @@
+// Proof that each source override reaches the VM: the source's store path is
+// among the requisites of the toplevel's derivation (instantiated, not
+// built). An override of a package nixpkgs lacks, or of one nothing in this
+// VM uses, would otherwise build a VM that silently runs the stock package.
+import { InputError, NixError } from "../core/errors.ts";
+import { didYouMean } from "../core/suggest.ts";
+import type { Nix } from "../nix/locate.ts";
+import { attributeNames, derivationOf, flakeInputPaths, queryStore } from "../nix/operations.ts";
+
+export interface OverrideReport {
+  pkg: string;
+  /** The store path of the override's source, as locked. */
+  source: string;
+  /** Whether the caller allowed it to reach nothing. */
+  optional: boolean;
+  /** The derivations' outputs built from the source: the closure paths it reaches (empty: it reaches nothing). */
+  built: string[];
+}
+
+/** Where the template's flake keeps the system: its package set is `<flake>#nixosConfigurations.vm.pkgs`. */
+const PACKAGES = "nixosConfigurations.vm.pkgs";
+
+/** The `<pkg>` of each `<pkg>-src` input. */
+function overriddenPackages(sourceInputs: readonly string[]): string[] {
+  return sourceInputs.map((input) => input.replace(/-src$/, ""));
+}
+
+/** Says why an override reaches nothing: a package nixpkgs does not have (with the closest names), or one this VM does not use. */
+async function whyUnreached(nix: Nix, flakeRef: string, pkg: string): Promise<InputError> {
+  try {
+    await derivationOf(nix, `${flakeRef}#${PACKAGES}.${pkg}`);
+  } catch (error) {
+    if (!(error instanceof NixError) || !error.nixMessage.includes(`attribute '${pkg}' missing`)) throw error;
+    const names = (await attributeNames(nix, `${flakeRef}#${PACKAGES}`)).filter((name) => name !== pkg);
+    return new InputError("closure.overrides", pkg, `is not a package of this nixpkgs${didYouMean(pkg, names)}`);
+  }
+  return new InputError(
+    "closure.overrides",
+    pkg,
+    "is a package nothing in this VM uses, so the override would change nothing: choose the profiles or test suites " +
+      'that use it, or mark the override "optional": true',
+  );
+}
+
+/**
+ * Checks every source override of a locked config dir against the
+ * toplevel's derivation (which Nix instantiates here, and caches for the
+ * build); refuses, before anything is built, an override that reaches
+ * nothing unless it is optional.
+ */
+export async function verifyOverrides(
+  nix: Nix,
+  flakeRef: string,
+  sourceInputs: readonly string[],
+  optional: readonly string[],
+): Promise<OverrideReport[]> {
+  if (sourceInputs.length === 0) return [];
+  const sources = await flakeInputPaths(nix, flakeRef);
+  const requisites = new Set(await queryStore(nix, "--requisites", [await derivationOf(nix, `${flakeRef}#toplevel`)]));
+  const reports: OverrideReport[] = [];
+  for (const pkg of overriddenPackages(sourceInputs)) {
+    const source = sources[`${pkg}-src`];
+    if (source === undefined) throw new InputError("closure.overrides", pkg, "has no locked source: lock the config dir first");
+    const report: OverrideReport = { pkg, source, optional: optional.includes(pkg), built: [] };
+    if (requisites.has(source)) {
+      const derivations = (await queryStore(nix, "--referrers", [source])).filter(
+        (path) => path.endsWith(".drv") && requisites.has(path),
+      );
+      report.built = (await queryStore(nix, "--outputs", derivations)).sort();
+    } else if (!report.optional) {
+      throw await whyUnreached(nix, flakeRef, pkg);
+    }
+    reports.push(report);
+  }
+  return reports;
+}
+
+/** One line per override for the log. */
+export function formatOverrides(reports: readonly OverrideReport[]): string {
+  return reports
+    .map((r) =>
+      r.built.length > 0
+        ? `override ${r.pkg}: ${r.source} builds ${r.built.join(", ")}`
+        : `override ${r.pkg}: ${r.source} reaches nothing in this VM (optional)`,
+    )
+    .join("\n");
+}
