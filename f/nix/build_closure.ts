@@ -3,10 +3,9 @@
  *
  * Equivalent shell commands:
  *
- *   nix build "path:$dir#toplevel" --json --out-link "$dir.pending-result-$$" --log-format internal-json -v
- *   toplevel=$(readlink "$dir.pending-result-$$")
+ *   nix path-info --derivation --recursive --json "path:$dir#toplevel"   # with overrides: each one reaches the system
+ *   nix build "path:$dir#toplevel" --json --out-link "$dir/result" --log-format internal-json -v
  *   nix build "$previous" --out-link "$dir/result-previous"   # keep the last closure rooted
- *   nix build "$toplevel" --out-link "$dir/result" && rm "$dir.pending-result-$$"
  *   jq -r '."org.nixos.bootspec.v1" | .init, .initrd' "$dir/result/boot.json"
  *   nix path-info --json --recursive "$dir/result"            # closure report
  *   nix store diff-closures "$previous" "$dir/result"
@@ -16,9 +15,9 @@
  * With plan_only: `nix build "path:$dir#toplevel" --dry-run`, nothing built.
  *
  * `path:` copies the directory into the store, so nothing needs to be in git.
- * The build links its result privately; `result` moves to it only after the
- * build succeeded, under the config dir's lock: a failed, interrupted or
- * killed build keeps the previous one. The closure the link pointed to
+ * Nix replaces `result` only when the build succeeded, under the config
+ * dir's lock; a failed or interrupted build keeps the previous one, and a
+ * step killed outright takes its nix build with it (setpriv --pdeathsig). The closure the link pointed to
  * before stays a GC root as `result-previous` until the next build replaces
  * it, so a VM still running it keeps its store paths. Progress: a status line
  * on a terminal, a line every 10 s (and at each phase change) in a job log;

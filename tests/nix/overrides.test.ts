@@ -71,11 +71,12 @@ for (const nix of testNixes()) {
     });
 
     test("a good override: the result shows its source and the closure paths built from it", async () => {
+      const src = source("xfsprogs-good");
       const dir = await renderedAndLocked({
         vm_name: "good-override-vm",
         profiles: [],
         test_suites: ["fstests"],
-        overrides: [{ pkg: "xfsprogs", src: source("xfsprogs-good") }],
+        overrides: [{ pkg: "xfsprogs", src }],
       });
       const log = captureLog();
       const planned = await vmSteps(bench(), { log }).plan(dir);
@@ -93,6 +94,17 @@ for (const nix of testNixes()) {
       const requisites = nixSync(nix, ["path-info", "--recursive", drv]).trim().split("\n");
       assert.ok(requisites.includes(report.source), "the source is a requisite of the toplevel's derivation");
       assert.match(log.text(), new RegExp(`override xfsprogs: ${report.source} builds .*-xfsprogs-6\\.13\\.0`));
+
+      // Unchanged files: the answer is reused, no evaluation asked; a changed source is checked afresh.
+      const again = captureLog();
+      assert.deepEqual((await vmSteps(bench(), { log: again }).build(dir)).overrides, built.overrides);
+      assert.doesNotMatch(again.text(), /path-info --derivation/);
+      writeFileSync(join(src, "salt"), `changed-${Date.now()}`);
+      await vmSteps(bench()).lock(dir);
+      const changed = captureLog();
+      const rebuilt = await vmSteps(bench(), { log: changed }).build(dir);
+      assert.match(changed.text(), /path-info --derivation/);
+      assert.notEqual(rebuilt.overrides[0]?.source, report.source);
     });
   });
 }

@@ -12,6 +12,7 @@ import { closestName, didYouMean } from "../../f/nix/lib/core/suggest.ts";
 import { parseBuildJson, parsePathInfoJson } from "../../f/nix/lib/nix/json.ts";
 import { updateInputsArgs } from "../../f/nix/lib/nix/operations.ts";
 import { nixErrorText } from "../../f/nix/lib/nix/run.ts";
+import { sourcePathOf } from "../../f/nix/lib/nix/store_path.ts";
 import { type NixVersion, parseNixVersion } from "../../f/nix/lib/nix/version.ts";
 import { lockHolderOf, lockPathFor, withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { lockHolder, waitFor, within } from "../helpers/steps.ts";
@@ -274,5 +275,19 @@ describe("nix store diff-closures text", () => {
   test("Nix's colours are not part of the data", () => {
     const coloured = "gcc: \x1b[31;1m∅\x1b[0m → \x1b[32;1m14.2\x1b[0m, \x1b[31;1m+51200.0 KiB\x1b[0m";
     assert.deepEqual(parseDiffClosures(coloured), [{ name: "gcc", from: [], to: ["14.2"], size_delta: 51200 * 1024 }]);
+  });
+});
+
+describe("store paths computed as Nix computes them", () => {
+  test("a locked input's source path follows from its NAR hash (vectors from nix flake archive)", () => {
+    assert.equal(
+      sourcePathOf("sha256-k9bnbfYR3ptUofDyEPNDi38aj+m3i+pR6fjGyhtXwhk="),
+      "/nix/store/n93l3xg157rfka9zpp9civ5mvibl7bcr-source",
+    );
+    assert.equal(
+      sourcePathOf("sha256-ongl0IBjYlYrOOFqqJh5+M5w4tYMTFvqyaNWYsEjHZ8="),
+      "/nix/store/nhsn4ajd8mxi5h0k4nl3sd4j2456gbi6-source",
+    );
+    assert.equal(sourcePathOf("sha1-deadbeef"), null);
   });
 });

@@ -1,11 +1,13 @@
 // Proof that each source override reaches the VM: the source's store path is
 // among the requisites of the toplevel's derivation (instantiated, not
-// built). An override of a package nixpkgs lacks, or of one nothing in this
+// built; one Nix call, whose evaluation Nix caches for the build). An override of a package nixpkgs lacks, or of one nothing in this
 // VM uses, would otherwise build a VM that silently runs the stock package.
 import { InputError, NixError } from "../core/errors.ts";
 import { didYouMean } from "../core/suggest.ts";
+import { derivationOutputs } from "../nix/derivation.ts";
 import type { Nix } from "../nix/locate.ts";
-import { attributeNames, derivationOf, flakeInputPaths, queryStore } from "../nix/operations.ts";
+import { attributeNames, derivationClosure, derivationOf } from "../nix/operations.ts";
+import { sourcePathOf } from "../nix/store_path.ts";
 
 export interface OverrideReport {
   pkg: string;
@@ -51,22 +53,23 @@ async function whyUnreached(nix: Nix, flakeRef: string, pkg: string): Promise<In
 export async function verifyOverrides(
   nix: Nix,
   flakeRef: string,
+  lock: unknown,
   sourceInputs: readonly string[],
   optional: readonly string[],
 ): Promise<OverrideReport[]> {
   if (sourceInputs.length === 0) return [];
-  const sources = await flakeInputPaths(nix, flakeRef);
-  const requisites = new Set(await queryStore(nix, "--requisites", [await derivationOf(nix, `${flakeRef}#toplevel`)]));
+  const requisites = await derivationClosure(nix, `${flakeRef}#toplevel`);
+  const paths = new Set(requisites.map((info) => info.path));
+  const nodes = (lock as { nodes?: Record<string, { locked?: { narHash?: unknown } }> } | null)?.nodes ?? {};
   const reports: OverrideReport[] = [];
   for (const pkg of overriddenPackages(sourceInputs)) {
-    const source = sources[`${pkg}-src`];
-    if (source === undefined) throw new InputError("closure.overrides", pkg, "has no locked source: lock the config dir first");
+    const narHash = nodes[`${pkg}-src`]?.locked?.narHash;
+    const source = typeof narHash === "string" ? sourcePathOf(narHash) : null;
+    if (source === null) throw new InputError("closure.overrides", pkg, "has no locked source: lock the config dir first");
     const report: OverrideReport = { pkg, source, optional: optional.includes(pkg), built: [] };
-    if (requisites.has(source)) {
-      const derivations = (await queryStore(nix, "--referrers", [source])).filter(
-        (path) => path.endsWith(".drv") && requisites.has(path),
-      );
-      report.built = (await queryStore(nix, "--outputs", derivations)).sort();
+    if (paths.has(source)) {
+      const users = requisites.filter((info) => info.path.endsWith(".drv") && info.references.includes(source));
+      report.built = users.flatMap((info) => derivationOutputs(info.path)).sort();
     } else if (!report.optional) {
       throw await whyUnreached(nix, flakeRef, pkg);
     }

@@ -1,7 +1,10 @@
 // The one process runner every external command goes through: an argv array
 // (no shell), printed as copy-pasteable bash before it runs, stderr streamed
-// line by line and its last lines kept for the error message, and stopped
-// when the step is interrupted.
+// line by line and its last lines kept for the error message, stopped when
+// the step is interrupted, and killed by the kernel when the step dies: a
+// command runs under `setpriv --pdeathsig KILL` (util-linux), so even a step
+// killed with SIGKILL leaves no nix build behind to replace `result` or
+// flake.lock later, outside the step's lock.
 import { spawn } from "node:child_process";
 import { Interrupted } from "./errors.ts";
 import { type Logger, shellCommand } from "./log.ts";
@@ -59,7 +62,10 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
   const onLine = options.onStderrLine ?? ((line: string) => runner.log.info(line));
 
   return new Promise((resolve, reject) => {
-    const child = spawn(program, args, { env: { ...runner.env, ...env }, stdio: ["pipe", "pipe", "pipe"] });
+    const child = spawn("setpriv", ["--pdeathsig", "KILL", "--", program, ...args], {
+      env: { ...runner.env, ...env, PATH: [runner.env.PATH, "/usr/bin", "/bin"].filter(Boolean).join(":") },
+      stdio: ["pipe", "pipe", "pipe"],
+    });
     // An interrupted step stops its command: a `nix build` left running would
     // replace the result link after the step was gone.
     let killer: NodeJS.Timeout | undefined;
@@ -88,7 +94,8 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
     });
     child.on("error", (error: NodeJS.ErrnoException) => {
       runner.signal.removeEventListener("abort", stop);
-      reject(new SpawnError(`cannot run ${program}: ${error.message}`));
+      const why = error.code === "ENOENT" ? "setpriv was not found: install util-linux, which provides it" : error.message;
+      reject(new SpawnError(`cannot run ${program}: ${why}`));
     });
     child.on("close", (exitCode) => {
       runner.signal.removeEventListener("abort", stop);

@@ -12,7 +12,8 @@ const DEFAULT_NIX_BIN = "/nix/var/nix/profiles/default/bin";
 export interface Nix {
   /** Absolute path of the nix binary. */
   program: string;
-  version: NixVersion;
+  /** What `nix --version` says, asked on first use (a Nix process costs tens of milliseconds; most steps need no version). */
+  version(): Promise<NixVersion>;
   /** Global arguments (`--option name value` settings) put on every call. */
   settings: readonly string[];
   /** Runs its commands: the step's runner with the Nix's directory first on PATH. */
@@ -33,7 +34,7 @@ export function isExecutable(path: string): boolean {
  * there: a NIX_BIN without nix is an error, not a reason to take another
  * Nix), else in Nix's default profile, then on PATH.
  */
-export async function locateNix(runner: Runner, settings: readonly string[] = []): Promise<Nix> {
+export function locateNix(runner: Runner, settings: readonly string[] = []): Nix {
   const given = runner.env.NIX_BIN ?? "";
   if (given !== "" && !isAbsolute(given)) throw new SetupError(`NIX_BIN=${JSON.stringify(given)} must be an absolute path`);
   const path = (runner.env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
@@ -56,12 +57,18 @@ export async function locateNix(runner: Runner, settings: readonly string[] = []
     ...runner,
     env: { ...runner.env, PATH: [dir, runner.env.PATH ?? ""].filter((p) => p !== "").join(delimiter) },
   };
-  const result = await run(nixRunner, [program, "--version"], { onStderrLine: () => {} });
-  const version = result.exitCode === 0 ? parseNixVersion(result.stdout) : null;
-  if (version === null) {
-    throw new SetupError(
-      `${program} --version failed (exit ${result.exitCode}): ${[result.stdout, ...result.stderrTail].join("\n").trim()}`,
-    );
-  }
+  let asked: Promise<NixVersion> | null = null;
+  const version = () => {
+    asked ??= run(nixRunner, [program, "--version"], { onStderrLine: () => {} }).then((result) => {
+      const parsed = result.exitCode === 0 ? parseNixVersion(result.stdout) : null;
+      if (parsed === null) {
+        throw new SetupError(
+          `${program} --version failed (exit ${result.exitCode}): ${[result.stdout, ...result.stderrTail].join("\n").trim()}`,
+        );
+      }
+      return parsed;
+    });
+    return asked;
+  };
   return { program, version, settings: [...settings], runner: nixRunner };
 }

@@ -21,7 +21,7 @@ export function updateInputsArgs(version: NixVersion, flakeRef: string, inputs: 
 /** Re-locks the named inputs to what their sources hold now. */
 export async function updateInputs(nix: Nix, flakeRef: string, inputs: readonly string[]): Promise<void> {
   if (inputs.length === 0) return;
-  await runNix(nix, updateInputsArgs(nix.version, flakeRef, inputs), {
+  await runNix(nix, updateInputsArgs(await nix.version(), flakeRef, inputs), {
     summary: `updating ${inputs.join(", ")} in ${flakeRef} failed`,
   });
 }
@@ -129,17 +129,6 @@ export async function copyTo(
   return copied;
 }
 
-/** `nix flake archive --json --dry-run`: the store paths of a flake's direct inputs, by input name; nothing copied. */
-export async function flakeInputPaths(nix: Nix, flakeRef: string): Promise<Record<string, string>> {
-  const result = await runNix(nix, ["flake", "archive", "--json", "--dry-run", flakeRef], {
-    summary: `reading the inputs of ${flakeRef} failed`,
-  });
-  const inputs = (JSON.parse(result.stdout) as { inputs?: Record<string, { path?: unknown }> }).inputs ?? {};
-  return Object.fromEntries(
-    Object.entries(inputs).flatMap(([name, input]) => (typeof input.path === "string" ? [[name, input.path]] : [])),
-  );
-}
-
 /** `nix eval --raw <installable>.drvPath`: instantiates the derivation (writes .drv files), builds nothing. */
 export async function derivationOf(nix: Nix, installable: string): Promise<string> {
   const result = await runNix(nix, ["eval", "--raw", `${installable}.drvPath`], {
@@ -156,16 +145,14 @@ export async function attributeNames(nix: Nix, installable: string): Promise<str
   return JSON.parse(result.stdout) as string[];
 }
 
-/** `nix-store --query <how> <paths>`: requisites (the closure), referrers or outputs, one path a line. */
-export async function queryStore(
-  nix: Nix,
-  how: "--requisites" | "--referrers" | "--outputs",
-  paths: readonly string[],
-): Promise<string[]> {
-  if (paths.length === 0) return [];
-  const result = await runNix(nix, ["--query", how, ...paths], {
-    summary: `querying the store (${how}) failed`,
-    legacy: "nix-store",
+/**
+ * `nix path-info --derivation --recursive --json <installable>`: evaluates
+ * the installable and lists its derivation's requisites (derivations and
+ * sources) with their references, building nothing.
+ */
+export async function derivationClosure(nix: Nix, installable: string): Promise<PathInfo[]> {
+  const result = await runNix(nix, ["path-info", "--derivation", "--recursive", "--json", installable], {
+    summary: `evaluating ${installable} failed`,
   });
-  return result.stdout.split("\n").filter((line) => line !== "");
+  return parsePathInfoJson(result.stdout);
 }

@@ -1,8 +1,9 @@
 // build_closure's core: build the toplevel of a locked config dir, read init
 // and initrd from its bootspec, report its closure, keep the previous one
 // rooted, and deliver it where the nix group says.
-import { existsSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
-import { basename, dirname, join } from "node:path";
+import { createHash } from "node:crypto";
+import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import { type Delivery, deliver } from "../build/deliver.ts";
 import { formatOverrides, type OverrideReport, verifyOverrides } from "../build/overrides.ts";
@@ -12,6 +13,7 @@ import { BuildProgress } from "../build/progress/tracker.ts";
 import { type ClosureReport, closureReport, formatClosureReport } from "../build/report.ts";
 import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
+import { readIfExists, writeFileAtomic } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { Nix } from "../nix/locate.ts";
 import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operations.ts";
@@ -50,23 +52,6 @@ export interface BuildClosureResult {
   overrides: OverrideReport[];
 }
 
-/**
- * Where Nix links a build while it runs: beside the config dir, private to
- * this process. `result` changes only after the build, under the config
- * dir's lock, so a nix build outliving a killed step can never swap it.
- */
-function pendingLink(configDir: string, pid = String(process.pid)): string {
-  return `${configDir}.pending-result-${pid}`;
-}
-
-/** Removes the pending links of earlier runs that were killed (their builds' GC roots). */
-function removeStalePendingLinks(configDir: string): void {
-  const prefix = basename(pendingLink(configDir, ""));
-  for (const name of readdirSync(dirname(configDir))) {
-    if (name.startsWith(prefix)) rmSync(join(dirname(configDir), name), { force: true });
-  }
-}
-
 /** The toplevel the result link points to, when it is still in the store. */
 function currentResult(link: string): string | null {
   try {
@@ -85,20 +70,43 @@ export function toplevelInstallable(configDir: string): string {
 }
 
 /** The source overrides of a locked config dir, checked to reach its system before anything is built; logged. */
+/**
+ * The source overrides of a locked config dir, checked to reach its system
+ * before anything is built, and logged. The check is an evaluation; its
+ * answer depends only on the config dir's files (flake.lock pins every
+ * source), so it is kept beside the config dir and reused while they are
+ * unchanged: a no-op rebuild asks Nix nothing more.
+ */
 export async function checkedOverrides(
   context: Context,
   nix: Nix,
   dir: string,
   optional: readonly string[],
 ): Promise<OverrideReport[]> {
-  const reports = await verifyOverrides(
-    nix,
-    pathFlakeRef(dir),
-    sourceInputsOf(readFileSync(join(dir, "flake.nix"), "utf8")),
-    optional,
-  );
-  if (reports.length > 0) context.log.info(formatOverrides(reports));
+  const flake = readFileSync(join(dir, "flake.nix"), "utf8");
+  const lockText = readFileSync(join(dir, "flake.lock"), "utf8");
+  const sourceInputs = sourceInputsOf(flake);
+  if (sourceInputs.length === 0) return [];
+  const key = createHash("sha256")
+    .update(JSON.stringify([flake, readFileSync(join(dir, "default.nix"), "utf8"), lockText, [...optional].sort()]))
+    .digest("hex");
+  const cacheFile = `${dir}.overrides.json`;
+  let reports = cachedReports(cacheFile, key);
+  if (reports === null) {
+    reports = await verifyOverrides(nix, pathFlakeRef(dir), JSON.parse(lockText) as unknown, sourceInputs, optional);
+    writeFileAtomic(cacheFile, `${JSON.stringify({ key, reports })}\n`);
+  }
+  context.log.info(formatOverrides(reports));
   return reports;
+}
+
+function cachedReports(file: string, key: string): OverrideReport[] | null {
+  try {
+    const cached = JSON.parse(readIfExists(file) ?? "null") as { key?: unknown; reports?: OverrideReport[] } | null;
+    return cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
+  } catch {
+    return null;
+  }
 }
 
 export async function buildClosure(
@@ -109,15 +117,13 @@ export async function buildClosure(
   const dir = existingConfigDir(configDir, context.words.step("render_config"));
   const nix = await context.nix();
   const { log, settings } = context;
-  log.info(`using ${nix.version.text} at ${nix.program}`);
+  log.info(`using ${nix.program}`);
   const installable = toplevelInstallable(dir);
   return withDirLock(dir, context, async () => {
     checkLockFile(context, dir);
     const overrides = await checkedOverrides(context, nix, dir, optionalOverrides);
     const resultLink = join(dir, "result");
     const previous = currentResult(resultLink);
-    removeStalePendingLinks(dir);
-    const pending = pendingLink(dir);
     const started = performance.now();
     const tracker = context.progress === "off" ? null : new BuildProgress();
     const reporter = tracker ? new ProgressReporter(tracker, log) : null;
@@ -125,7 +131,8 @@ export async function buildClosure(
       tracker && reporter ? { onLine: (line) => reporter.line(line), errorLines: () => tracker.messages } : null;
     let built: Awaited<ReturnType<typeof build>>;
     try {
-      built = await build(nix, installable, pending, events);
+      // Nix replaces `result` only when the build succeeds, and the build dies with the step (see core/process.ts).
+      built = await build(nix, installable, resultLink, events);
     } finally {
       reporter?.finish();
     }
@@ -133,8 +140,6 @@ export async function buildClosure(
     const toplevel = built[0]?.outputs.out;
     if (toplevel === undefined) throw new SetupError(`nix build ${installable} reported no output path`);
     if (previous !== null && previous !== toplevel) await addGcRoot(nix, previous, join(dir, "result-previous"));
-    await addGcRoot(nix, toplevel, resultLink);
-    rmSync(pending, { force: true });
 
     const boot = readBootInfo(toplevel);
     for (const warning of boot.warnings) log.warn(warning);

@@ -75,7 +75,7 @@ export function createContext(step: string, settings: NixSettings, options: Cont
     lockWaitSeconds: Number.isFinite(wait) && wait >= 0 ? wait : DEFAULT_LOCK_WAIT_SECONDS,
     words: options.words ?? WINDMILL_VOCABULARY,
     nix() {
-      located ??= locateNix({ env, log, signal }, settingsArgs(settings));
+      located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, settingsArgs(settings)));
       return located;
     },
   };

@@ -24,7 +24,7 @@ export async function planBuild(
 ): Promise<PlanResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"));
   const nix = await context.nix();
-  context.log.info(`using ${nix.version.text} at ${nix.program}`);
+  context.log.info(`using ${nix.program}`);
   // Under the config dir's lock: Nix reads (and may complete) flake.lock while it plans.
   return withDirLock(dir, context, async () => {
     checkLockFile(context, dir);
