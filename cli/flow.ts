@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { parse } from "yaml";
 import type { FlowInput } from "../f/nix/lib/steps/flow_input.ts";
+import { STEP_MAINS } from "./steps.ts";
 
 export type { FlowInput };
 
@@ -75,12 +76,12 @@ export function parameterOrder(scriptPath: string): string[] {
 
 export type Executor = (module: FlowModule, args: Record<string, unknown>) => Promise<Record<string, unknown>>;
 
-/** Runs a module's script in this process: `main` imported and called with the arguments by name. */
+/** Runs a module's script in this process: its `main` called with the arguments by name, in the order of its schema. */
 export const runInProcess: Executor = async (module, args) => {
-  const script = (await import(join(ROOT, `${module.path}.ts`))) as {
-    main: (...a: unknown[]) => Promise<Record<string, unknown>>;
-  };
-  return script.main(...parameterOrder(module.path).map((name) => args[name]));
+  const main = STEP_MAINS[module.path];
+  if (!main) throw new Error(`the flow names ${module.path}, which is not a step of this CLI`);
+  const call = main as (...a: unknown[]) => Promise<Record<string, unknown>>;
+  return call(...parameterOrder(module.path).map((name) => args[name]));
 };
 
 export interface FlowRun {

@@ -1,6 +1,7 @@
 // The flow input ({guest, closure, lock, root, nix}) from an --input file and the
 // command-line flags that mirror it; flags override the file field by field.
-import { isAbsolute } from "node:path";
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
 import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/lib/config/model.ts";
 import { InputError } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, readSmallFile } from "../f/nix/lib/core/files.ts";
@@ -20,6 +21,7 @@ export interface FlowFlags {
   override?: string[];
   optionalOverride?: string[];
   updateLock?: boolean;
+  nixosFlake?: string;
   prepareRoot?: boolean;
   rootDir?: string;
   builders?: string;
@@ -42,7 +44,13 @@ export const FLAG_OF_FIELD = {
     home: "--home",
     home_dir: "--home-dir",
   },
-  closure: { profiles: "--profile", test_suites: "--test-suite", overrides: "--override", extra_overrides: "--override" },
+  closure: {
+    profiles: "--profile",
+    test_suites: "--test-suite",
+    overrides: "--override",
+    extra_overrides: "--override",
+    nixos_flake: "--nixos-flake",
+  },
   lock: { update_lock: "--update-lock" },
   root: { prepare: "--prepare-root", dir: "--root-dir" },
   nix: {
@@ -179,6 +187,10 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
     const curated = (o: { pkg: string }) => (CURATED_OVERRIDE_PACKAGES as readonly string[]).includes(o.pkg);
     closure.overrides = all.filter(curated);
     closure.extra_overrides = all.filter((o) => !curated(o));
+  }
+  if (flags.nixosFlake !== undefined) {
+    // A directory may be given relative to here; anything else is a flake reference for Nix.
+    closure.nixos_flake = existsSync(flags.nixosFlake) ? resolve(flags.nixosFlake) : flags.nixosFlake;
   }
   if (flags.updateLock !== undefined) lock.update_lock = flags.updateLock;
   if (flags.prepareRoot !== undefined) root.prepare = flags.prepareRoot;

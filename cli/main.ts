@@ -1,8 +1,8 @@
 // nixos-closure: the f/nix/build flow from a command line, without Windmill.
 // Same steps, same contract, same per-VM directory layout.
-import { existsSync } from "node:fs";
+import { readFileSync } from "node:fs";
 import { constants } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
 import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
@@ -19,7 +19,8 @@ import {
 } from "../f/nix/lib/steps/context.ts";
 import { checkFlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
-import { type FlowInput, loadFlow, type Results, runFlow, runInProcess } from "./flow.ts";
+import { runDemo } from "./demo.ts";
+import { type FlowInput, loadFlow, type Results, ROOT, runFlow, runInProcess } from "./flow.ts";
 import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
 
 const EXIT_FAILURE = 1;
@@ -28,7 +29,6 @@ const EXIT_BAD_INPUT = 2;
 interface CommonFlags extends FlowFlags {
   json?: boolean;
   progress?: boolean;
-  nixosFlake?: string;
   configDir?: string;
   only?: boolean;
 }
@@ -102,6 +102,11 @@ function asList(value: unknown): ({ pkg?: unknown; optional?: unknown } | null)[
   return Array.isArray(value) ? value : [];
 }
 
+/** The version in package.json, beside cli/ and dist/ alike. */
+function packageVersion(): string {
+  return (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+}
+
 /** Messages name the commands and flags of the CLI, not Windmill's steps and variables. */
 const CLI_WORDS: Vocabulary = {
   step: (name) =>
@@ -113,19 +118,6 @@ const CLI_WORDS: Vocabulary = {
     })[name],
   library: "--nixos-flake",
 };
-
-/** --nixos-flake as an absolute directory that holds the library's imageless template. */
-function libraryDir(given: string): string {
-  const dir = resolve(given);
-  if (!existsSync(join(dir, "templates", "imageless", "flake.nix"))) {
-    throw new InputError(
-      "--nixos-flake",
-      given,
-      "is not a checkout of the nixos-flake library (it has no templates/imageless/flake.nix)",
-    );
-  }
-  return dir;
-}
 
 /**
  * Names a bad field the way the user gave it: the flag (`--profile`), or
@@ -152,7 +144,7 @@ function inCallersWords(error: InputError, flags: CommonFlags): InputError {
  */
 async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = false): Promise<void> {
   const input = flowInputFromFlags(flags);
-  const env = standaloneEnv(flags.nixosFlake ? { NIXOS_FLAKE_DIR: libraryDir(flags.nixosFlake) } : {});
+  const env = standaloneEnv();
   // The whole input is checked before any step runs: a bad nix or root field writes nothing.
   try {
     await runCheckedSteps(steps, flags, input, env, planOnly);
@@ -208,6 +200,7 @@ export function program(): Command {
         "the f/nix/build Windmill flow, run here. Config dirs live in $WORKERS_DIR/$WORKER_INDEX/nix/<vm-name>\n" +
         "(default WORKERS_DIR: $XDG_STATE_HOME/nixos-closure/workers, WORKER_INDEX: 0).",
     )
+    .version(packageVersion(), "--version", "print the version and exit")
     .showHelpAfterError("(run with --help for usage)")
     .exitOverride();
 
@@ -237,6 +230,33 @@ export function program(): Command {
     .description("lock the config dir's flake inputs (source overrides every time; the library with --update-lock)")
     .option("--config-dir <dir>", "the config dir (default: the one of --vm-name)")
     .action((flags: CommonFlags) => runSteps(["lock_config"], flags));
+
+  cli
+    .command("demo")
+    .description(
+      "the whole flow, offline, against the example library and stand-in nixpkgs shipped with this tool,\n" +
+        "in a state directory of its own under the temp dir: render, lock, build, prepare the root, report",
+    )
+    .option("--keep", "keep the demo's state directory (its config dir, result and root)")
+    .option("--json", "print the result as JSON, as the last line of stdout; logs go to stderr")
+    .option("--no-progress", "show Nix's own build output instead of the progress line")
+    .action(async (flags: { keep?: boolean; json?: boolean; progress?: boolean }) => {
+      const interrupt = interruptSignal();
+      try {
+        const { result } = await runDemo(
+          {
+            log: streamLogger(process.stderr),
+            signal: interrupt.signal,
+            words: CLI_WORDS,
+            ...(flags.progress === false ? { progress: "off" as const } : {}),
+          },
+          flags.keep === true,
+        );
+        printResult(result, flags.json);
+      } finally {
+        interrupt.dispose();
+      }
+    });
 
   for (const command of cli.commands) command.exitOverride().showHelpAfterError("(run with --help for usage)");
   return cli;

@@ -1,9 +1,10 @@
 // Writes (or with --check, verifies) the .script.yaml and .script.lock of
-// every workspace script under f/, from Windmill's parser. See
+// every workspace script under f/, from Windmill's parser, and
+// wmill-lock.yaml, the hashes `wmill sync push` tracks. See
 // tools/windmill_metadata.ts.
 import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { metadataFor, ROOT, workspaceScripts } from "../tools/windmill_metadata.ts";
+import { currentWmillLock, metadataFor, ROOT, workspaceScripts } from "../tools/windmill_metadata.ts";
 
 const check = process.argv.includes("--check");
 let stale = 0;
@@ -25,6 +26,21 @@ for (const file of workspaceScripts()) {
       writeFileSync(target, content);
       console.log(`wrote ${meta.path}${suffix}`);
     }
+  }
+}
+// The hashes wmill sync push tracks, from the metadata just written.
+const lockFile = join(ROOT, "wmill-lock.yaml");
+const lock = currentWmillLock();
+let committed: string | null = null;
+try {
+  committed = readFileSync(lockFile, "utf8");
+} catch {}
+if (committed !== lock) {
+  stale++;
+  if (check) console.error("stale: wmill-lock.yaml (run npm run windmill:metadata)");
+  else {
+    writeFileSync(lockFile, lock);
+    console.log("wrote wmill-lock.yaml");
   }
 }
 if (check && stale > 0) process.exitCode = 1;

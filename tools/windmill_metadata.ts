@@ -3,8 +3,10 @@
 // infers from `main`'s signature) and a `.script.lock` that declares no
 // dependencies. `npm run windmill:metadata` writes them; the test suite checks
 // that what is committed matches what the parser infers today.
-import { readdirSync, readFileSync } from "node:fs";
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
+import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import { initSync, parse_deno } from "windmill-parser-wasm-ts";
 import { stringify } from "yaml";
@@ -169,4 +171,23 @@ export function workspaceScripts(): string[] {
   };
   walk(join(ROOT, "f"));
   return found.sort();
+}
+
+const WMILL = join(ROOT, "node_modules", ".bin", "wmill");
+
+/**
+ * `wmill-lock.yaml` as `wmill generate-metadata rehash` writes it from the
+ * files on disk (the hashes `wmill sync push` compares), made in a copy of
+ * the workspace so that nothing here changes.
+ */
+export function currentWmillLock(): string {
+  const copy = mkdtempSync(join(tmpdir(), "wmill-lock-"));
+  try {
+    cpSync(join(ROOT, "f"), join(copy, "f"), { recursive: true });
+    cpSync(join(ROOT, "wmill.yaml"), join(copy, "wmill.yaml"));
+    execFileSync(WMILL, ["generate-metadata", "rehash"], { cwd: copy, stdio: "pipe", env: { ...process.env, NO_COLOR: "1" } });
+    return readFileSync(join(copy, "wmill-lock.yaml"), "utf8");
+  } finally {
+    rmSync(copy, { recursive: true, force: true });
+  }
 }

@@ -12,7 +12,7 @@ import { testNixes } from "../helpers/nix.ts";
 import { waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, type Workbench } from "../helpers/workbench.ts";
 
-const BIN = join(ROOT, "bin", "nixos-closure.js");
+const BIN = join(ROOT, "dist", "nixos-closure.js");
 
 const [nix] = testNixes();
 describe(`nixos-closure with ${nix?.version}`, () => {
@@ -239,7 +239,7 @@ describe(`nixos-closure with ${nix?.version}`, () => {
 
     const library = cli(["render", "--nixos-flake", join(wb.root, "no-library")]);
     assert.equal(library.status, 2);
-    assert.match(library.stderr, /--nixos-flake: ".*no-library" is not a checkout of the nixos-flake library/);
+    assert.match(library.stderr, /--nixos-flake: ".*no-library" is not the nixos-flake library/);
 
     const never = cli(["build", "--only", "--vm-name", "never-rendered"]);
     assert.equal(never.status, 1);

@@ -2,14 +2,14 @@
 // Regenerate with `npx tsx scripts/update-golden.ts` and review the diff.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
+import { EXAMPLES_DIR } from "../../cli/examples.ts";
 import { composeGuest, type ValidationContext } from "../../f/nix/lib/config/guest.ts";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { renderDefault, renderFlake } from "../../f/nix/lib/config/render.ts";
-import { FIXTURES } from "./workbench.ts";
 
 export const GOLDEN_DIR = join(import.meta.dirname, "..", "golden");
 export const LIBRARY = "/srv/vendor/nixos-flake";
-export const TEMPLATE = join(FIXTURES, "nixos-flake", "templates", "imageless", "flake.nix");
+export const TEMPLATE = join(EXAMPLES_DIR, "nixos-flake", "templates", "imageless", "flake.nix");
 
 export const ED25519 = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIK0wmN/Cr3JXqmLW7u+g9pTh+wyqDHpSQEIQczXkVx9q";
 export const MANAGED = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGdbqnsYxuvEH6nUFrU1xbuHAtDcIrjRz5zWbjqR6VVb kdevops-managed";

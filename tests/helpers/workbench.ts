@@ -16,8 +16,10 @@ import {
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before } from "node:test";
+import { installExamples } from "../../cli/examples.ts";
 import { nixSync, TEST_NIX_CONFIG, type TestNix } from "./nix.ts";
 
+/** Test data: recorded Nix output. The example library and stand-in nixpkgs are in examples/ (cli/examples.ts). */
 export const FIXTURES = resolve(import.meta.dirname, "..", "fixtures");
 
 export interface Workbench {
@@ -57,25 +59,16 @@ export function baseEnv(): Record<string, string> {
   );
 }
 
-/** Copies the fixture library to `dir` with its nixpkgs input pointing at `nixpkgsDir`. */
-export function installLibrary(dir: string, nixpkgsDir: string): void {
-  cpSync(join(FIXTURES, "nixos-flake"), dir, { recursive: true });
-  const flake = join(dir, "flake.nix");
-  writeFileSync(flake, readFileSync(flake, "utf8").replace(`"path:@NIXPKGS@"`, `"path:${nixpkgsDir}"`));
-}
-
 export function createWorkbench(nix: TestNix | null, extra: Record<string, string> = {}): Workbench {
   const root = mkdtempSync(join(tmpdir(), "nixos-closure-test-"));
   const workbench = join(root, "workbench");
   const workersDir = join(workbench, "workers");
   const vendorDir = join(root, "vendor");
   const systemDir = join(workbench, "system");
-  const libraryDir = join(vendorDir, "nixos-flake");
-  const nixpkgsDir = join(root, "nixpkgs");
+
   mkdirSync(workersDir, { recursive: true });
   mkdirSync(vendorDir, { recursive: true });
-  cpSync(join(FIXTURES, "nixpkgs"), nixpkgsDir, { recursive: true });
-  installLibrary(libraryDir, nixpkgsDir);
+  const { libraryDir, nixpkgsDir } = installExamples(vendorDir);
   if (nix) nixSync(nix, ["flake", "lock", `path:${libraryDir}`]);
   const env: Record<string, string> = {
     ...baseEnv(),

@@ -7,14 +7,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import fc from "fast-check";
+import { EXAMPLES_DIR } from "../../cli/examples.ts";
 import type { GuestConfig, SourceOverride } from "../../f/nix/lib/config/model.ts";
 import { renderDefault, renderFlake } from "../../f/nix/lib/config/render.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
-import { FIXTURES } from "../helpers/workbench.ts";
 
-const TEMPLATE = join(FIXTURES, "nixos-flake", "templates", "imageless", "flake.nix");
+const TEMPLATE = join(EXAMPLES_DIR, "nixos-flake", "templates", "imageless", "flake.nix");
 const READBACK = join(import.meta.dirname, "readback.nix");
-const LIB = join(FIXTURES, "nixpkgs", "lib");
+const LIB = join(EXAMPLES_DIR, "nixpkgs", "lib");
 
 const hostile = fc.constantFrom(
   '"',

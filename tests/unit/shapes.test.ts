@@ -9,6 +9,7 @@ import { describe, test } from "node:test";
 import { loadFlow, ROOT } from "../../cli/flow.ts";
 import { FLAG_OF_FIELD } from "../../cli/flow_input.ts";
 import { program } from "../../cli/main.ts";
+import { STEP_MAINS } from "../../cli/steps.ts";
 import {
   CURATED_OVERRIDE_PACKAGES,
   DEFAULT_PROFILES,
@@ -104,6 +105,17 @@ describe("the flow input: flow.yaml, the CLI's flags and the README's table", ()
       for (const [, field] of fieldCell.matchAll(/`(\w+)`/g)) listed.push(`${current}.${field}`);
     }
     assert.deepEqual(listed, schemaFields);
+  });
+});
+
+describe("the CLI runs the flow's own steps", () => {
+  test("every module of the flow has its main in the CLI, and no other", () => {
+    assert.deepEqual(
+      loadFlow()
+        .modules.map((m) => m.path)
+        .sort(),
+      Object.keys(STEP_MAINS).sort(),
+    );
   });
 });
 

@@ -9,7 +9,14 @@ import { WindmillYamlValidator } from "windmill-yaml-validator";
 import { parse } from "yaml";
 import { FLOW_FILE, type FlowInput, loadFlow, moduleArgs, parameterOrder, ROOT } from "../../cli/flow.ts";
 import { DEFAULT_PROFILES, PROFILES, TEST_SUITES } from "../../f/nix/lib/config/model.ts";
-import { EMPTY_LOCK, metadataFor, parseSignature, schemaOfType, workspaceScripts } from "../../tools/windmill_metadata.ts";
+import {
+  currentWmillLock,
+  EMPTY_LOCK,
+  metadataFor,
+  parseSignature,
+  schemaOfType,
+  workspaceScripts,
+} from "../../tools/windmill_metadata.ts";
 
 const WMILL = join(ROOT, "node_modules", ".bin", "wmill");
 const flowYaml = readFileSync(FLOW_FILE, "utf8");
@@ -35,6 +42,14 @@ describe("Windmill's own tools accept the workspace", () => {
     const report = JSON.parse(out.slice(out.indexOf("{")));
     assert.equal(report.success, true, JSON.stringify(report.issues));
     assert.ok(report.validFiles >= 1);
+  });
+
+  test("wmill-lock.yaml is current: the hashes wmill sync push tracks, as wmill itself computes them", () => {
+    assert.equal(
+      readFileSync(join(ROOT, "wmill-lock.yaml"), "utf8"),
+      currentWmillLock(),
+      "regenerate it with npm run windmill:metadata",
+    );
   });
 
   test("wmill.yaml deploys f/ with Bun and .flow folders", () => {

@@ -54,6 +54,8 @@ export interface RenderInput {
   user_name?: string | null;
   home?: boolean | null;
   home_dir?: string | null;
+  /** The nixos-flake library: a directory or a flake reference; empty: the worker's, else upstream's. */
+  nixos_flake?: unknown;
 }
 
 // --- validated and composed: what the renderer reads ---

@@ -1,6 +1,7 @@
 // One function per Nix operation, each returning typed values. Every call
 // goes through runNix; where Nix versions differ, the form is chosen from the
 // located Nix's version.
+import { NixError } from "../core/errors.ts";
 import { ActivityType, parseLogLine } from "./events.ts";
 import { type BuildResult, type PathInfo, parseBuildJson, parsePathInfoJson } from "./json.ts";
 import type { Nix } from "./locate.ts";
@@ -155,4 +156,13 @@ export async function derivationClosure(nix: Nix, installable: string): Promise<
     summary: `evaluating ${installable} failed`,
   });
   return parsePathInfoJson(result.stdout);
+}
+
+/** `nix flake metadata --json <ref>`: fetches a flake; the store path of its source. */
+export async function flakeSource(nix: Nix, flakeRef: string): Promise<string> {
+  const result = await runNix(nix, ["flake", "metadata", "--json", flakeRef], { summary: `fetching ${flakeRef} failed` });
+  const path = (JSON.parse(result.stdout) as { path?: unknown }).path;
+  if (typeof path !== "string")
+    throw new NixError(result.printed, 0, "nix flake metadata printed no path", `fetching ${flakeRef} failed`);
+  return path;
 }

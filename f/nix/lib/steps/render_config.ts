@@ -13,6 +13,7 @@ import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirFor, type Layout, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 import { checkFlowInput } from "./flow_input.ts";
+import { libraryDir } from "./library.ts";
 
 export interface RenderResult {
   config_dir: string;
@@ -59,8 +60,9 @@ export async function renderConfig(context: Context, flowInput: unknown, input: 
   const keyPath = managedKeyPath(layout);
   const guest = composeGuest(input, workerValidation(context.env, layout));
 
-  const template = readTemplate(context, layout.libraryDir);
-  const flake = renderFlake(template.text, template.path, layout.libraryDir, guest.overrides);
+  const library = await libraryDir(context, input.nixos_flake);
+  const template = readTemplate(context, library);
+  const flake = renderFlake(template.text, template.path, library, guest.overrides);
   const defaultNix = renderDefault(guest);
 
   const configDir = configDirFor(layout, guest.vmName);
@@ -85,7 +87,7 @@ export async function renderConfig(context: Context, flowInput: unknown, input: 
     config_dir: configDir,
     flake,
     default: defaultNix,
-    nixos_flake: layout.libraryDir,
+    nixos_flake: library,
     vm_name: guest.vmName,
     optional_overrides: guest.overrides.filter((o) => o.optional).map((o) => o.pkg),
   };

@@ -1,0 +1,66 @@
+// `nixos-closure demo`: the whole flow on any machine with Nix, offline, in
+// a state directory of its own under the OS temp dir (removed unless --keep):
+// render, lock and build a VM against the example library and the stand-in
+// nixpkgs shipped in examples/, prepare its root, and show the report.
+import { mkdtempSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { removeTree } from "../f/nix/lib/build/root/generations.ts";
+import type { Logger } from "../f/nix/lib/core/log.ts";
+import { flakeLock } from "../f/nix/lib/nix/operations.ts";
+import { nixSettings } from "../f/nix/lib/nix/settings.ts";
+import { type ContextOptions, createContext, standaloneEnv, withContextOptions } from "../f/nix/lib/steps/context.ts";
+import { installExamples } from "./examples.ts";
+import { type FlowInput, loadFlow, runFlow, runInProcess } from "./flow.ts";
+
+/**
+ * The stand-in's packages are built by the host's /bin/sh and coreutils, so
+ * the demo builds outside Nix's sandbox (and, as root without a daemon,
+ * without build users), offline, with no registry; Nix ignores what the user
+ * may not change (a daemon's untrusted users keep the sandbox, and the demo's
+ * builds then fail with Nix's own message).
+ */
+const DEMO_NIX_CONFIG = ["sandbox = false", "build-users-group =", "substituters =", "flake-registry =", "warn-dirty = false"].join("\n");
+
+export const DEMO_INPUT: FlowInput = {
+  guest: { vm_name: "demo", home: false },
+  closure: { profiles: ["devel"], test_suites: ["fstests"] },
+  root: { prepare: true },
+};
+
+export interface DemoRun {
+  stateDir: string;
+  result: Record<string, unknown>;
+}
+
+/** Runs the demo; the state directory is removed afterwards unless `keep`. */
+export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolean): Promise<DemoRun> {
+  const log: Logger = options.log;
+  const stateDir = mkdtempSync(join(tmpdir(), "nixos-closure-demo-"));
+  log.info(
+    "nixos-closure demo: a VM built against the EXAMPLE library and the STAND-IN nixpkgs shipped with this tool\n" +
+      "(small, offline, built by your /bin/sh: not NixOS), in a state directory of its own:\n" +
+      `  ${stateDir}${keep ? "" : " (removed afterwards; --keep keeps it)"}`,
+  );
+  try {
+    const { libraryDir } = installExamples(stateDir);
+    const base = standaloneEnv();
+    const env = {
+      ...base,
+      WORKERS_DIR: join(stateDir, "workers"),
+      WORKER_INDEX: "0",
+      WORKBENCH_DIR: stateDir,
+      SYSTEM_DIR: join(stateDir, "system"),
+      NIXOS_FLAKE_DIR: libraryDir,
+      NIX_CONFIG: [base.NIX_CONFIG ?? "", DEMO_NIX_CONFIG].join("\n"),
+    };
+    const context = { ...options, env };
+    // The example library pins its stand-in nixpkgs, as the real one pins nixpkgs.
+    await flakeLock(await createContext("demo", nixSettings(null), context).nix(), `path:${libraryDir}`);
+    const run = await withContextOptions(context, () => runFlow(loadFlow(), DEMO_INPUT, runInProcess));
+    return { stateDir, result: run.result };
+  } finally {
+    // The root's store files are read-only, as in any store: removeTree makes them writable first.
+    if (!keep) removeTree(stateDir);
+  }
+}

@@ -1,0 +1,66 @@
+// Where the nixos-flake library comes from: a directory (vendored, or
+// given), or any flake reference (github:..., git+file://..., path:...),
+// which Nix fetches to a store path whose template is rendered; with none
+// given and nothing vendored, the upstream library.
+import { existsSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
+import { InputError, SetupError } from "../core/errors.ts";
+import { flakeSource } from "../nix/operations.ts";
+import { workerLayout } from "../worker/layout.ts";
+import type { Context } from "./context.ts";
+
+/** The library when nothing names one and nothing is vendored. */
+export const UPSTREAM_LIBRARY = "github:linux-kdevops/nixos-flake";
+
+/** A flake reference Nix can fetch: a scheme, no spaces or control characters, nothing that reads as a flag. */
+const FLAKE_REF = /^[a-z][a-z0-9+.-]*:[^\s\0-\x1f\x7f]+$/;
+
+const TEMPLATE = join("templates", "imageless", "flake.nix");
+
+function isDirectory(path: string): boolean {
+  try {
+    return statSync(path).isDirectory();
+  } catch {
+    return false;
+  }
+}
+
+/** The library's directory: `given` (a directory or a flake reference), else the worker's, else upstream's. */
+export async function libraryDir(context: Context, given: unknown): Promise<string> {
+  if (given !== undefined && given !== null && typeof given !== "string") {
+    throw new InputError("closure.nixos_flake", given, "must be a directory or a flake reference");
+  }
+  const text = (given ?? "").trim();
+  let dir: string;
+  if (text === "") {
+    // The worker's library: $NIXOS_FLAKE_DIR when set (it must be there), else the vendored one when there is one.
+    const worker = workerLayout(context.env).libraryDir;
+    dir = context.env.NIXOS_FLAKE_DIR || isDirectory(worker) ? worker : await fetched(context, UPSTREAM_LIBRARY);
+    if (!existsSync(join(dir, TEMPLATE))) {
+      throw new SetupError(
+        `the nixos-flake library at ${dir} has no ${TEMPLATE}; point ${context.words.library} at a checkout of the library`,
+      );
+    }
+    return dir;
+  }
+  if (isAbsolute(text)) {
+    dir = text;
+  } else if (FLAKE_REF.test(text)) {
+    dir = await fetched(context, text);
+  } else {
+    throw new InputError(
+      "closure.nixos_flake",
+      text,
+      "is neither an absolute directory nor a flake reference (github:owner/repo, git+file:///dir, path:/dir)",
+    );
+  }
+  if (!existsSync(join(dir, TEMPLATE))) {
+    throw new InputError("closure.nixos_flake", text, `is not the nixos-flake library: ${dir} has no ${TEMPLATE}`);
+  }
+  return dir;
+}
+
+async function fetched(context: Context, ref: string): Promise<string> {
+  context.log.info(`fetching the nixos-flake library ${ref}`);
+  return flakeSource(await context.nix(), ref);
+}

@@ -1,0 +1,59 @@
+// The package as a user installs it: packed, installed into a prefix of its
+// own with `npm install -g --prefix`, and run from another directory, with no
+// TypeScript loader and no dependency to fetch. No Nix needed.
+import assert from "node:assert/strict";
+import { execFileSync, spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, before, describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
+import { createWorkbench } from "../helpers/workbench.ts";
+
+describe("npm install -g of the packed package", () => {
+  let work = "";
+  let command = "";
+  before(() => {
+    work = mkdtempSync(join(tmpdir(), "nixos-closure-install-"));
+    // dist/ is built already (npm ci's prepare, or scripts/test.sh): pack what is there.
+    execFileSync("npm", ["pack", "--ignore-scripts", "--pack-destination", work], { cwd: ROOT, stdio: "pipe", timeout: 120_000 });
+    const tarball = readdirSync(work).find((name) => name.endsWith(".tgz"));
+    assert.ok(tarball, "npm pack wrote a tarball");
+    const prefix = join(work, "prefix");
+    execFileSync("npm", ["install", "--global", "--offline", "--prefix", prefix, join(work, tarball)], {
+      cwd: work,
+      stdio: "pipe",
+      timeout: 120_000,
+    });
+    command = join(prefix, "bin", "nixos-closure");
+  });
+  after(() => rmSync(work, { recursive: true, force: true }));
+
+  test("the installed command runs from any directory: --version, --help", () => {
+    const elsewhere = join(work, "elsewhere");
+    mkdirSync(elsewhere);
+    const version = spawnSync(command, ["--version"], { cwd: elsewhere, encoding: "utf8", timeout: 30_000 });
+    assert.equal(version.status, 0, version.stderr);
+    assert.equal(version.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
+    const help = spawnSync(command, ["build", "--help"], { cwd: elsewhere, encoding: "utf8", timeout: 30_000 });
+    assert.match(help.stdout, /--vm-name <name>/);
+  });
+
+  test("it carries the flow and its steps: render writes a config dir", () => {
+    const wb = createWorkbench(null);
+    try {
+      const run = spawnSync(command, ["render", "--vm-name", "installed", "--json"], {
+        cwd: work,
+        encoding: "utf8",
+        env: wb.env,
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      const configDir = JSON.parse(run.stdout).config_dir;
+      assert.equal(configDir, join(wb.workersDir, "0", "nix", "installed"));
+      assert.ok(existsSync(join(configDir, "default.nix")));
+    } finally {
+      wb.cleanup();
+    }
+  });
+});
