@@ -20,7 +20,13 @@ import { type FlowInput, loadFlow, runFlow, runInProcess } from "./flow.ts";
  * may not change (a daemon's untrusted users keep the sandbox, and the demo's
  * builds then fail with Nix's own message).
  */
-const DEMO_NIX_CONFIG = ["sandbox = false", "build-users-group =", "substituters =", "flake-registry =", "warn-dirty = false"].join("\n");
+const DEMO_NIX_CONFIG = [
+  "sandbox = false",
+  "build-users-group =",
+  "substituters =",
+  "flake-registry =",
+  "warn-dirty = false",
+].join("\n");
 
 export const DEMO_INPUT: FlowInput = {
   guest: { vm_name: "demo", home: false },

@@ -2,16 +2,18 @@
 // Same steps, same contract, same per-VM directory layout.
 import { readFileSync } from "node:fs";
 import { constants } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
 import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
-import { fileSystemMessage, isFileSystemError } from "../f/nix/lib/core/files.ts";
+import { fileSystemMessage, isFileSystemError, makeDirs } from "../f/nix/lib/core/files.ts";
 import { formatSeconds } from "../f/nix/lib/core/format.ts";
 import { streamLogger } from "../f/nix/lib/core/log.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
+import { nixSettings } from "../f/nix/lib/nix/settings.ts";
 import {
   type ContextOptions,
+  createContext,
   interruptSignal,
   standaloneEnv,
   type Vocabulary,
@@ -19,6 +21,7 @@ import {
 } from "../f/nix/lib/steps/context.ts";
 import { checkFlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
+import { withDirLock } from "../f/nix/lib/worker/dir_lock.ts";
 import { runDemo } from "./demo.ts";
 import { type FlowInput, loadFlow, type Results, ROOT, runFlow, runInProcess } from "./flow.ts";
 import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
@@ -176,16 +179,28 @@ async function runCheckedSteps(
     : {};
   const extraArgs: Record<string, Record<string, unknown>> = planOnly ? { build_closure: { plan_only: true } } : {};
   const interrupt = interruptSignal();
-  const options: ContextOptions = {
+  // The whole run holds the VM's config dir: another run of the same VM can
+  // never re-render it between this run's render and its build.
+  const runDir = configDir ?? configDirOf(env, input.guest?.vm_name);
+  const context = createContext("nixos-closure", nixSettings(null), {
     env,
     log: streamLogger(process.stderr),
     signal: interrupt.signal,
+  });
+  const options: ContextOptions = {
+    env,
+    log: context.log,
+    signal: interrupt.signal,
     words: CLI_WORDS,
+    heldLocks: new Set([runDir]),
     ...(flags.progress === false ? { progress: "off" as const } : {}),
   };
   try {
-    const run = await withContextOptions(options, () =>
-      runFlow(loadFlow(), input, runInProcess, { ...(steps ? { only: steps } : {}), results, extraArgs }),
+    makeDirs(dirname(runDir));
+    const run = await withDirLock(runDir, context, () =>
+      withContextOptions(options, () =>
+        runFlow(loadFlow(), input, runInProcess, { ...(steps ? { only: steps } : {}), results, extraArgs }),
+      ),
     );
     printResult(run.result, flags.json);
   } finally {

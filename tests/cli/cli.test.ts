@@ -1,7 +1,7 @@
 // nixos-closure as a user runs it: a process, flags or --input, exit codes,
 // Ctrl-C.
 import assert from "node:assert/strict";
-import { spawn, spawnSync } from "node:child_process";
+import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -203,6 +203,21 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.equal(run.status, 2, run.stderr);
     assert.match(run.stderr, /"post-build-hook" is not a setting the flow input may set/);
     assert.equal(existsSync(marker), false);
+    // A store URI parameter that names a program: refused too, before Nix sees it.
+    const viaUri = cli([
+      "build",
+      "--vm-name",
+      "hook-vm",
+      "--profile",
+      "none",
+      "--test-suite",
+      "none",
+      "--publish-to",
+      `ssh-ng://localhost?remote-program=${encodeURIComponent(`sh -c 'touch ${marker}'`)}`,
+    ]);
+    assert.equal(viaUri.status, 2, viaUri.stderr);
+    assert.match(viaUri.stderr, /parameter "remote-program", which the flow input may not set/);
+    assert.equal(existsSync(marker), false);
   });
 
   test("files that are not key or input files are refused at once, unread", () => {
@@ -319,6 +334,60 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     const configDir = join(wb.root, "state", "nixos-closure", "workers", "0", "nix", "plan-root");
     assert.equal(existsSync(join(configDir, "root")), false);
     assert.equal(existsSync(`${configDir}.roots`), false);
+  });
+
+  test("two runs of one VM at once: each builds the system it asked for", async () => {
+    const run = (user: string) =>
+      new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+        const child = spawn(
+          process.execPath,
+          [BIN, "build", "--vm-name", "par", "--profile", "none", "--test-suite", "none", "--no-home", "--user", user, "--json"],
+          { env },
+        );
+        let stdout = "";
+        let stderr = "";
+        child.stdout.on("data", (d) => (stdout += d));
+        child.stderr.on("data", (d) => (stderr += d));
+        child.on("close", (code) => resolve({ code, stdout, stderr }));
+      });
+    for (let round = 0; round < 3; round++) {
+      const [a, b] = await within(120_000, "both runs", Promise.all([run("usera"), run("userb")]));
+      for (const [r, user] of [
+        [a, "usera"],
+        [b, "userb"],
+      ] as const) {
+        assert.equal(r.code, 0, r.stderr);
+        const users = JSON.parse(readFileSync(join(JSON.parse(r.stdout).toplevel, "etc", "evaluated.json"), "utf8")).users;
+        assert.ok(user in users, `the run for ${user} built a system with ${Object.keys(users).join(", ")}`);
+      }
+    }
+  });
+
+  test("a bad root is refused before anything is built; input from a FIFO is refused unread", async () => {
+    const run = cli([
+      "build",
+      "--vm-name",
+      "early-root",
+      "--profile",
+      "none",
+      "--test-suite",
+      "none",
+      "--prepare-root",
+      "--root-dir",
+      "/nix/store/x",
+    ]);
+    assert.equal(run.status, 2, run.stderr);
+    assert.match(run.stderr, /--root-dir: "\/nix\/store\/x" must not be inside \/nix\/store/);
+    assert.equal(existsSync(join(wb.root, "state", "nixos-closure", "workers", "0", "nix", "early-root")), false);
+    const fifo = join(wb.root, "input.fifo");
+    execFileSync("mkfifo", [fifo]);
+    for (const flag of ["--input", "--ssh-key-file"]) {
+      const started = Date.now();
+      const fromFifo = await within(20_000, `${flag} from a FIFO`, Promise.resolve(cli(["render", flag, fifo])));
+      assert.equal(fromFifo.status, 2, fromFifo.stderr);
+      assert.match(fromFifo.stderr, /is not a regular file/);
+      assert.ok(Date.now() - started < 15_000);
+    }
   });
 
   test("exit 1 when Nix fails or is missing, with Nix's words or where it looked", () => {

@@ -76,6 +76,7 @@ describe("FLAG_OF_FIELD says which flag sets each field", () => {
     "closure.test_suites": ["ltp"],
     "closure.overrides": ["fio=/src/fio"],
     "closure.extra_overrides": ["kmod=/src/kmod"],
+    "closure.nixos_flake": "github:linux-kdevops/nixos-flake",
     "lock.update_lock": true,
     "root.prepare": true,
     "root.dir": "/srv/root",

@@ -42,7 +42,10 @@ export const GOLDEN_CASES: GoldenCase[] = [
         "/var/lib/xfstests": { tag: "xfstests-results" },
         "": {},
       },
-      overrides: [{ pkg: "fio", src: "/usr/share", attrs: { autoreconfPhase: "make configure", preBuild: 'echo "${x}"' } }, {}],
+      overrides: [
+        { pkg: "fio", src: "/usr/share/common-licenses", attrs: { autoreconfPhase: "make configure", preBuild: 'echo "${x}"' } },
+        {},
+      ],
       extra_overrides: [{ pkg: "kmod", src: "https://git.kernel.org/pub/scm/utils/kernel/kmod/kmod.git", ref: "v33" }],
       ssh_keys: [`${ED25519} dev@laptop`, "", `${MANAGED.split(" ").slice(0, 2).join(" ")} duplicate of the managed key`],
       user_name: "john.doe",

@@ -3,7 +3,7 @@
 // directories that are not ours, roots of other VMs, races, killed runs,
 // odd paths, broken files.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   existsSync,
   mkdirSync,
@@ -11,6 +11,7 @@ import {
   readFileSync,
   readlinkSync,
   realpathSync,
+  rmSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -18,11 +19,12 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
-import { SetupError } from "../../f/nix/lib/core/errors.ts";
+import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { readIfExists } from "../../f/nix/lib/core/files.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
+import { main as prepareRootStep } from "../../f/nix/prepare_root.ts";
 import { nixSync, processesMentioning, type TestNix, testNixes } from "../helpers/nix.ts";
-import { captureLog, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { asWorker, captureLog, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 function closureOf(nix: TestNix, path: string): string[] {
@@ -120,6 +122,56 @@ for (const nix of testNixes()) {
       const [fresh, root] = await within(120_000, "the build and the prepare", Promise.all([building, preparing]));
       assert.notEqual(fresh.toplevel, old.toplevel);
       assert.equal(root.toplevel, fresh.toplevel, "the root holds the closure of the build it waited for");
+    });
+
+    test("a root may not sit where other VMs' files live, nor inside a prepared root's generations", async () => {
+      const a = await built("placed-a");
+      const b = await built("placed-b");
+      const ra = await steps().prepareRoot(a.config_dir, "", join(bench().root, "placed-root"));
+      const before = snapshot(join(bench().root, "placed-root.generations"));
+      const refusals: [string, RegExp][] = [
+        [join(ra.generation_dir, "home", "r5"), /is inside .*placed-root\.generations, the generations of a prepared root/],
+        [join(bench().root, "placed-root.generations", "7"), /is inside .*placed-root\.generations/],
+        [join(a.config_dir, "..", "vm3"), /must not be in .*\/nix, where the VMs' config dirs live/],
+        [`${a.config_dir}.pending`, /where the VMs' config dirs live/],
+      ];
+      for (const [rootDir, message] of refusals) {
+        await assert.rejects(
+          steps().prepareRoot(b.config_dir, "", rootDir),
+          (e: Error) => e instanceof InputError && message.test(e.message),
+        );
+      }
+      assert.deepEqual(snapshot(join(bench().root, "placed-root.generations")), before, "the other root is untouched");
+      await steps().prepareRoot(a.config_dir, "", join(bench().root, "placed-root"));
+      assert.ok(existsSync(ra.generation_dir), "and its previous generation is kept");
+    });
+
+    test("a full disk while a root is first prepared: a message with the path, and the next run recovers", async (t) => {
+      const b = await built("full-disk-vm");
+      const disk = join(bench().root, "full-disk");
+      mkdirSync(disk);
+      try {
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=32k", "tmpfs", disk], { stdio: "pipe" });
+      } catch (error) {
+        t.skip(`cannot mount a small tmpfs here: ${(error as Error).message.split("\n")[0]}`);
+        return;
+      }
+      try {
+        try {
+          execFileSync("dd", ["if=/dev/zero", `of=${join(disk, "filler")}`, "bs=4k", "count=64"], { stdio: "pipe" });
+        } catch {} // dd stops when the disk is full
+        await assert.rejects(
+          asWorker(bench(), () => prepareRootStep(b.config_dir, "", join(disk, "root"))),
+          (e: Error) => e instanceof SetupError && /cannot .*full-disk.*: no space left on the device \(ENOSPC\)/.test(e.message),
+        );
+        assert.deepEqual(readdirSync(disk).sort(), ["filler", "root.lock"].filter((n) => existsSync(join(disk, n))).sort());
+        rmSync(join(disk, "filler"));
+        execFileSync("mount", ["-o", "remount,size=64m", disk]);
+        const r = await steps().prepareRoot(b.config_dir, "", join(disk, "root"));
+        assert.equal(readlinkSync(r.root_dir), r.generation);
+      } finally {
+        execFileSync("umount", [disk]);
+      }
     });
 
     test("generation_dir is a real directory that Nix takes as a store root", async () => {

@@ -104,6 +104,19 @@ describe("the nix input group", () => {
     ]);
   });
 
+  test("store URIs and builders carry no parameter that runs a program or reads a file; no @file builders", () => {
+    const uri = "ssh-ng://localhost?remote-program=sh%20-c%20id";
+    rejects({ publish_to: [uri] }, "nix_settings.publish_to[0]", /parameter "remote-program", which the flow input may not set/);
+    rejects({ substituters: [uri] }, "nix_settings.substituters[0]", /parameter "remote-program"/);
+    rejects({ builders: `${uri} x86_64-linux` }, "nix_settings.builders", /parameter "remote-program"/);
+    rejects({ publish_to: ["ssh://h?ssh-key=/root/.ssh/id_ed25519"] }, "nix_settings.publish_to[0]", /"ssh-key"/);
+    rejects({ builders: "@/etc/shadow" }, "nix_settings.builders", /"@file" would make Nix read that file/);
+    rejects({ builders: "ssh://a x86_64-linux; @/etc/nix/machines" }, "nix_settings.builders", /@file/);
+    assert.deepEqual(nixSettings({ publish_to: ["file:///c?compression=zstd&secret-key=/k"] }).publishTo, [
+      "file:///c?compression=zstd&secret-key=/k",
+    ]);
+  });
+
   test("sizes are bounded: a huge value or list is refused before it reaches a command line", () => {
     rejects({ builders: "x".repeat(1 << 20) }, "nix_settings.builders", /is 1048576 bytes long; at most 16384/);
     rejects({ options: { fallback: "y".repeat(20_000) } }, "nix_settings.options.fallback", /at most 16384/);

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { execFileSync, spawn } from "node:child_process";
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
@@ -185,10 +185,38 @@ describe("files and locks", () => {
       await first;
       assert.equal(await lockHolderOf(configDir, { PATH: process.env.PATH }), null);
 
-      for (const leftover of ["", "{not json", JSON.stringify({ pid: 1, host: "x", step: "x", since: "" })]) {
+      // What a crash or a full disk can leave of a lock file of ours: nothing, or a cut-short header and owner.
+      for (const leftover of ["", "nixos-clo", 'nixos-closure lock\n{"pid":12', 'nixos-closure lock\n{"pid":1,"step":"x"}\n']) {
         writeFileSync(lockPathFor(configDir), leftover);
-        assert.equal(await withDirLock(configDir, lockHolder("lock_config", 0), async () => 42), 42);
+        assert.equal(await withDirLock(configDir, lockHolder("lock_config", 0), async () => 42), 42, JSON.stringify(leftover));
       }
+      // A file of someone else's at the lock's path is refused and left exactly as it was, never emptied.
+      for (const theirs of ['[package]\nname = "x"\n', "{not json"]) {
+        writeFileSync(lockPathFor(configDir), theirs);
+        await assert.rejects(
+          withDirLock(configDir, lockHolder("lock_config", 0), async () => 42),
+          /exists and is not a lock of nixos-closure; nothing was changed/,
+        );
+        assert.equal(readFileSync(lockPathFor(configDir), "utf8"), theirs);
+      }
+      rmSync(lockPathFor(configDir));
+      writeFileSync(join(dir, "victim"), "precious\n");
+      symlinkSync(join(dir, "victim"), lockPathFor(configDir));
+      await assert.rejects(
+        withDirLock(configDir, lockHolder("lock_config", 0), async () => 42),
+        /is a symbolic link/,
+      );
+      assert.equal(readFileSync(join(dir, "victim"), "utf8"), "precious\n");
+      rmSync(lockPathFor(configDir));
+      execFileSync("mkfifo", [lockPathFor(configDir)]);
+      await within(
+        5_000,
+        "a FIFO at the lock's path",
+        assert.rejects(
+          withDirLock(configDir, lockHolder("x", 0), async () => 42),
+          /not a lock/,
+        ),
+      );
     } finally {
       rmSync(dir, { recursive: true });
     }

@@ -1,5 +1,8 @@
 // One test per rejection rule: each names the field and the value.
 import assert from "node:assert/strict";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { composeGuest, type ValidationContext } from "../../f/nix/lib/config/guest.ts";
 import type { OverrideInput, RenderInput } from "../../f/nix/lib/config/model.ts";
@@ -119,16 +122,21 @@ describe("shares", () => {
 describe("overrides", () => {
   test("rejects a bad package name", () => {
     rejects(
-      { extra_overrides: [{ pkg: "foo bar", src: "/usr" }] },
+      { extra_overrides: [{ pkg: "foo bar", src: "/usr/share/common-licenses" }] },
       "extra_overrides[0].pkg",
       '"foo bar"',
       /package attribute name/,
     );
-    rejects({ extra_overrides: [{ pkg: "if", src: "/usr" }] }, "extra_overrides[0].pkg", '"if"', /package attribute name/);
+    rejects(
+      { extra_overrides: [{ pkg: "if", src: "/usr/share/common-licenses" }] },
+      "extra_overrides[0].pkg",
+      '"if"',
+      /package attribute name/,
+    );
   });
   test("rejects a non-curated package in overrides", () => {
     rejects(
-      { overrides: [{ pkg: "kmod", src: "/usr" }] },
+      { overrides: [{ pkg: "kmod", src: "/usr/share/common-licenses" }] },
       "overrides[0].pkg",
       '"kmod"',
       /curated packages \(fio, xfstests, xfsprogs, libbpf-tools\)/,
@@ -138,7 +146,12 @@ describe("overrides", () => {
     rejects({ overrides: [{ pkg: "fio" }] }, "overrides[0].src", '""', /is required/);
   });
   test("rejects a ref on a path source", () => {
-    rejects({ overrides: [{ pkg: "fio", src: "/usr", ref: "main" }] }, "overrides[0].ref", '"main"', /directory src/);
+    rejects(
+      { overrides: [{ pkg: "fio", src: "/usr/share/common-licenses", ref: "main" }] },
+      "overrides[0].ref",
+      '"main"',
+      /directory src/,
+    );
   });
   test("rejects an absolute src that is not an existing directory", () => {
     rejects(
@@ -158,7 +171,7 @@ describe("overrides", () => {
     rejects({ overrides: [{ pkg: "fio", src: "src/fio" }] }, "overrides[0].src", '"src/fio"', /absolute directory or a git URL/);
   });
   test("rejects attrs that are not {identifier: string}", () => {
-    const o = (attrs: unknown) => ({ overrides: [{ pkg: "fio", src: "/usr", attrs }] }) as RenderInput;
+    const o = (attrs: unknown) => ({ overrides: [{ pkg: "fio", src: "/usr/share/common-licenses", attrs }] }) as RenderInput;
     rejects(o(["x"]), "overrides[0].attrs", '["x"]', /object of strings/);
     rejects(o({ "not an id": "x" }), "overrides[0].attrs", '"not an id"', /Nix attribute name/);
     rejects(o({ patches: ["a"] }), "overrides[0].attrs.patches", '["a"]', /must be a string/);
@@ -166,7 +179,10 @@ describe("overrides", () => {
   });
   test("rejects the same package overridden twice", () => {
     rejects(
-      { overrides: [{ pkg: "fio", src: "/usr" }], extra_overrides: [{ pkg: "fio", src: "/usr" }] },
+      {
+        overrides: [{ pkg: "fio", src: "/usr/share/common-licenses" }],
+        extra_overrides: [{ pkg: "fio", src: "/usr/share/common-licenses" }],
+      },
       "overrides",
       '"fio"',
       /twice/,
@@ -225,7 +241,7 @@ describe("strict input: no field is dropped silently, booleans are booleans", ()
       /not a field of a share .*did you mean "options"\?/,
     );
     rejects(
-      { overrides: [{ pkg: "fio", src: "/usr/share", atrs: {} } as OverrideInput] },
+      { overrides: [{ pkg: "fio", src: "/usr/share/common-licenses", atrs: {} } as OverrideInput] },
       "overrides[0]",
       '"atrs"',
       /not a field of an override .*did you mean "attrs"\?/,
@@ -233,9 +249,43 @@ describe("strict input: no field is dropped silently, booleans are booleans", ()
   });
   test("a string is not a boolean", () => {
     rejects({ home: "false" as unknown as boolean }, "home", '"false"', /must be true or false \(a boolean, not a string\)/);
-    rejects({ overrides: [{ pkg: "fio", src: "/usr/share", optional: "yes" }] }, "overrides[0].optional", '"yes"', /boolean/);
+    rejects(
+      { overrides: [{ pkg: "fio", src: "/usr/share/common-licenses", optional: "yes" }] },
+      "overrides[0].optional",
+      '"yes"',
+      /boolean/,
+    );
   });
   test("a misspelt profile gets the closest name", () => {
     rejects({ profiles: ["devle"] }, "profiles[0]", '"devle"', /did you mean "devel"\?/);
+  });
+});
+
+describe("a source directory is copied into the world-readable store", () => {
+  test("one holding a file only its owner may read is refused, naming the file", () => {
+    const dir = mkdtempSync(join(tmpdir(), "private-src-"));
+    chmodSync(dir, 0o755); // mkdtemp makes it private, and the store would not be
+    try {
+      mkdirSync(join(dir, "sub"));
+      writeFileSync(join(dir, "sub", "README"), "public\n");
+      assert.equal(composeGuest({ extra_overrides: [{ pkg: "fio", src: dir }] }, context).overrides[0]?.src, dir);
+      writeFileSync(join(dir, "sub", "id_ed25519"), "secret\n", { mode: 0o600 });
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: dir }] },
+        "extra_overrides[0].src",
+        dir,
+        /holds .*id_ed25519, which only its owner may read/,
+      );
+      chmodSync(join(dir, "sub", "id_ed25519"), 0o644);
+      chmodSync(join(dir, "sub"), 0o700);
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: dir }] },
+        "extra_overrides[0].src",
+        dir,
+        /holds .*\/sub, which only its owner/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -4,7 +4,7 @@
   inputs = {
     nixos-flake.url = "path:/srv/vendor/nixos-flake";
     nixpkgs.follows = "nixos-flake/nixpkgs";
-    fio-src = { type = "path"; path = "/usr/share"; flake = false; };
+    fio-src = { type = "path"; path = "/usr/share/common-licenses"; flake = false; };
     kmod-src = { type = "git"; url = "https://git.kernel.org/pub/scm/utils/kernel/kmod/kmod.git"; ref = "v33"; submodules = true; flake = false; };
 
     # Build a package from a local checkout or a git branch instead of the

@@ -3,7 +3,19 @@
 // recursive mkdir loops forever under /proc), and errors that say what failed
 // on which path instead of a stack trace.
 import { randomBytes } from "node:crypto";
-import { closeSync, fstatSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, writeFileSync } from "node:fs";
+import {
+  closeSync,
+  constants,
+  fstatSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+} from "node:fs";
 import { basename, dirname, join, resolve } from "node:path";
 import { SetupError } from "./errors.ts";
 
@@ -72,9 +84,11 @@ export function makeDirs(path: string, mode = 0o755): void {
   }
 }
 
-/** Reads a regular file of at most `maxBytes`; refuses devices, pipes and anything larger, before reading it. */
+/** Reads a regular file of at most `maxBytes`; refuses devices, pipes and anything larger, before opening it. */
 export function readSmallFile(path: string, maxBytes: number): string {
-  const fd = openSync(path, "r");
+  // Checked before opening: opening a FIFO for reading would wait for a writer.
+  if (!statSync(path).isFile()) throw new SetupError(`${path} is not a regular file`);
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   try {
     const stat = fstatSync(fd);
     if (!stat.isFile()) throw new SetupError(`${path} is not a regular file`);
@@ -87,9 +101,10 @@ export function readSmallFile(path: string, maxBytes: number): string {
   }
 }
 
-/** Reads a file, or null when it does not exist. */
+/** Reads a regular file, or null when it does not exist; refuses a FIFO or a device rather than wait on it. */
 export function readIfExists(path: string): string | null {
   try {
+    if (!statSync(path).isFile()) throw new SetupError(`${path} is not a regular file`);
     return readFileSync(path, "utf8");
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;

@@ -105,6 +105,66 @@ function settingValue(field: string, value: unknown): string {
   return text;
 }
 
+/**
+ * The parameters a store URI may carry from the input: compression, caching
+ * and S3 addressing, and the key a cache is signed with. Others are refused
+ * by name: some name a program Nix runs (remote-program, remote-store) or
+ * files it reads (ssh-key, log-fs, ...).
+ */
+const ALLOWED_STORE_PARAMETERS: readonly string[] = [
+  "buffer-size",
+  "compression",
+  "endpoint",
+  "index-debug-info",
+  "ls-compression",
+  "multipart-upload",
+  "narinfo-compression",
+  "parallel-compression",
+  "priority",
+  "profile",
+  "region",
+  "root",
+  "scheme",
+  "secret-key",
+  "trusted",
+  "want-mass-query",
+  "write-nar-listing",
+];
+
+/** Refuses a store URI whose query names a parameter outside ALLOWED_STORE_PARAMETERS. */
+function checkStoreParameters(field: string, uri: string): void {
+  const query = uri.includes("?") ? uri.slice(uri.indexOf("?") + 1) : "";
+  for (const pair of query.split("&").filter((p) => p !== "")) {
+    let name: string;
+    try {
+      name = decodeURIComponent(pair.split("=")[0] ?? "");
+    } catch {
+      throw new InputError(field, uri, "has a malformed %-escape in its parameters");
+    }
+    if (!ALLOWED_STORE_PARAMETERS.includes(name)) {
+      throw new InputError(
+        field,
+        uri,
+        `has the parameter ${JSON.stringify(name)}, which the flow input may not set (it could run a program or read a file ` +
+          `as the worker's user); allowed: ${ALLOWED_STORE_PARAMETERS.join(", ")}`,
+      );
+    }
+  }
+}
+
+/** The builders setting: no `@file` (Nix would read that file), each machine's URI with allowed parameters only. */
+function builders(field: string, value: unknown): string {
+  const text = settingValue(field, value).trim();
+  for (const machine of text.split(/[;\n]/).map((m) => m.trim())) {
+    if (machine === "") continue;
+    if (machine.startsWith("@")) {
+      throw new InputError(field, value, 'must list machines: a "@file" would make Nix read that file on the worker');
+    }
+    checkStoreParameters(field, machine.split(/\s+/)[0] ?? "");
+  }
+  return text;
+}
+
 function list(field: string, value: unknown, pattern: RegExp, what: string): string[] {
   if (value === null || value === undefined) return [];
   if (!Array.isArray(value)) throw new InputError(field, value, "must be a list");
@@ -114,6 +174,7 @@ function list(field: string, value: unknown, pattern: RegExp, what: string): str
     if (typeof item === "string" && item.trim() === "") return [];
     const text = settingValue(`${field}[${i}]`, item).trim();
     if (!pattern.test(text)) throw new InputError(`${field}[${i}]`, item, `is not ${what}`);
+    checkStoreParameters(`${field}[${i}]`, text);
     return [text];
   });
 }
@@ -145,8 +206,7 @@ export function nixSettings(input: unknown, field = "nix_settings"): NixSettings
   const options: [string, string][] = [];
 
   if (given.builders !== null && given.builders !== undefined) {
-    const builders = settingValue(`${field}.builders`, given.builders).trim();
-    options.push(["builders", builders]);
+    options.push(["builders", builders(`${field}.builders`, given.builders)]);
   }
   const substituters = list(
     `${field}.substituters`,

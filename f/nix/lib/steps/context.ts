@@ -44,6 +44,7 @@ export interface Context {
   /** How long to wait for another step holding the config dir. */
   lockWaitSeconds: number;
   words: Vocabulary;
+  heldLocks: ReadonlySet<string>;
   /** The Nix every Nix call of this step goes through, located on first use. */
   nix(): Promise<Nix>;
 }
@@ -57,6 +58,8 @@ export interface ContextOptions {
   progress?: ProgressMode;
   /** Windmill's words unless given. */
   words?: Vocabulary;
+  /** Config dirs the caller holds the lock of for its whole run. */
+  heldLocks?: ReadonlySet<string>;
 }
 
 const DEFAULT_LOCK_WAIT_SECONDS = 60;
@@ -74,6 +77,7 @@ export function createContext(step: string, settings: NixSettings, options: Cont
     progress: options.progress ?? (env.NIXOS_CLOSURE_PROGRESS === "off" ? "off" : "auto"),
     lockWaitSeconds: Number.isFinite(wait) && wait >= 0 ? wait : DEFAULT_LOCK_WAIT_SECONDS,
     words: options.words ?? WINDMILL_VOCABULARY,
+    heldLocks: options.heldLocks ?? new Set(),
     nix() {
       located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, settingsArgs(settings)));
       return located;

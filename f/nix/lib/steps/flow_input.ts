@@ -1,7 +1,7 @@
 // The whole flow input checked before any step runs: what the CLI does, so
 // that a bad field in a later group (nix, root) is refused before
 // render_config writes anything.
-import { isAbsolute } from "node:path";
+import { currentGeneration, rootLayout } from "../build/root/generations.ts";
 import { checkKeys, expectBoolean, isPlainObject } from "../config/fields.ts";
 import { composeGuest } from "../config/guest.ts";
 import type { RenderInput } from "../config/model.ts";
@@ -9,7 +9,7 @@ import { InputError } from "../core/errors.ts";
 import type { Env } from "../core/process.ts";
 import { NIX_SETTINGS_FIELDS, nixSettings } from "../nix/settings.ts";
 import { workerLayout } from "../worker/layout.ts";
-import { workerValidation } from "./render_config.ts";
+import { configDirOf, workerValidation } from "./render_config.ts";
 
 /** The flow input as given: its groups, each an object of fields. */
 export type FlowInput = Record<string, Record<string, unknown> | undefined>;
@@ -56,9 +56,14 @@ export function checkFlowInput(env: Env, input: unknown): asserts input is FlowI
   expectBoolean("lock.update_lock", given.lock?.update_lock, false);
   expectBoolean("root.prepare", given.root?.prepare, false);
   const dir = given.root?.dir;
-  if (dir !== undefined && dir !== null && dir !== "") {
-    if (typeof dir !== "string") throw new InputError("root.dir", dir, "must be a string: an absolute path, or empty");
-    if (!isAbsolute(dir)) throw new InputError("root.dir", dir, "must be an absolute path");
+  if (given.root?.prepare === true || (dir !== undefined && dir !== null && dir !== "")) {
+    // The root is checked now as prepare_root will check it, so that a bad one fails before anything is built.
+    try {
+      currentGeneration(rootLayout(configDirOf(env, given.guest?.vm_name), dir ?? ""));
+    } catch (error) {
+      if (error instanceof InputError && error.field === "root_dir") throw new InputError("root.dir", error.value, error.reason);
+      throw error;
+    }
   }
   nixSettings(given.nix, "nix");
 }

@@ -1,6 +1,6 @@
 // prepare_root's core: a root directory whose store holds exactly a built
 // closure, switched atomically to a complete new generation.
-import { existsSync, readlinkSync, renameSync } from "node:fs";
+import { existsSync, readlinkSync, realpathSync, renameSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import {
@@ -97,7 +97,7 @@ export async function prepareRoot(
       try {
         standardDirectories(partial);
         const stats = populateStore(partial, paths, previous);
-        await loadDb(nix, `local?root=${partial}`, await dumpDb(nix, paths));
+        await loadDb(nix, `local?root=${realpathSync(partial)}`, await dumpDb(nix, paths));
         systemLinks(partial, system, new Set(paths));
         renameSync(partial, generation);
         switchTo(layout, generation);

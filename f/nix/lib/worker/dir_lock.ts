@@ -7,10 +7,10 @@
 // over; the kernel releases the lock when the holder exits, SIGKILL included.
 // While held, the file names its holder, for the messages of those waiting.
 import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, openSync, readFileSync, writeFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { Interrupted, SetupError } from "../core/errors.ts";
-import { fileSystemMessage, isFileSystemError } from "../core/files.ts";
+import { fileSystemMessage, isFileSystemError, readSmallFile } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { abortSignalName, type Env } from "../core/process.ts";
 
@@ -32,6 +32,8 @@ export interface LockHolder {
   lockWaitSeconds: number;
   /** Waiting stops when the step is interrupted. */
   signal: AbortSignal;
+  /** Directories whose lock the caller already holds for the whole run (the CLI's): taken again, they would wait on themselves. */
+  heldLocks?: ReadonlySet<string>;
 }
 
 export function lockPathFor(dir: string): string {
@@ -44,11 +46,9 @@ const BUSY = 75;
 /** Tries once to take the lock: the helper holding it, or null when another process holds it. */
 function tryLock(path: string, env: Env): Promise<ChildProcess | null> {
   try {
-    // Made here, so that a path flock could not open fails with the reason (ELOOP, ENAMETOOLONG, EROFS, ...).
-    closeSync(openSync(path, "a", 0o644));
+    checkLockFile(path);
   } catch (error) {
-    const why = isFileSystemError(error) ? fileSystemMessage(error) : String(error);
-    return Promise.reject(new SetupError(`cannot take the lock ${path}: ${why}`));
+    return Promise.reject(error);
   }
   return new Promise((resolve, reject) => {
     const child = spawn(
@@ -89,10 +89,26 @@ function release(helper: ChildProcess): Promise<void> {
   });
 }
 
+/** The first line of every lock file we write: what makes one ours, even cut short by a crash or a full disk. */
+const LOCK_HEADER = "nixos-closure lock\n";
+
+function isOurs(text: string): boolean {
+  return LOCK_HEADER.startsWith(text) || text.startsWith(LOCK_HEADER);
+}
+
+function ownerOf(text: string): Owner | null {
+  if (!text.startsWith(LOCK_HEADER)) return null;
+  try {
+    const owner = JSON.parse(text.slice(LOCK_HEADER.length)) as Owner;
+    return typeof owner?.pid === "number" && typeof owner.step === "string" ? owner : null;
+  } catch {
+    return null;
+  }
+}
+
 function readOwner(path: string): Owner | null {
   try {
-    const owner = JSON.parse(readFileSync(path, "utf8")) as Owner;
-    return typeof owner?.pid === "number" && typeof owner.step === "string" ? owner : null;
+    return ownerOf(readSmallFile(path, MAX_LOCK_FILE_BYTES));
   } catch {
     return null;
   }
@@ -101,13 +117,64 @@ function readOwner(path: string): Owner | null {
 /** Writes who holds the lock, for the messages of those waiting; only a courtesy, so a full disk does not stop the step. */
 function nameHolder(path: string, text: string): void {
   try {
-    writeFileSync(path, text);
+    const fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+    try {
+      writeSync(fd, text);
+    } finally {
+      closeSync(fd);
+    }
   } catch {}
+}
+
+const MAX_LOCK_FILE_BYTES = 4096;
+
+function isSymbolicLink(path: string): boolean {
+  try {
+    return lstatSync(path).isSymbolicLink();
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Makes the lock file, or checks that the file there is one of ours: a
+ * regular file (not a link, a FIFO, a directory), empty or starting with our
+ * header (whole, or cut short by a crash or a full disk).
+ * Anything else (someone's Cargo.lock, a link to their file) is refused and
+ * left as it is; it is never written or emptied.
+ */
+function checkLockFile(path: string): void {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    if (code === "ELOOP" && isSymbolicLink(path)) {
+      throw new SetupError(`${path} is a symbolic link, not a lock of nixos-closure; nothing was changed: move it away`);
+    }
+    const why = isFileSystemError(error) ? fileSystemMessage(error) : String(error);
+    throw new SetupError(`cannot take the lock ${path}: ${why}`);
+  }
+  try {
+    const stat = fstatSync(fd);
+    const foreign = () =>
+      new SetupError(
+        `${path} exists and is not a lock of nixos-closure; nothing was changed: move it away, or choose another path`,
+      );
+    if (!stat.isFile() || stat.size > MAX_LOCK_FILE_BYTES) throw foreign();
+    const buffer = Buffer.alloc(stat.size);
+    readSync(fd, buffer, 0, stat.size, 0);
+    const text = buffer.toString("utf8");
+    if (!isOurs(text)) throw foreign();
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Runs `work` holding the lock of `dir`; waits for a live holder, then refuses. */
 export async function withDirLock<T>(dir: string, holder: LockHolder, work: () => Promise<T>): Promise<T> {
   const { step, log, signal } = holder;
+  if (holder.heldLocks?.has(dir)) return work();
   const path = lockPathFor(dir);
   const deadline = Date.now() + holder.lockWaitSeconds * 1000;
   let announced = false;
@@ -128,7 +195,7 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
   }
   try {
     const me: Owner = { pid: process.pid, host: hostname(), step, since: new Date().toISOString() };
-    nameHolder(path, `${JSON.stringify(me)}\n`);
+    nameHolder(path, `${LOCK_HEADER}${JSON.stringify(me)}\n`);
     return await work();
   } finally {
     nameHolder(path, "");

@@ -20,11 +20,10 @@ import {
   renameSync,
   rmSync,
   symlinkSync,
-  writeFileSync,
 } from "node:fs";
-import { dirname, isAbsolute, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { InputError, SetupError } from "../../core/errors.ts";
-import { makeDirs, readIfExists } from "../../core/files.ts";
+import { makeDirs, readIfExists, writeFileAtomic } from "../../core/files.ts";
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
@@ -60,11 +59,38 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
+  // Beside the config dirs live other VMs' config dirs, locks and roots: a root there could take one's place.
+  const vmsDir = dirname(configDir);
+  if (inside(resolved, vmsDir) && !inside(resolved, configDir)) {
+    throw new InputError(
+      "root_dir",
+      rootDir,
+      `must not be in ${vmsDir}, where the VMs' config dirs live, unless inside this VM's`,
+    );
+  }
+  const generation = markedAncestor(resolved);
+  if (generation !== null) {
+    throw new InputError("root_dir", rootDir, `is inside ${generation}, the generations of a prepared root, which are pruned`);
+  }
   // Roots inside the config dir keep their generations beside it, one directory per root.
   const generationsDir = inside(resolved, configDir)
     ? join(`${configDir}.roots`, encodeURIComponent(relative(configDir, resolved)))
     : `${resolved}.generations`;
   return { rootDir: resolved, generationsDir, configDir };
+}
+
+/** The nearest directory above `path` (following links, as the file system will) that is a generations directory of ours. */
+function markedAncestor(path: string): string | null {
+  // The root itself may be our link into its generations: look from its parent.
+  let existing = dirname(path);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  for (const start of new Set([dirname(path), realpathSync(existing)])) {
+    for (let dir = start; ; dir = dirname(dir)) {
+      if (existsSync(join(dir, MARKER))) return dir;
+      if (dirname(dir) === dir) break;
+    }
+  }
+  return null;
 }
 
 function readMarker(generationsDir: string): Marker | null {
@@ -118,13 +144,25 @@ export function currentGeneration(layout: RootLayout): string | null {
   return target !== null && existsSync(target) ? target : null;
 }
 
-/** Makes the generations directory, ours by its marker, when it is not there yet. */
+/**
+ * Makes the generations directory, ours by its marker, when it is not there
+ * yet: made whole beside it and renamed into place, so a full disk or a
+ * crash never leaves one without its marker (which the next run would refuse).
+ */
 export function claimGenerations(layout: RootLayout): void {
   if (existsSync(layout.generationsDir)) return;
   makeDirs(dirname(layout.generationsDir));
-  mkdirSync(layout.generationsDir, { mode: 0o755 });
-  const marker: Marker = { root_dir: layout.rootDir, config_dir: layout.configDir };
-  writeFileSync(join(layout.generationsDir, MARKER), `${JSON.stringify(marker)}\n`);
+  const making = `${layout.generationsDir}.new-${process.pid}`;
+  removeTree(making);
+  mkdirSync(making, { mode: 0o755 });
+  try {
+    const marker: Marker = { root_dir: layout.rootDir, config_dir: layout.configDir };
+    writeFileAtomic(join(making, MARKER), `${JSON.stringify(marker)}\n`);
+    renameSync(making, layout.generationsDir);
+  } catch (error) {
+    removeTree(making);
+    throw error;
+  }
 }
 
 /** Removes a tree even where store permissions made its directories read-only. */
@@ -144,11 +182,22 @@ export function removeTree(path: string): void {
   rmSync(path, { recursive: true, force: true });
 }
 
-/** Points the root link at a complete generation, atomically. */
+/** Points the root link at a complete generation, atomically; removes what killed runs left of their switches. */
 export function switchTo(layout: RootLayout, generation: string): void {
   makeDirs(dirname(layout.rootDir));
+  const prefix = `${basename(layout.rootDir)}.switch-`;
+  for (const name of readdirSync(dirname(layout.rootDir)).filter(
+    (n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)),
+  )) {
+    // Only our own leftovers: links into this root's generations.
+    const leftover = join(dirname(layout.rootDir), name);
+    let target: string | null = null;
+    try {
+      target = readlinkSync(leftover);
+    } catch {}
+    if (target !== null && dirname(target) === layout.generationsDir) rmSync(leftover, { force: true });
+  }
   const temporary = `${layout.rootDir}.switch-${process.pid}`;
-  rmSync(temporary, { force: true });
   symlinkSync(generation, temporary);
   renameSync(temporary, layout.rootDir);
 }
