@@ -4,12 +4,25 @@
 // (in the order of its schema). The CLI and the tests share this, so the
 // command line cannot drift from the flow.
 import { readFileSync } from "node:fs";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { parse } from "yaml";
 import type { FlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { STEP_MAINS } from "./steps.ts";
 
 export type { FlowInput };
+
+/**
+ * The workspace's YAML as the bundle's build read it (scripts/build-cli.mjs
+ * defines it): parsing YAML at every start costs tens of milliseconds. From
+ * the sources (tests, tsx), the files themselves are read.
+ */
+declare const __WORKSPACE_YAML__: Record<string, unknown> | undefined;
+const EMBEDDED = typeof __WORKSPACE_YAML__ === "undefined" ? null : __WORKSPACE_YAML__;
+
+function readYaml(path: string): unknown {
+  const key = relative(ROOT, path);
+  return EMBEDDED && key in EMBEDDED ? EMBEDDED[key] : parse(readFileSync(path, "utf8"));
+}
 
 export const ROOT = resolve(import.meta.dirname, "..");
 export const FLOW_FILE = join(ROOT, "f", "nix", "build.flow", "flow.yaml");
@@ -32,7 +45,7 @@ export interface Flow {
 export type Results = Record<string, Record<string, unknown>>;
 
 export function loadFlow(file = FLOW_FILE): Flow {
-  const doc = parse(readFileSync(file, "utf8")) as {
+  const doc = readYaml(file) as {
     value: {
       modules: {
         id: string;
@@ -70,7 +83,7 @@ export function moduleArgs(module: FlowModule, flowInput: FlowInput, results: Re
 
 /** The parameter names of a script's main, in order, from its .script.yaml. */
 export function parameterOrder(scriptPath: string): string[] {
-  const meta = parse(readFileSync(join(ROOT, `${scriptPath}.script.yaml`), "utf8")) as { schema: { order: string[] } };
+  const meta = readYaml(join(ROOT, `${scriptPath}.script.yaml`)) as { schema: { order: string[] } };
   return meta.schema.order;
 }
 

@@ -15,6 +15,7 @@ import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
 import { readIfExists, writeFileAtomic } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
+import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
@@ -100,6 +101,23 @@ export async function checkedOverrides(
   return reports;
 }
 
+/**
+ * The closure of a toplevel with its sizes. A store path's closure never
+ * changes, so the last one asked is kept beside the config dir and a no-op
+ * rebuild reports without asking Nix again.
+ */
+async function closureOf(nix: Nix, dir: string, toplevel: string): Promise<PathInfo[]> {
+  const cacheFile = `${dir}.closure.json`;
+  try {
+    const cached = JSON.parse(readIfExists(cacheFile) ?? "null") as { toplevel?: unknown; closure?: PathInfo[] } | null;
+    if (cached?.toplevel === toplevel && Array.isArray(cached.closure)) return cached.closure;
+  } catch {}
+  const closure = await closureInfo(nix, [toplevel]);
+  const sizes = closure.map((info) => ({ path: info.path, narSize: info.narSize, references: [] }));
+  writeFileAtomic(cacheFile, `${JSON.stringify({ toplevel, closure: sizes })}\n`);
+  return closure;
+}
+
 function cachedReports(file: string, key: string): OverrideReport[] | null {
   try {
     const cached = JSON.parse(readIfExists(file) ?? "null") as { key?: unknown; reports?: OverrideReport[] } | null;
@@ -143,7 +161,7 @@ export async function buildClosure(
 
     const boot = readBootInfo(toplevel);
     for (const warning of boot.warnings) log.warn(warning);
-    const closure = await closureInfo(nix, [toplevel]);
+    const closure = await closureOf(nix, dir, toplevel);
     const report = await closureReport(nix, closure, toplevel, previous);
     log.info(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
     log.info(formatClosureReport(report));
