@@ -5,13 +5,15 @@ import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { Command, CommanderError, Option } from "commander";
 import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
+import { formatClosureDiff } from "../f/nix/lib/build/report.ts";
 import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, makeDirs } from "../f/nix/lib/core/files.ts";
-import { formatSeconds } from "../f/nix/lib/core/format.ts";
+import { formatBytes, formatSeconds } from "../f/nix/lib/core/format.ts";
 import { streamLogger } from "../f/nix/lib/core/log.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
 import {
+  type Context,
   type ContextOptions,
   createContext,
   interruptSignal,
@@ -21,6 +23,7 @@ import {
 } from "../f/nix/lib/steps/context.ts";
 import { checkFlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
+import { type Collection, cleanUpVms, diffSystems, listVms, type VmInfo } from "../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../f/nix/lib/worker/dir_lock.ts";
 import { runDemo } from "./demo.ts";
 import { type FlowInput, loadFlow, type Results, ROOT, runFlow, runInProcess } from "./flow.ts";
@@ -108,6 +111,61 @@ function asList(value: unknown): ({ pkg?: unknown; optional?: unknown } | null)[
 /** The version in package.json, beside cli/ and dist/ alike. */
 function packageVersion(): string {
   return (JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as { version: string }).version;
+}
+
+/** Runs a housekeeping command with a context of the CLI's own. */
+async function withCliContext(name: string, work: (context: Context) => Promise<void>): Promise<void> {
+  const interrupt = interruptSignal();
+  try {
+    await work(
+      createContext(name, nixSettings(null), {
+        env: standaloneEnv(),
+        log: streamLogger(process.stderr),
+        signal: interrupt.signal,
+        words: CLI_WORDS,
+      }),
+    );
+  } finally {
+    interrupt.dispose();
+  }
+}
+
+function formatVms(vms: readonly VmInfo[]): string {
+  if (vms.length === 0) return "no VMs on this worker slot\n";
+  const rows = vms.map((vm) => [
+    vm.vm_name,
+    vm.worker,
+    vm.state,
+    vm.built_at?.slice(0, 16).replace("T", " ") ?? "-",
+    formatBytes(vm.closure_size),
+    formatBytes(vm.unique_size),
+    vm.toplevel ?? "-",
+  ]);
+  const header = ["VM", "worker", "state", "built", "closure", "only its own", "toplevel"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  return (
+    [header, ...rows]
+      .map((r) =>
+        r
+          .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+          .join("  ")
+          .trimEnd(),
+      )
+      .join("\n") + "\n"
+  );
+}
+
+function printCleanUp(result: Collection, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const verb = result.removed.some((r) => r.dry_run) ? "would remove" : "removed";
+  for (const r of result.removed)
+    process.stdout.write(`${verb} ${r.vm_name}: the next nix-store --gc can free ${formatBytes(r.frees)}\n`);
+  if (result.removed.length === 0) process.stdout.write("nothing to remove\n");
+  for (const name of result.in_use) process.stdout.write(`kept ${name}: in use\n`);
+  if (result.collected) process.stdout.write(`${result.collected}\n`);
 }
 
 /** Messages name the commands and flags of the CLI, not Windmill's steps and variables. */
@@ -245,6 +303,79 @@ export function program(): Command {
     .description("lock the config dir's flake inputs (source overrides every time; the library with --update-lock)")
     .option("--config-dir <dir>", "the config dir (default: the one of --vm-name)")
     .action((flags: CommonFlags) => runSteps(["lock_config"], flags));
+
+  cli
+    .command("list")
+    .description("the VMs of this worker slot: state, last build, toplevel, closure size, what only it keeps alive")
+    .option("--all-workers", "the VMs of every worker slot under WORKERS_DIR")
+    .option("--json", "print the list as JSON on stdout")
+    .action((flags: { allWorkers?: boolean; json?: boolean }) =>
+      withCliContext("list", async (context) => {
+        const vms = await listVms(context, flags.allWorkers === true);
+        if (flags.json) process.stdout.write(`${JSON.stringify(vms)}\n`);
+        else process.stdout.write(formatVms(vms));
+      }),
+    );
+
+  cli
+    .command("remove")
+    .description("remove VMs: config dir, lock, GC roots, prepared roots (only ours); refuses a VM in use")
+    .argument("<vm...>", "VM names")
+    .option("--dry-run", "only say what would be removed")
+    .option("--keep-root", "keep the VMs' prepared roots")
+    .option("--json", "print what was removed as JSON on stdout")
+    .action((names: string[], flags: { dryRun?: boolean; keepRoot?: boolean; json?: boolean }) =>
+      withCliContext("remove", async (context) => {
+        printCleanUp(
+          await cleanUpVms(context, { names, dryRun: flags.dryRun === true, keepRoot: flags.keepRoot === true }),
+          flags.json,
+        );
+      }),
+    );
+
+  cli
+    .command("gc")
+    .description("remove the VMs not built for a while (never one in use); --collect runs Nix's garbage collector")
+    .option("--older-than <age>", "remove VMs not built for this long: 30d, 12h", "30d")
+    .option("--keep <n>", "always keep the n most recent VMs", "0")
+    .option("--collect", "then run nix-store --gc")
+    .option("--dry-run", "only say what would be removed")
+    .option("--json", "print what was removed as JSON on stdout")
+    .action((flags: { olderThan: string; keep: string; collect?: boolean; dryRun?: boolean; json?: boolean }) =>
+      withCliContext("gc", async (context) => {
+        const age = /^(\d+(?:\.\d+)?)([dh])$/.exec(flags.olderThan);
+        if (!age) throw new InputError("--older-than", flags.olderThan, "must be an age such as 30d or 12h");
+        const days = Number(age[1]) / (age[2] === "h" ? 24 : 1);
+        const keep = Number(flags.keep);
+        if (!Number.isSafeInteger(keep) || keep < 0) throw new InputError("--keep", flags.keep, "must be a whole number >= 0");
+        printCleanUp(
+          await cleanUpVms(context, {
+            olderThanDays: days,
+            keep,
+            collect: flags.collect === true,
+            dryRun: flags.dryRun === true,
+          }),
+          flags.json,
+        );
+      }),
+    );
+
+  cli
+    .command("diff")
+    .description("what changed between two systems: VM names, VM@previous, or store paths; one VM: against its previous build")
+    .argument("<a>", "a VM, VM@previous or a store path")
+    .argument("[b]", "another one (default: a against its previous build)")
+    .option("--json", "print the diff as JSON on stdout")
+    .action((a: string, b: string | undefined, flags: { json?: boolean }) =>
+      withCliContext("diff", async (context) => {
+        const result = await diffSystems(context, a, b);
+        if (flags.json) process.stdout.write(`${JSON.stringify(result)}\n`);
+        else
+          process.stdout.write(
+            `${formatClosureDiff(result.from, result.to, result.diff, Number.POSITIVE_INFINITY).join("\n")}\n`,
+          );
+      }),
+    );
 
   cli
     .command("demo")

@@ -390,6 +390,34 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     }
   });
 
+  test("list, diff, remove and gc as a user runs them", () => {
+    for (const profile of ["devel", "build-tools"]) {
+      const run = cli(["build", "--vm-name", "house", "--profile", profile, "--test-suite", "none", "--no-home"]);
+      assert.equal(run.status, 0, run.stderr);
+    }
+    const list = cli(["list"]);
+    assert.equal(list.status, 0, list.stderr);
+    assert.match(list.stdout, /^VM\s+worker\s+state\s+built\s+closure\s+only its own\s+toplevel$/m);
+    assert.match(
+      list.stdout,
+      /^house\s+0\s+built\s+\d{4}-\d\d-\d\d \d\d:\d\d\s+[\d.]+ \S+\s+[\d.]+ \S+\s+\/nix\/store\/\S+-nixos-system-house-/m,
+    );
+    const diff = cli(["diff", "house"]);
+    assert.equal(diff.status, 0, diff.stderr);
+    assert.match(diff.stdout, /^to {3}\/nix\/store\/\S+: \d+ paths? added \(.+\), \d+ removed \(.+\)$/m);
+    assert.match(diff.stdout, /^ {2}gcc: ∅ → 14\.2/m);
+    const unknown = cli(["remove", "nosuchvm"]);
+    assert.equal(unknown.status, 2);
+    assert.match(unknown.stderr, /not a VM of this worker/);
+    const removed = cli(["remove", "house"]);
+    assert.equal(removed.status, 0, removed.stderr);
+    assert.match(removed.stdout, /^removed house: the next nix-store --gc can free [\d.]+ \S+$/m);
+    assert.doesNotMatch(cli(["list"]).stdout, /^house /m);
+    const gc = cli(["gc", "--older-than", "bad"]);
+    assert.equal(gc.status, 2);
+    assert.match(gc.stderr, /--older-than: "bad" must be an age such as 30d or 12h/);
+  });
+
   test("exit 1 when Nix fails or is missing, with Nix's words or where it looked", () => {
     const empty = join(wb.root, "empty-bin");
     mkdirSync(empty, { recursive: true });

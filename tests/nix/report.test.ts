@@ -154,7 +154,7 @@ for (const nix of testNixes()) {
       const again = await build(dir);
       assert.deepEqual(again.built, []);
       assert.equal(again.closure.previous, again.toplevel);
-      assert.deepEqual(again.closure.diff, { added: [], removed: [], changes: [] });
+      assert.deepEqual(again.closure.diff, { added: [], removed: [], added_size: 0, removed_size: 0, changes: [] });
     });
 
     test("with progress off, Nix's own output passes through unchanged", async () => {

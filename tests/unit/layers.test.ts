@@ -63,9 +63,9 @@ describe("the layers of f/nix/lib", () => {
     }
   });
 
-  test("f/nix holds the four steps, their metadata and the flow; the steps import only lib/steps", () => {
+  test("f/nix holds the four steps, the list and remove scripts, their metadata and the flow; they import only lib/steps", () => {
     const entries = readdirSync(STEPS_DIR).sort();
-    const steps = ["build_closure", "lock_config", "prepare_root", "render_config"];
+    const steps = ["build_closure", "list", "lock_config", "prepare_root", "remove", "render_config"];
     assert.deepEqual(
       entries,
       [
@@ -84,7 +84,7 @@ describe("the layers of f/nix/lib", () => {
   });
 
   test("each step's main is an adapter of a few lines", () => {
-    for (const step of ["build_closure", "lock_config", "prepare_root", "render_config"]) {
+    for (const step of ["build_closure", "list", "lock_config", "prepare_root", "remove", "render_config"]) {
       const code = readFileSync(join(STEPS_DIR, `${step}.ts`), "utf8");
       const body = code.slice(code.indexOf("): Promise<"));
       const lines = body.split("\n").filter((line) => line.trim() !== "");

@@ -1,6 +1,6 @@
 // What a build produced: the size of the closure, its largest paths, and what
 // changed since the previous build of the same config dir.
-import { formatBytes } from "../core/format.ts";
+import { formatBytes, plural } from "../core/format.ts";
 import { stripAnsi } from "../nix/events.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
@@ -21,8 +21,12 @@ export interface VersionChange {
 }
 
 export interface ClosureDiff {
+  /** Paths only the newer closure has, largest first. */
   added: string[];
+  /** Paths only the older closure has, largest first. */
   removed: string[];
+  added_size: number;
+  removed_size: number;
   changes: VersionChange[];
 }
 
@@ -44,18 +48,63 @@ export async function closureReport(
   const report: ClosureReport = closureSummary(closure);
   if (previous === null) return report;
   report.previous = previous;
-  if (previous === toplevel) {
-    report.diff = { added: [], removed: [], changes: [] };
-  } else {
-    const before = await closureInfo(nix, [previous]);
-    const changes = parseDiffClosures(await diffClosures(nix, previous, toplevel));
-    report.diff = closureDiff(
-      before.map((i) => i.path),
-      closure.map((i) => i.path),
-      changes,
-    );
-  }
+  report.diff =
+    previous === toplevel
+      ? { added: [], removed: [], added_size: 0, removed_size: 0, changes: [] }
+      : await compareClosures(nix, previous, await closureInfo(nix, [previous]), toplevel, closure);
   return report;
+}
+
+/**
+ * What changed from one system to another: package versions and sizes as
+ * `nix store diff-closures` reports them, and the paths added and removed,
+ * largest first. The build's report and `nixos-closure diff` share it.
+ */
+export async function compareClosures(
+  nix: Nix,
+  before: string,
+  beforeClosure: readonly PathInfo[],
+  after: string,
+  afterClosure: readonly PathInfo[],
+): Promise<ClosureDiff> {
+  const changes = parseDiffClosures(await diffClosures(nix, before, after));
+  const old = new Set(beforeClosure.map((i) => i.path));
+  const now = new Set(afterClosure.map((i) => i.path));
+  const largestFirst = (infos: readonly PathInfo[]) =>
+    [...infos].sort((a, b) => b.narSize - a.narSize || a.path.localeCompare(b.path));
+  const added = largestFirst(afterClosure.filter((i) => !old.has(i.path)));
+  const removed = largestFirst(beforeClosure.filter((i) => !now.has(i.path)));
+  const total = (infos: readonly PathInfo[]) => infos.reduce((n, i) => n + i.narSize, 0);
+  return {
+    added: added.map((i) => i.path),
+    removed: removed.map((i) => i.path),
+    added_size: total(added),
+    removed_size: total(removed),
+    changes,
+  };
+}
+
+/** The diff as text: version changes with size deltas, then the paths added and removed, largest first. */
+export function formatClosureDiff(from: string, to: string, diff: ClosureDiff, shown = 10): string[] {
+  const lines = [
+    `from ${from}`,
+    `to   ${to}: ${plural(diff.added.length, "path")} added (${formatBytes(diff.added_size)}), ${diff.removed.length} removed (${formatBytes(diff.removed_size)})`,
+  ];
+  for (const c of diff.changes) {
+    const change = c.from.length + c.to.length > 0 ? `${c.from.join(", ") || "∅"} → ${c.to.join(", ") || "∅"}` : "";
+    const size = c.size_delta === null ? "" : `${c.size_delta >= 0 ? "+" : ""}${formatBytes(c.size_delta)}`;
+    lines.push(`  ${c.name}: ${[change, size].filter((s) => s !== "").join(", ")}`);
+  }
+  const names = (paths: readonly string[]) =>
+    paths.slice(0, shown).map(storePathName).join(", ") + (paths.length > shown ? ` and ${paths.length - shown} more` : "");
+  if (diff.added.length > 0) lines.push(`  added: ${names(diff.added)}`);
+  if (diff.removed.length > 0) lines.push(`  removed: ${names(diff.removed)}`);
+  return lines;
+}
+
+/** `/nix/store/<hash>-name-1.0` -> `name-1.0` */
+function storePathName(path: string): string {
+  return path.replace(/^.*\/[a-z0-9]{32}-/, "");
 }
 
 function closureSummary(infos: readonly PathInfo[], largest = 10): Pick<ClosureReport, "paths" | "nar_size" | "largest"> {
@@ -104,28 +153,10 @@ export function parseDiffClosures(text: string): VersionChange[] {
     });
 }
 
-function closureDiff(before: readonly string[], after: readonly string[], changes: VersionChange[]): ClosureDiff {
-  const old = new Set(before);
-  const now = new Set(after);
-  return {
-    added: after.filter((p) => !old.has(p)).sort(),
-    removed: before.filter((p) => !now.has(p)).sort(),
-    changes,
-  };
-}
-
 /** A short table for a terminal. */
 export function formatClosureReport(report: ClosureReport): string {
   const lines = [`closure: ${report.paths} paths, ${formatBytes(report.nar_size)}`, "largest:"];
   for (const p of report.largest) lines.push(`  ${formatBytes(p.nar_size).padStart(10)}  ${p.path}`);
-  if (report.diff) {
-    const d = report.diff;
-    lines.push(`since ${report.previous}: ${d.added.length} paths added, ${d.removed.length} removed`);
-    for (const c of d.changes) {
-      const change = c.from.length + c.to.length > 0 ? `${c.from.join(", ") || "∅"} → ${c.to.join(", ") || "∅"}` : "";
-      const size = c.size_delta === null ? "" : `${c.size_delta >= 0 ? "+" : ""}${formatBytes(c.size_delta)}`;
-      lines.push(`  ${c.name}: ${[change, size].filter((s) => s !== "").join(", ")}`);
-    }
-  }
+  if (report.diff && report.previous) lines.push(...formatClosureDiff(report.previous, "this build", report.diff));
   return lines.join("\n");
 }

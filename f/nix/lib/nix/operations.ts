@@ -166,3 +166,26 @@ export async function flakeSource(nix: Nix, flakeRef: string): Promise<string> {
     throw new NixError(result.printed, 0, "nix flake metadata printed no path", `fetching ${flakeRef} failed`);
   return path;
 }
+
+export interface GcRoot {
+  /** The root: a link, or where a running process holds the path ({censored} for others' processes). */
+  link: string;
+  target: string;
+}
+
+/** `nix-store --gc --print-roots`: every GC root of the store and the path it holds. */
+export async function gcRoots(nix: Nix): Promise<GcRoot[]> {
+  const result = await runNix(nix, ["--gc", "--print-roots"], { summary: "listing the GC roots failed", legacy: "nix-store" });
+  return result.stdout.split("\n").flatMap((line) => {
+    const arrow = line.lastIndexOf(" -> ");
+    if (arrow < 0) return [];
+    const target = line.slice(arrow + 4).trim();
+    return target.startsWith("/nix/store/") ? [{ link: line.slice(0, arrow), target }] : [];
+  });
+}
+
+/** `nix-store --gc`: deletes every store path no GC root holds; returns Nix's summary line. */
+export async function collectGarbage(nix: Nix): Promise<string> {
+  const result = await runNix(nix, ["--gc"], { summary: "collecting garbage failed", legacy: "nix-store" });
+  return [...result.stdout.split("\n"), ...result.stderrTail].filter((line) => /freed|deleted|deleting/.test(line)).join("\n");
+}

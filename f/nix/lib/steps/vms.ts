@@ -1,0 +1,313 @@
+// The VMs of a worker: what each config dir holds, what its closures cost
+// and what only it keeps alive, removing one (only what is ours), and
+// comparing two systems.
+import { existsSync, lstatSync, readdirSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
+import { basename, dirname, join } from "node:path";
+import { type ClosureDiff, compareClosures } from "../build/report.ts";
+import { removeTree } from "../build/root/generations.ts";
+import { validateVmName } from "../config/guest.ts";
+import { InputError, SetupError } from "../core/errors.ts";
+import { readIfExists } from "../core/files.ts";
+import type { PathInfo } from "../nix/json.ts";
+import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
+import { lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
+import { workerLayout } from "../worker/layout.ts";
+import type { Context } from "./context.ts";
+
+export type VmState = "rendered" | "locked" | "built" | "root prepared";
+
+export interface VmInfo {
+  vm_name: string;
+  worker: string;
+  config_dir: string;
+  state: VmState;
+  /** When `result` last changed, ISO 8601, or null when never built. */
+  built_at: string | null;
+  toplevel: string | null;
+  /** Bytes of the closures its GC roots hold (result and result-previous). */
+  closure_size: number;
+  /** Bytes that no other GC root of the store holds: what removing this VM lets the garbage collector free. */
+  unique_size: number;
+  gc_roots: string[];
+  /** Generations of its prepared roots (in <config_dir>.roots/). */
+  prepared_roots: string[];
+}
+
+const RENDERED_MARK = "# Rendered by nixos-closure";
+
+/** A config dir of ours: a directory holding a flake.nix and the default.nix render_config writes. */
+function isVmDir(dir: string): boolean {
+  try {
+    return (
+      lstatSync(dir).isDirectory() &&
+      existsSync(join(dir, "flake.nix")) &&
+      (readIfExists(join(dir, "default.nix")) ?? "").startsWith(RENDERED_MARK)
+    );
+  } catch {
+    return false;
+  }
+}
+
+function linkTarget(path: string): string | null {
+  try {
+    const target = readlinkSync(path);
+    return existsSync(target) ? target : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The worker slots to look in: this one, or every slot under WORKERS_DIR. */
+function nixDirs(context: Context, allWorkers: boolean): { worker: string; dir: string }[] {
+  const layout = workerLayout(context.env);
+  if (!allWorkers) return [{ worker: context.env.WORKER_INDEX ?? "0", dir: layout.nixDir }];
+  const workersDir = dirname(dirname(layout.nixDir));
+  return readdirSync(workersDir)
+    .filter((name) => /^\d+$/.test(name))
+    .sort((a, b) => Number(a) - Number(b))
+    .map((worker) => ({ worker, dir: join(workersDir, worker, "nix") }));
+}
+
+/** Removes a directory of ours once nothing is left in it (another root of the VM, kept, keeps it). */
+function removeIfEmpty(dir: string): void {
+  try {
+    rmdirSync(dir);
+  } catch {}
+}
+
+/** The generations directories in <config_dir>.roots/ whose marker says they are this VM's. */
+function ownRootGenerations(configDir: string): string[] {
+  const roots = `${configDir}.roots`;
+  if (!existsSync(roots)) return [];
+  return readdirSync(roots)
+    .map((name) => join(roots, name))
+    .filter((dir) => {
+      try {
+        return (
+          (JSON.parse(readIfExists(join(dir, ".nixos-closure-root")) ?? "null") as { config_dir?: unknown } | null)
+            ?.config_dir === configDir
+        );
+      } catch {
+        return false;
+      }
+    });
+}
+
+function preparedRoots(configDir: string): string[] {
+  const roots = `${configDir}.roots`;
+  if (!existsSync(roots)) return [];
+  return readdirSync(roots)
+    .filter((root) => existsSync(join(roots, root, ".nixos-closure-root")))
+    .flatMap((root) =>
+      readdirSync(join(roots, root))
+        .filter((n) => /^\d+$/.test(n))
+        .map((n) => join(roots, root, n)),
+    )
+    .sort();
+}
+
+/** Every path reachable from `starts` over `references`. */
+function reachable(starts: Iterable<string>, references: ReadonlyMap<string, readonly string[]>): Set<string> {
+  const seen = new Set<string>();
+  const pending = [...starts];
+  while (pending.length > 0) {
+    const path = pending.pop() as string;
+    if (seen.has(path)) continue;
+    seen.add(path);
+    for (const next of references.get(path) ?? []) if (!seen.has(next)) pending.push(next);
+  }
+  return seen;
+}
+
+/** The VMs of this worker slot (or all slots), with their sizes from one `nix path-info` of every GC root of the store. */
+export async function listVms(context: Context, allWorkers = false): Promise<VmInfo[]> {
+  const vms: (Omit<VmInfo, "closure_size" | "unique_size"> & { held: string[] })[] = [];
+  for (const { worker, dir } of nixDirs(context, allWorkers)) {
+    if (!existsSync(dir)) continue;
+    for (const name of readdirSync(dir).sort()) {
+      const configDir = join(dir, name);
+      if (!isVmDir(configDir)) continue;
+      const result = linkTarget(join(configDir, "result"));
+      const previous = linkTarget(join(configDir, "result-previous"));
+      const roots = preparedRoots(configDir);
+      const state: VmState =
+        roots.length > 0 ? "root prepared" : result ? "built" : existsSync(join(configDir, "flake.lock")) ? "locked" : "rendered";
+      vms.push({
+        vm_name: name,
+        worker,
+        config_dir: configDir,
+        state,
+        built_at: result ? lstatSync(join(configDir, "result")).mtime.toISOString() : null,
+        toplevel: result,
+        gc_roots: [result ? join(configDir, "result") : null, previous ? join(configDir, "result-previous") : null].filter(
+          (p): p is string => p !== null,
+        ),
+        prepared_roots: roots,
+        held: [result, previous].filter((p): p is string => p !== null),
+      });
+    }
+  }
+  const nix = await context.nix();
+  const ours = new Set(vms.flatMap((vm) => vm.gc_roots));
+  const others = (await gcRoots(nix)).filter((root) => !ours.has(root.link)).map((root) => root.target);
+  const starts = [...new Set([...vms.flatMap((vm) => vm.held), ...others])];
+  const infos: PathInfo[] = starts.length === 0 ? [] : await closureInfo(nix, starts);
+  const references = new Map(infos.map((info) => [info.path, info.references]));
+  const sizes = new Map(infos.map((info) => [info.path, info.narSize]));
+  const size = (paths: Iterable<string>) => [...paths].reduce((n, path) => n + (sizes.get(path) ?? 0), 0);
+  return vms.map(({ held, ...vm }) => {
+    const mine = reachable(held, references);
+    const elsewhere = reachable(
+      [...others, ...vms.filter((v) => v.config_dir !== vm.config_dir).flatMap((v) => v.held)],
+      references,
+    );
+    return { ...vm, closure_size: size(mine), unique_size: size([...mine].filter((path) => !elsewhere.has(path))) };
+  });
+}
+
+export interface Removal {
+  vm_name: string;
+  config_dir: string;
+  /** What was (or, with dry_run, would be) removed. */
+  removed: string[];
+  /** What the next garbage collection can free, in bytes. */
+  frees: number;
+  dry_run: boolean;
+}
+
+/** The config dir of a VM of this worker, refusing a name that is not one. */
+function vmDir(context: Context, name: unknown): string {
+  const vmName = validateVmName(name);
+  const dir = join(workerLayout(context.env).nixDir, vmName);
+  if (!isVmDir(dir))
+    throw new InputError("vm_name", name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
+  return dir;
+}
+
+/**
+ * Removes VMs: each one's config dir (and so its GC roots), its lock, its
+ * caches and its prepared roots' generations (unless `keepRoot`), only
+ * what is ours; refuses a name that is not a VM of this worker and a VM a
+ * step is working on.
+ */
+export async function removeVms(
+  context: Context,
+  names: readonly unknown[],
+  options: { dryRun?: boolean; keepRoot?: boolean } = {},
+): Promise<Removal[]> {
+  const dirs = names.map((name) => vmDir(context, name));
+  const listed = new Map((await listVms(context)).map((vm) => [vm.config_dir, vm]));
+  const removals: Removal[] = [];
+  for (const dir of dirs) {
+    const holder = await lockHolderOf(dir, context.env);
+    if (holder !== null)
+      throw new SetupError(`${basename(dir)} is in use by ${holder}; it was not removed: try again when it is done`);
+    const caches = [`${dir}.overrides.json`, `${dir}.closure.json`].filter((p) => existsSync(p));
+    const roots = options.keepRoot ? [] : ownRootGenerations(dir);
+    const removed = [dir, ...caches, ...roots, ...(existsSync(lockPathFor(dir)) ? [lockPathFor(dir)] : [])];
+    if (!options.dryRun) {
+      // Held while the files go (a step starting now waits, then finds no VM); the lock file goes last.
+      await withDirLock(dir, { ...context, lockWaitSeconds: 0 }, async () => {
+        for (const root of roots) removeTree(root);
+        removeIfEmpty(`${dir}.roots`);
+        rmSync(dir, { recursive: true, force: true });
+        for (const file of caches) rmSync(file, { force: true });
+      });
+      rmSync(lockPathFor(dir), { force: true });
+    }
+    context.log.info(`${options.dryRun ? "would remove" : "removed"} ${removed.join(", ")}`);
+    removals.push({
+      vm_name: basename(dir),
+      config_dir: dir,
+      removed,
+      frees: listed.get(dir)?.unique_size ?? 0,
+      dry_run: Boolean(options.dryRun),
+    });
+  }
+  return removals;
+}
+
+export interface SystemDiff {
+  from: string;
+  to: string;
+  diff: ClosureDiff;
+}
+
+/** A system named as the CLI takes it: a VM (its last build), `VM@previous` (the build before), or a store path. */
+function systemOf(context: Context, name: string): string {
+  if (name.startsWith("/nix/store/")) {
+    if (!existsSync(name)) throw new InputError("system", name, "is not in the store");
+    return name;
+  }
+  const [vm = "", which = ""] = name.split("@");
+  if (which !== "" && which !== "previous") throw new InputError("system", name, "must be VM, VM@previous, or a store path");
+  const dir = vmDir(context, vm);
+  const target = linkTarget(join(dir, which === "previous" ? "result-previous" : "result"));
+  if (target === null) {
+    throw new InputError("system", name, which === "previous" ? "has no previous build" : "has not been built");
+  }
+  return target;
+}
+
+/** `a` against `b`; without `b`, `a` against its previous build. */
+export async function diffSystems(context: Context, a: string, b?: string): Promise<SystemDiff> {
+  const [from, to] =
+    b === undefined
+      ? [systemOf(context, `${a.split("@")[0]}@previous`), systemOf(context, a)]
+      : [systemOf(context, a), systemOf(context, b)];
+  const nix = await context.nix();
+  const diff = await compareClosures(nix, from, await closureInfo(nix, [from]), to, await closureInfo(nix, [to]));
+  return { from, to, diff };
+}
+
+export interface Collection {
+  removed: Removal[];
+  /** VMs left because a step is working on them. */
+  in_use: string[];
+  /** What nix-store --gc printed it freed, when asked to collect. */
+  collected: string | null;
+}
+
+export interface CleanUp {
+  /** VMs to remove by name. */
+  names?: readonly unknown[];
+  /** Also remove the VMs not built (nor rendered) for this many days; 0 or absent: none by age. */
+  olderThanDays?: number;
+  /** With olderThanDays, keep this many of the most recent VMs. */
+  keep?: number;
+  keepRoot?: boolean;
+  /** Run Nix's garbage collector afterwards. */
+  collect?: boolean;
+  dryRun?: boolean;
+}
+
+/**
+ * Removes the VMs named, and those not used for `olderThanDays` (keeping
+ * the `keep` most recent, never one in use); with `collect`, runs Nix's
+ * garbage collector afterwards.
+ */
+export async function cleanUpVms(context: Context, options: CleanUp): Promise<Collection> {
+  const removal = { dryRun: options.dryRun ?? false, keepRoot: options.keepRoot ?? false };
+  const removed = await removeVms(context, options.names ?? [], removal);
+  const inUse: string[] = [];
+  const days = options.olderThanDays ?? 0;
+  if (typeof days !== "number" || !Number.isFinite(days) || days < 0) {
+    throw new InputError("older_than_days", days, "must be a number of days >= 0");
+  }
+  if (days > 0) {
+    const vms = await listVms(context);
+    const lastUsed = (vm: VmInfo) =>
+      vm.built_at ? Date.parse(vm.built_at) : lstatSync(join(vm.config_dir, "default.nix")).mtimeMs;
+    const cutoff = Date.now() - days * 24 * 3600 * 1000;
+    const stale = [...vms]
+      .sort((x, y) => lastUsed(y) - lastUsed(x))
+      .slice(Math.max(0, options.keep ?? 0))
+      .filter((vm) => lastUsed(vm) < cutoff && !removed.some((r) => r.config_dir === vm.config_dir));
+    for (const vm of stale) {
+      if ((await lockHolderOf(vm.config_dir, context.env)) !== null) inUse.push(vm.vm_name);
+      else removed.push(...(await removeVms(context, [vm.vm_name], removal)));
+    }
+  }
+  const collected = options.collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
+  return { removed, in_use: inUse, collected };
+}

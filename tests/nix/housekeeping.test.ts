@@ -1,0 +1,139 @@
+// The VMs on a worker, with the real nix: listing them, removing them (only
+// theirs), collecting the stale ones, and comparing systems.
+import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
+import { existsSync, lutimesSync, utimesSync } from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
+import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
+import { cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
+import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
+import { main as listStep } from "../../f/nix/list.ts";
+import { main as removeStep } from "../../f/nix/remove.ts";
+import { nixSync, testNixes } from "../helpers/nix.ts";
+import { asWorker, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
+import { useWorkbench } from "../helpers/workbench.ts";
+
+for (const nix of testNixes()) {
+  describe(`housekeeping with ${nix.version}`, () => {
+    const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
+    const context = () => testContext(bench(), "housekeeping");
+    const nixSyncRoots = () => execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" });
+
+    test("list shows rendered, locked, built and root-prepared VMs, with their sizes", async () => {
+      const steps = vmSteps(bench());
+      await steps.render({ vm_name: "hk-rendered", profiles: [], test_suites: [] });
+      const locked = await steps.render({ vm_name: "hk-locked", profiles: [], test_suites: [] });
+      await steps.lock(locked.config_dir);
+      const built = await steps.renderLockBuild({ vm_name: "hk-built", profiles: ["devel"], test_suites: [] });
+      const rooted = await steps.renderLockBuild({ vm_name: "hk-rooted", profiles: [], test_suites: ["fstests"] });
+      await steps.prepareRoot(rooted.config_dir);
+      const vms = new Map((await listVms(context())).map((vm) => [vm.vm_name, vm]));
+      assert.equal(vms.get("hk-rendered")?.state, "rendered");
+      assert.equal(vms.get("hk-locked")?.state, "locked");
+      assert.equal(vms.get("hk-built")?.state, "built");
+      assert.equal(vms.get("hk-rooted")?.state, "root prepared");
+      const b = vms.get("hk-built");
+      assert.ok(b);
+      assert.equal(b.toplevel, built.toplevel);
+      assert.equal(b.closure_size, built.closure.nar_size);
+      assert.ok(b.unique_size > 0 && b.unique_size <= b.closure_size, JSON.stringify(b));
+      assert.deepEqual(b.gc_roots, [join(built.config_dir, "result")]);
+      assert.equal(vms.get("hk-rooted")?.prepared_roots.length, 1);
+      assert.deepEqual(await asWorker(bench(), () => listStep()), [...vms.values()], "the Windmill script lists the same");
+    });
+
+    test("remove takes exactly one VM's files and GC roots; refuses unknown names and a VM in use", async () => {
+      const steps = vmSteps(bench());
+      const gone = await steps.renderLockBuild({ vm_name: "hk-gone", profiles: ["build-tools"], test_suites: [] });
+      await steps.prepareRoot(gone.config_dir);
+      const stays = await steps.renderLockBuild({ vm_name: "hk-stays", profiles: ["devel"], test_suites: [] });
+      await assert.rejects(
+        cleanUpVms(context(), { names: ["hk-nonexistent"] }),
+        (e: Error) => e instanceof InputError && /not a VM of this worker/.test(e.message),
+      );
+      let release: () => void = () => {};
+      const held = withDirLock(stays.config_dir, lockHolder("build_closure", 5), () => new Promise<void>((r) => (release = r)));
+      try {
+        await new Promise((r) => setTimeout(r, 200));
+        await assert.rejects(
+          asWorker(bench(), () => removeStep(["hk-stays"])),
+          (e: Error) => e instanceof SetupError && /in use by build_closure; it was not removed/.test(e.message),
+        );
+      } finally {
+        release();
+        await held;
+      }
+      const dry = await cleanUpVms(context(), { names: ["hk-gone"], dryRun: true });
+      assert.ok(existsSync(gone.config_dir), "a dry run removes nothing");
+      assert.ok(dry.removed[0]?.frees && dry.removed[0].frees > 0);
+      const done = await asWorker(bench(), () => removeStep(["hk-gone"]));
+      assert.deepEqual(done.removed[0]?.removed.sort(), dry.removed[0]?.removed.sort());
+      for (const path of [gone.config_dir, `${gone.config_dir}.roots`, `${gone.config_dir}.lock`])
+        assert.equal(existsSync(path), false, path);
+      const gcRoots = nixSyncRoots();
+      assert.doesNotMatch(gcRoots, /hk-gone\/result/);
+      assert.match(gcRoots, new RegExp(`${stays.config_dir}/result -> ${stays.toplevel}`), "the other VM keeps its roots");
+      assert.ok(existsSync(stays.config_dir));
+    });
+
+    test("gc removes VMs not built for a while, keeps the most recent ones, and collects", async () => {
+      const steps = vmSteps(bench());
+      const names = ["hk-old1", "hk-old2", "hk-new"];
+      for (const vm_name of names) await steps.renderLockBuild({ vm_name, profiles: [], test_suites: [] });
+      const ago = (days: number) => new Date(Date.now() - days * 24 * 3600 * 1000);
+      const age = (vm: string, days: number) => {
+        const dir = join(bench().workersDir, "0", "nix", vm);
+        lutimesSync(join(dir, "result"), ago(days), ago(days));
+        utimesSync(join(dir, "default.nix"), ago(days), ago(days));
+      };
+      age("hk-old1", 40);
+      age("hk-old2", 50);
+      const result = await cleanUpVms(context(), { olderThanDays: 30, keep: 1 });
+      const removed = result.removed.map((r) => r.vm_name);
+      assert.ok(removed.includes("hk-old1") && removed.includes("hk-old2"), removed.join(", "));
+      assert.ok(!removed.includes("hk-new"));
+      const kept = await cleanUpVms(context(), { olderThanDays: 0.0001, keep: 100 });
+      assert.deepEqual(kept.removed, [], "keep protects the most recent");
+    });
+
+    test("--all-workers lists every slot; --keep-root keeps the roots; collect runs the garbage collector", async () => {
+      const other = await vmSteps(bench(), { env: { WORKER_INDEX: "1" } }).renderLockBuild({
+        vm_name: "hk-slot1",
+        profiles: [],
+        test_suites: [],
+      });
+      assert.ok(!(await listVms(context())).some((vm) => vm.vm_name === "hk-slot1"), "another slot's VM is not this slot's");
+      const all = await listVms(context(), true);
+      assert.deepEqual(
+        all.filter((vm) => vm.vm_name === "hk-slot1").map((vm) => [vm.worker, vm.config_dir]),
+        [["1", other.config_dir]],
+      );
+      const kept = await vmSteps(bench()).renderLockBuild({ vm_name: "hk-keep-root", profiles: ["devel"], test_suites: [] });
+      const root = await vmSteps(bench()).prepareRoot(kept.config_dir);
+      const done = await cleanUpVms(context(), { names: ["hk-keep-root"], keepRoot: true, collect: true });
+      assert.equal(existsSync(kept.config_dir), false);
+      assert.ok(existsSync(root.generation_dir), "the prepared root is kept");
+      assert.match(done.collected ?? "", /freed|deleted/);
+    });
+
+    test("diff of two VMs and of a VM against its previous build matches nix store diff-closures", async () => {
+      const steps = vmSteps(bench());
+      const a = await steps.renderLockBuild({ vm_name: "hk-diff", profiles: [], test_suites: [] });
+      const b = await steps.renderLockBuild({ vm_name: "hk-diff", profiles: ["build-tools"], test_suites: [] });
+      const raw = nixSync(nix, ["store", "diff-closures", a.toplevel, b.toplevel]);
+      const previous = await diffSystems(context(), "hk-diff");
+      assert.equal(previous.from, a.toplevel);
+      assert.equal(previous.to, b.toplevel);
+      assert.deepEqual(previous.diff.changes, parseDiffClosures(raw));
+      assert.ok(previous.diff.added.includes(b.toplevel) && previous.diff.removed.includes(a.toplevel));
+      const other = await steps.renderLockBuild({ vm_name: "hk-diff-other", profiles: ["devel"], test_suites: [] });
+      const two = await diffSystems(context(), "hk-diff", "hk-diff-other");
+      assert.deepEqual(two.diff.changes, parseDiffClosures(nixSync(nix, ["store", "diff-closures", b.toplevel, other.toplevel])));
+      const byPath = await diffSystems(context(), "hk-diff@previous", other.toplevel);
+      assert.equal(byPath.from, a.toplevel);
+      await assert.rejects(diffSystems(context(), "hk-diff@yesterday"), /must be VM, VM@previous, or a store path/);
+    });
+  });
+}
