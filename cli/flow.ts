@@ -4,8 +4,8 @@
 // (in the order of its schema). The CLI and the tests share this, so the
 // command line cannot drift from the flow.
 import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
 import { join, relative, resolve } from "node:path";
-import { parse } from "yaml";
 import type { FlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { STEP_MAINS } from "./steps.ts";
 
@@ -21,7 +21,10 @@ const EMBEDDED = typeof __WORKSPACE_YAML__ === "undefined" ? null : __WORKSPACE_
 
 function readYaml(path: string): unknown {
   const key = relative(ROOT, path);
-  return EMBEDDED && key in EMBEDDED ? EMBEDDED[key] : parse(readFileSync(path, "utf8"));
+  if (EMBEDDED && key in EMBEDDED) return EMBEDDED[key];
+  // Loaded only here, so the bundle (which has every file embedded) neither carries nor compiles the YAML parser.
+  const { parse } = createRequire(import.meta.url)("yaml") as typeof import("yaml");
+  return parse(readFileSync(path, "utf8"));
 }
 
 export const ROOT = resolve(import.meta.dirname, "..");

@@ -11,10 +11,12 @@ import { parse } from "yaml";
 const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const outfile = join(root, "dist", "nixos-closure.js");
 
-// The flow and the steps' metadata, parsed now rather than at every start (cli/flow.ts reads them from here).
+// The flow and its steps' metadata (f/nix/*.yaml, not the library modules'), parsed now rather than at every
+// start (cli/flow.ts reads them from here).
 const workspaceYaml = {};
 for (const name of readdirSync(join(root, "f"), { recursive: true, encoding: "utf8" })) {
-  if (name.endsWith("flow.yaml") || name.endsWith(".script.yaml")) {
+  const step = /^nix\/[a-z_]+\.script\.yaml$/.test(name);
+  if (step || name.endsWith("flow.yaml")) {
     const path = join(root, "f", name);
     workspaceYaml[relative(root, path)] = parse(readFileSync(path, "utf8"));
   }
