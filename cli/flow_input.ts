@@ -143,11 +143,11 @@ function sshKeysFromFile(path: string): string[] {
     text = readSmallFile(path, MAX_KEY_FILE_BYTES);
   } catch (error) {
     const why = isFileSystemError(error) ? fileSystemMessage(error) : (error as Error).message;
-    const hint =
-      (error as NodeJS.ErrnoException).code === "ENOENT"
-        ? "; make a key pair with `ssh-keygen -t ed25519` and give its .pub file"
-        : "";
-    throw new InputError("--ssh-key-file", path, `cannot be read as a public key file: ${why}${hint}`);
+    throw new InputError(
+      "--ssh-key-file",
+      path,
+      `cannot be read as a public key file: ${why}; give the .pub file of a key pair (make one with \`ssh-keygen -t ed25519\`)`,
+    );
   }
   return text.split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
 }
