@@ -39,7 +39,8 @@ function timed(run: () => void | Promise<void>): Promise<number> {
   return Promise.resolve(run()).then(() => performance.now() - start);
 }
 
-const configDir = join(work, "config");
+// A config dir of the worker's, as prepare_root takes only those.
+const configDir = join(wb.workersDir, "0", "nix", "bench-root");
 mkdirSync(configDir);
 writeFileSync(join(configDir, "flake.nix"), "{ outputs = { self }: { }; }\n");
 

@@ -13,6 +13,7 @@ import {
   type ContextOptions,
   createContext,
   type ProgressMode,
+  settingsPolicy,
   withContextOptions,
 } from "../../f/nix/lib/steps/context.ts";
 import { type LockResult, lockConfig } from "../../f/nix/lib/steps/lock_config.ts";
@@ -59,7 +60,8 @@ export function contextOptions(wb: Workbench, options: StepOptions = {}): Contex
 }
 
 export function testContext(wb: Workbench, step: string, options: StepOptions = {}): Context {
-  return createContext(step, nixSettings(options.nix ?? null), contextOptions(wb, options));
+  const context = contextOptions(wb, options);
+  return createContext(step, nixSettings(options.nix ?? null, "nix_settings", settingsPolicy(context.env)), context);
 }
 
 /** Runs a Windmill main (or anything calling runStep) with the workbench as its worker. */

@@ -3,6 +3,7 @@
 // naming them, which tests hand to the steps (never through process.env, so
 // worker variables set in the calling shell change nothing).
 import {
+  chmodSync,
   cpSync,
   type Dirent,
   mkdirSync,
@@ -46,6 +47,7 @@ export const WORKER_VARIABLES = [
   "NIX_CONFIG",
   "NIXOS_CLOSURE_LOCK_WAIT",
   "NIXOS_CLOSURE_PROGRESS",
+  "NIXOS_CLOSURE_ALLOW_INPUT_KEYS",
   "XDG_STATE_HOME",
   "HOME",
 ];
@@ -61,6 +63,8 @@ export function baseEnv(): Record<string, string> {
 
 export function createWorkbench(nix: TestNix | null, extra: Record<string, string> = {}): Workbench {
   const root = mkdtempSync(join(tmpdir(), "nixos-closure-test-"));
+  // Sources made under it are copied into the store, which everyone reads: a private root would refuse them.
+  chmodSync(root, 0o755);
   const workbench = join(root, "workbench");
   const workersDir = join(workbench, "workers");
   const vendorDir = join(root, "vendor");

@@ -9,7 +9,7 @@ import { ROOT } from "../../cli/flow.ts";
 import { InputError, NixError } from "../../f/nix/lib/core/errors.ts";
 import type { NixSettingsInput } from "../../f/nix/lib/nix/settings.ts";
 import { main as lockConfigStep } from "../../f/nix/lock_config.ts";
-import { nixSync, testNixes } from "../helpers/nix.ts";
+import { nixSync, TEST_NIX_CONFIG, testNixes } from "../helpers/nix.ts";
 import { asWorker, vmSteps, within } from "../helpers/steps.ts";
 import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 
@@ -36,7 +36,9 @@ for (const nix of testNixes()) {
       const publicKey = nixSync(nix, ["key", "convert-secret-to-public"], { input: readFileSync(key, "utf8") }).trim();
       const cache = join(bench().root, "cache");
       const dir = await freshConfig("cache-vm");
-      const first = await build(dir, { publish_to: [`file://${cache}?secret-key=${key}`] });
+      // The operator's signing key (nix.conf), not the input's: paths built here are signed as they are made.
+      const signing = { NIX_CONFIG: `${TEST_NIX_CONFIG}\nsecret-key-files = ${key}` };
+      const first = await vmSteps(bench(), { nix: { publish_to: [`file://${cache}`] }, env: signing }).build(dir);
       assert.ok(first.built.length >= 3, "the first build builds");
       assert.equal(first.published[0]?.paths, first.closure.paths, "every path went to the empty cache");
 
@@ -49,7 +51,13 @@ for (const nix of testNixes()) {
       nixSync(nix, ["store", "delete", ...ownOutputs]);
       for (const path of ownOutputs) assert.equal(existsSync(path), false, `${path} left the store`);
 
-      const second = await build(dir, { substituters: [`file://${cache}`], trusted_public_keys: [publicKey] });
+      const withKeys = { substituters: [`file://${cache}`], trusted_public_keys: [publicKey] };
+      await assert.rejects(
+        async () => build(dir, withKeys),
+        /NIXOS_CLOSURE_ALLOW_INPUT_KEYS=1/,
+        "keys from the input only when the operator allows them",
+      );
+      const second = await vmSteps(bench(), { nix: withKeys, env: { NIXOS_CLOSURE_ALLOW_INPUT_KEYS: "1" } }).build(dir);
       assert.equal(second.toplevel, first.toplevel);
       assert.deepEqual(second.built, [], "nothing built");
       for (const path of ownOutputs) assert.ok(second.substituted.includes(path), `${path} was substituted`);

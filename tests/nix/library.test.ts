@@ -3,7 +3,7 @@
 // system.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, readFileSync, realpathSync } from "node:fs";
+import { chmodSync, cpSync, readFileSync, realpathSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { InputError, NixError } from "../../f/nix/lib/core/errors.ts";
@@ -45,6 +45,20 @@ for (const nix of testNixes()) {
         build("lib-bad-text", "relative/dir"),
         (e: Error) => e instanceof InputError && /neither an absolute directory nor a flake reference/.test(e.message),
       );
+      await assert.rejects(
+        build("lib-scheme", "file+file:///etc/shadow"),
+        (e: Error) => e instanceof InputError && /uses the scheme "file\+file"/.test(e.message),
+      );
+      const secret = join(bench().root, "private-lib");
+      cpSync(bench().libraryDir, secret, { recursive: true });
+      chmodSync(secret, 0o700);
+      for (const ref of [secret, `path:${secret}`, `git+file://${secret}`]) {
+        await assert.rejects(
+          build("lib-private", ref),
+          (e: Error) => e instanceof InputError && /only its owner may read/.test(e.message),
+          ref,
+        );
+      }
       await assert.rejects(
         build("lib-not-lib", `path:${bench().nixpkgsDir}`),
         (e: Error) => e instanceof InputError && /is not the nixos-flake library/.test(e.message),

@@ -21,6 +21,8 @@ import { ROOT } from "../../cli/flow.ts";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { readIfExists } from "../../f/nix/lib/core/files.ts";
+import { nixSettings } from "../../f/nix/lib/nix/settings.ts";
+import { checkPublishTargets } from "../../f/nix/lib/steps/flow_input.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { main as prepareRootStep } from "../../f/nix/prepare_root.ts";
 import { nixSync, processesMentioning, type TestNix, testNixes } from "../helpers/nix.ts";
@@ -132,9 +134,13 @@ for (const nix of testNixes()) {
       const refusals: [string, RegExp][] = [
         [join(ra.generation_dir, "home", "r5"), /is inside .*placed-root\.generations, the generations of a prepared root/],
         [join(bench().root, "placed-root.generations", "7"), /is inside .*placed-root\.generations/],
-        [join(a.config_dir, "..", "vm3"), /must not be in .*\/nix, where the VMs' config dirs live/],
+        [join(a.config_dir, "..", "vm3"), /where the VMs' config dirs live/],
         [`${a.config_dir}.pending`, /where the VMs' config dirs live/],
+        [join(bench().workersDir, "1", "nix", "vm5"), /where the VMs' config dirs live/],
+        [join(bench().root, "link-to-vms", "vm3"), /where the VMs' config dirs live/],
+        [join(bench().root, "q&state=x"), /may hold only letters, digits/],
       ];
+      symlinkSync(join(bench().workersDir, "0", "nix"), join(bench().root, "link-to-vms"));
       for (const [rootDir, message] of refusals) {
         await assert.rejects(
           steps().prepareRoot(b.config_dir, "", rootDir),
@@ -172,6 +178,39 @@ for (const nix of testNixes()) {
       } finally {
         execFileSync("umount", [disk]);
       }
+    });
+
+    test("a config dir that is not one of this worker's VMs is refused, even through a link", async () => {
+      const b = await built("real-config-vm");
+      const elsewhere = join(bench().root, "elsewhere");
+      mkdirSync(elsewhere);
+      writeFileSync(join(elsewhere, "flake.nix"), "{ outputs = _: { }; }\n");
+      for (const dir of [elsewhere]) {
+        await assert.rejects(steps().prepareRoot(dir), /is not a VM config dir of this worker/);
+        await assert.rejects(steps().build(dir), /is not a VM config dir of this worker/);
+      }
+      const link = join(bench().root, "config-link");
+      symlinkSync(b.config_dir, link);
+      const through = await steps().build(link);
+      assert.equal(through.config_dir, b.config_dir, "a link is followed to the VM's own config dir (and its lock)");
+    });
+
+    test("publish_to may not write into the worker's VM dirs or a prepared root", async () => {
+      const b = await built("publish-target-vm");
+      const r = await steps().prepareRoot(b.config_dir);
+      for (const uri of [`file://${b.config_dir}`, `local?root=${r.generation_dir}`, `file://${bench().workersDir}/1/nix/x`]) {
+        assert.throws(
+          () => checkPublishTargets(bench().env, nixSettings({ publish_to: [uri] }), "nix.publish_to"),
+          (e: Error) => e instanceof InputError && /names a directory that (is in|is inside)/.test(e.message),
+          uri,
+        );
+      }
+      await assert.rejects(
+        vmSteps(bench(), { nix: { publish_to: [`file://${b.config_dir}`] } }).build(b.config_dir),
+        /where the VMs' config dirs live/,
+      );
+      const elsewhere = nixSettings({ publish_to: [`file://${join(bench().root, "cache")}`] });
+      assert.doesNotThrow(() => checkPublishTargets(bench().env, elsewhere, "x"));
     });
 
     test("generation_dir is a real directory that Nix takes as a store root", async () => {

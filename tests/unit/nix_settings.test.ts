@@ -17,16 +17,20 @@ describe("the nix input group", () => {
   });
 
   test("typed fields become --option pairs, in a fixed order", () => {
-    const settings = nixSettings({
-      builders: "ssh://builder x86_64-linux - 16 2 big-parallel; ssh://b2 aarch64-linux",
-      substituters: ["https://cache.example.org", "", "file:///srv/cache"],
-      trusted_public_keys: ["cache.example.org-1:WAeCMrhZOqzpUBpKNrSJkhDet4LNDr29+aOLz6TDY7w="],
-      max_jobs: "auto",
-      cores: 8,
-      options: { "connect-timeout": 5, fallback: true },
-      publish_to: ["ssh-ng://vmhost", "local?root=/srv/root"],
-      substitute_on_destination: true,
-    });
+    const settings = nixSettings(
+      {
+        builders: "ssh://builder x86_64-linux - 16 2 big-parallel; ssh://b2 aarch64-linux",
+        substituters: ["https://cache.example.org", "", "file:///srv/cache"],
+        trusted_public_keys: ["cache.example.org-1:WAeCMrhZOqzpUBpKNrSJkhDet4LNDr29+aOLz6TDY7w="],
+        max_jobs: "auto",
+        cores: 8,
+        options: { "connect-timeout": 5, fallback: true },
+        publish_to: ["ssh-ng://vmhost", "local?root=/srv/root"],
+        substitute_on_destination: true,
+      },
+      "nix_settings",
+      { inputKeys: true },
+    );
     assert.deepEqual(settingsArgs(settings), [
       "--option",
       "builders",
@@ -104,6 +108,14 @@ describe("the nix input group", () => {
     ]);
   });
 
+  test("trusted keys from the input only when the worker's operator allows them", () => {
+    rejects(
+      { trusted_public_keys: ["cache.example.org-1:WAeCMrhZOqzpUBpKNrSJkhDet4LNDr29+aOLz6TDY7w="] },
+      "nix_settings.trusted_public_keys",
+      /shared store trust what those keys signed.*NIXOS_CLOSURE_ALLOW_INPUT_KEYS=1/,
+    );
+  });
+
   test("store URIs and builders carry no parameter that runs a program or reads a file; no @file builders", () => {
     const uri = "ssh-ng://localhost?remote-program=sh%20-c%20id";
     rejects({ publish_to: [uri] }, "nix_settings.publish_to[0]", /parameter "remote-program", which the flow input may not set/);
@@ -112,8 +124,18 @@ describe("the nix input group", () => {
     rejects({ publish_to: ["ssh://h?ssh-key=/root/.ssh/id_ed25519"] }, "nix_settings.publish_to[0]", /"ssh-key"/);
     rejects({ builders: "@/etc/shadow" }, "nix_settings.builders", /"@file" would make Nix read that file/);
     rejects({ builders: "ssh://a x86_64-linux; @/etc/nix/machines" }, "nix_settings.builders", /@file/);
-    assert.deepEqual(nixSettings({ publish_to: ["file:///c?compression=zstd&secret-key=/k"] }).publishTo, [
-      "file:///c?compression=zstd&secret-key=/k",
+    assert.deepEqual(nixSettings({ publish_to: ["file:///c?compression=zstd"] }).publishTo, ["file:///c?compression=zstd"]);
+    rejects({ publish_to: ["file:///c?secret-key=/etc/nix/team.sec"] }, "nix_settings.publish_to[0]", /"secret-key"/);
+    rejects({ substituters: ["file:///evil?trusted=1"] }, "nix_settings.substituters[0]", /"trusted"/);
+    rejects(
+      { builders: "ssh://root@h x86_64-linux /etc/shadow 1 1" },
+      "nix_settings.builders",
+      /names the SSH key "\/etc\/shadow"/,
+    );
+    assert.deepEqual(settingsArgs(nixSettings({ builders: "ssh://h x86_64-linux - 2 1" })), [
+      "--option",
+      "builders",
+      "ssh://h x86_64-linux - 2 1",
     ]);
   });
 

@@ -284,8 +284,36 @@ describe("a source directory is copied into the world-readable store", () => {
         dir,
         /holds .*\/sub, which only its owner/,
       );
+      // A readable tree under a private directory would leak just the same.
+      chmodSync(join(dir, "sub"), 0o755);
+      chmodSync(dir, 0o700);
+      const inner = join(dir, "sub");
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: inner }] },
+        "extra_overrides[0].src",
+        inner,
+        /holds .*private-src-\w+, which only its owner/,
+      );
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: `file://${inner}` }] },
+        "extra_overrides[0].src",
+        inner,
+        /names .*private-src-\w+, which only its owner may read/,
+      );
+      chmodSync(dir, 0o755);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("input nested deeper than any flow input", () => {
+  test("is refused before it is walked, not with a stack overflow", () => {
+    let deep: unknown = "x";
+    for (let i = 0; i < 5000; i++) deep = [deep];
+    assert.throws(
+      () => composeGuest({ shares: deep as object }, context),
+      (e: unknown) => e instanceof InputError && /nests deeper than 16 levels/.test(e.message),
+    );
   });
 });

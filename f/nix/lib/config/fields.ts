@@ -4,6 +4,20 @@
 import { InputError } from "../core/errors.ts";
 import { didYouMean } from "../core/suggest.ts";
 
+/** No input of the flow nests deeper than this; anything deeper is refused before it is walked. */
+const MAX_DEPTH = 16;
+
+/** Refuses a value nested deeper than any input of the flow is (a walk of it would exhaust the stack). */
+export function checkDepth(field: string, value: unknown): void {
+  const pending: [unknown, number][] = [[value, 0]];
+  while (pending.length > 0) {
+    const [item, depth] = pending.pop() as [unknown, number];
+    if (typeof item !== "object" || item === null) continue;
+    if (depth > MAX_DEPTH) throw new InputError(field, "(nested too deeply to show)", `nests deeper than ${MAX_DEPTH} levels`);
+    for (const child of Object.values(item)) pending.push([child, depth + 1]);
+  }
+}
+
 /** Refuses a key that is not one of `known`, naming it and the closest known one: a misspelt field is never dropped silently. */
 export function checkKeys(field: string, value: object, known: readonly string[], what: string): void {
   for (const key of Object.keys(value)) {

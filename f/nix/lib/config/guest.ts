@@ -2,7 +2,7 @@
 // InputError that names the field and the value. Reads the disk (to check
 // override directories) but never writes.
 import { InputError } from "../core/errors.ts";
-import { expectString, isBlank, oneOf } from "./fields.ts";
+import { checkDepth, expectString, isBlank, oneOf } from "./fields.ts";
 import {
   DEFAULT_PROFILES,
   DEFAULT_TEST_SUITES,
@@ -80,6 +80,7 @@ function validateUserName(value: unknown): string {
 
 /** Validates and composes render_config's input; throws InputError on the first problem. */
 export function composeGuest(input: RenderInput, context: ValidationContext): GuestConfig {
+  checkDepth("guest", input);
   const vmName = validateVmName(input.vm_name);
   const userName = validateUserName(input.user_name);
   const profiles = oneOf("profiles", input.profiles, DEFAULT_PROFILES, PROFILES);

@@ -1,36 +1,12 @@
 // Source overrides: a package built from the operator's directory or git
 // branch instead of the nixpkgs release.
-import { lstatSync, readdirSync, statSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { statSync } from "node:fs";
+import { isAbsolute } from "node:path";
 import { InputError } from "../core/errors.ts";
+import { privatePath } from "../core/files.ts";
 import { checkKeys, expectBoolean, expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
 import { CURATED_OVERRIDE_PACKAGES, OVERRIDE_FIELDS, type OverrideInput, type SourceOverride } from "./model.ts";
 import { isNixIdentifier } from "./nix_string.ts";
-
-/** Entries a source tree may hold before the check gives up looking (a large kernel tree has about 100,000). */
-const MAX_ENTRIES = 2_000_000;
-
-/**
- * The first file or directory in a tree that others may not read (or
- * enter), or null. A path source is copied whole into the world-readable
- * store: a worker's private file named as a source must not leak that way.
- */
-function privateEntry(root: string): string | null {
-  const pending = [root];
-  let seen = 0;
-  while (pending.length > 0 && seen < MAX_ENTRIES) {
-    const dir = pending.pop() as string;
-    const stat = lstatSync(dir);
-    if ((stat.mode & 0o005) !== 0o005) return dir;
-    for (const entry of readdirSync(dir, { withFileTypes: true })) {
-      seen++;
-      const path = join(dir, entry.name);
-      if (entry.isDirectory()) pending.push(path);
-      else if (entry.isFile() && (lstatSync(path).mode & 0o004) === 0) return path;
-    }
-  }
-  return null;
-}
 
 const PACKAGE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const GIT_URL = /^(?:[a-z][a-z0-9+.-]*:\/\/\S+|[^\s/@]+@[^\s/:]+:\S+)$/;
@@ -68,7 +44,7 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
       isDirectory = statSync(src).isDirectory();
     } catch {}
     if (!isDirectory) throw new InputError(`${field}.src`, src, "is not an existing directory on this worker");
-    const hidden = privateEntry(src);
+    const hidden = privatePath(src);
     if (hidden !== null) {
       throw new InputError(
         `${field}.src`,
@@ -79,6 +55,15 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
     }
   } else if (GIT_URL.test(src)) {
     kind = "git";
+    const local = /^file:\/\/(\/.*)$/.exec(src)?.[1];
+    const hidden = local === undefined ? null : privatePath(decodeURI(local));
+    if (hidden !== null) {
+      throw new InputError(
+        `${field}.src`,
+        src,
+        `names ${hidden}, which only its owner may read; Nix would copy it into the store, where everyone can read it`,
+      );
+    }
     if (ref !== null && !GIT_REF.test(ref)) throw new InputError(`${field}.ref`, ref, "is not a valid git ref name");
   } else {
     throw new InputError(

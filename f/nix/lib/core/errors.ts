@@ -46,7 +46,11 @@ function describeValue(value: unknown): string {
   try {
     text = value === undefined ? "undefined" : JSON.stringify(value);
   } catch {
-    text = String(value);
+    try {
+      text = String(value);
+    } catch {
+      text = "(a value that cannot be shown)";
+    }
   }
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }

@@ -7,8 +7,10 @@ import {
   closeSync,
   constants,
   fstatSync,
+  lstatSync,
   mkdirSync,
   openSync,
+  readdirSync,
   readFileSync,
   readSync,
   renameSync,
@@ -83,6 +85,38 @@ export function makeDirs(path: string, mode = 0o755): void {
     }
   }
 }
+
+/** Entries a tree may hold before the look for private ones gives up (a large kernel tree has about 100,000). */
+const MAX_TREE_ENTRIES = 2_000_000;
+
+/**
+ * The first directory above `root`, or file or directory in it, that others
+ * may not read (or enter), or null. Nix copies a source whole into the
+ * store, which everyone can read: a private file named as a source must not
+ * leak that way, and neither may a readable file under a private directory.
+ */
+export function privatePath(root: string): string | null {
+  for (let dir = dirname(root); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return dir;
+    if (dirname(dir) === dir) break;
+  }
+  const pending = [root];
+  let seen = 0;
+  while (pending.length > 0 && seen < MAX_TREE_ENTRIES) {
+    const dir = pending.pop() as string;
+    if ((lstatSync(dir).mode & 0o005) !== 0o005) return dir;
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      seen++;
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) pending.push(path);
+      else if (entry.isFile() && (lstatSync(path).mode & 0o004) === 0) return path;
+    }
+  }
+  return null;
+}
+
+/** Flake files, lock files, templates: a file of ours or of the library, never larger than this. */
+export const MAX_NIX_FILE_BYTES = 4 * 1024 * 1024;
 
 /** Reads a regular file of at most `maxBytes`; refuses devices, pipes and anything larger, before opening it. */
 export function readSmallFile(path: string, maxBytes: number): string {

@@ -107,9 +107,10 @@ function settingValue(field: string, value: unknown): string {
 
 /**
  * The parameters a store URI may carry from the input: compression, caching
- * and S3 addressing, and the key a cache is signed with. Others are refused
- * by name: some name a program Nix runs (remote-program, remote-store) or
- * files it reads (ssh-key, log-fs, ...).
+ * and S3 addressing. Others are refused by name: some name a program Nix runs
+ * (remote-program, remote-store), files it reads (ssh-key, secret-key: a form
+ * user could sign with the operator's key), or make the shared store trust a
+ * cache's content (trusted).
  */
 const ALLOWED_STORE_PARAMETERS: readonly string[] = [
   "buffer-size",
@@ -125,8 +126,6 @@ const ALLOWED_STORE_PARAMETERS: readonly string[] = [
   "region",
   "root",
   "scheme",
-  "secret-key",
-  "trusted",
   "want-mass-query",
   "write-nar-listing",
 ];
@@ -160,7 +159,16 @@ function builders(field: string, value: unknown): string {
     if (machine.startsWith("@")) {
       throw new InputError(field, value, 'must list machines: a "@file" would make Nix read that file on the worker');
     }
-    checkStoreParameters(field, machine.split(/\s+/)[0] ?? "");
+    const [uri = "", , key = "-"] = machine.split(/\s+/);
+    checkStoreParameters(field, uri);
+    // The third column names an SSH key file: the worker's own keys and config are what a machine may use.
+    if (key !== "-") {
+      throw new InputError(
+        field,
+        value,
+        `names the SSH key ${JSON.stringify(key)}: leave that column "-" (the worker's SSH setup decides)`,
+      );
+    }
   }
   return text;
 }
@@ -189,8 +197,18 @@ function count(field: string, value: unknown, allowAuto: boolean): string | null
   return String(n);
 }
 
+/** What the worker's operator lets the input decide. */
+export interface SettingsPolicy {
+  /**
+   * Whether trusted_public_keys may come from the input. A key trusted makes
+   * the shared store accept whatever it signed, for every VM of the worker:
+   * only an operator may allow it ($NIXOS_CLOSURE_ALLOW_INPUT_KEYS=1).
+   */
+  inputKeys: boolean;
+}
+
 /** Validates the `nix` group; throws InputError naming the field and value. */
-export function nixSettings(input: unknown, field = "nix_settings"): NixSettings {
+export function nixSettings(input: unknown, field = "nix_settings", policy: SettingsPolicy = { inputKeys: false }): NixSettings {
   if (input === null || input === undefined) return { options: [], publishTo: [], substituteOnDestination: false };
   if (typeof input !== "object" || Array.isArray(input)) throw new InputError(field, input, "must be an object");
   for (const key of Object.keys(input)) {
@@ -216,6 +234,14 @@ export function nixSettings(input: unknown, field = "nix_settings"): NixSettings
   );
   if (substituters.length > 0) options.push(["extra-substituters", substituters.join(" ")]);
   const keys = list(`${field}.trusted_public_keys`, given.trusted_public_keys, PUBLIC_KEY, "a public key (name:base64)");
+  if (keys.length > 0 && !policy.inputKeys) {
+    throw new InputError(
+      `${field}.trusted_public_keys`,
+      given.trusted_public_keys,
+      "would make this worker's shared store trust what those keys signed, for every VM: " +
+        "its operator allows that with NIXOS_CLOSURE_ALLOW_INPUT_KEYS=1, or lists the keys in nix.conf",
+    );
+  }
   if (keys.length > 0) options.push(["extra-trusted-public-keys", keys.join(" ")]);
   const maxJobs = count(`${field}.max_jobs`, given.max_jobs, true);
   if (maxJobs !== null) options.push(["max-jobs", maxJobs]);

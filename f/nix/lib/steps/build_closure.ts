@@ -2,7 +2,7 @@
 // and initrd from its bootspec, report its closure, keep the previous one
 // rooted, and deliver it where the nix group says.
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync, readlinkSync } from "node:fs";
+import { existsSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import { type Delivery, deliver } from "../build/deliver.ts";
@@ -13,7 +13,7 @@ import { BuildProgress } from "../build/progress/tracker.ts";
 import { type ClosureReport, closureReport, formatClosureReport } from "../build/report.ts";
 import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
-import { readIfExists, writeFileAtomic } from "../core/files.ts";
+import { MAX_NIX_FILE_BYTES, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
@@ -21,6 +21,7 @@ import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operatio
 import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
+import { checkPublishTargets } from "./flow_input.ts";
 import { checkLockFile } from "./lock_config.ts";
 
 export interface BuildTiming {
@@ -84,12 +85,12 @@ export async function checkedOverrides(
   dir: string,
   optional: readonly string[],
 ): Promise<OverrideReport[]> {
-  const flake = readFileSync(join(dir, "flake.nix"), "utf8");
-  const lockText = readFileSync(join(dir, "flake.lock"), "utf8");
+  const flake = readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES);
+  const lockText = readSmallFile(join(dir, "flake.lock"), MAX_NIX_FILE_BYTES);
   const sourceInputs = sourceInputsOf(flake);
   if (sourceInputs.length === 0) return [];
   const key = createHash("sha256")
-    .update(JSON.stringify([flake, readFileSync(join(dir, "default.nix"), "utf8"), lockText, [...optional].sort()]))
+    .update(JSON.stringify([flake, readSmallFile(join(dir, "default.nix"), MAX_NIX_FILE_BYTES), lockText, [...optional].sort()]))
     .digest("hex");
   const cacheFile = `${dir}.overrides.json`;
   let reports = cachedReports(cacheFile, key);
@@ -132,9 +133,10 @@ export async function buildClosure(
   configDir: string,
   optionalOverrides: readonly string[] = [],
 ): Promise<BuildClosureResult> {
-  const dir = existingConfigDir(configDir, context.words.step("render_config"));
+  const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
   const { log, settings } = context;
+  checkPublishTargets(context.env, settings, "nix_settings.publish_to");
   log.info(`using ${nix.program}`);
   const installable = toplevelInstallable(dir);
   return withDirLock(dir, context, async () => {

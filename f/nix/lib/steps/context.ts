@@ -12,7 +12,7 @@ import type { Logger } from "../core/log.ts";
 import { streamLogger } from "../core/log.ts";
 import { abortSignalName, type Env } from "../core/process.ts";
 import { locateNix, type Nix } from "../nix/locate.ts";
-import { type NixSettings, nixSettings, settingsArgs } from "../nix/settings.ts";
+import { type NixSettings, nixSettings, type SettingsPolicy, settingsArgs } from "../nix/settings.ts";
 
 /** `auto`: live progress from Nix's events; `off`: Nix's own output. */
 export type ProgressMode = "auto" | "off";
@@ -127,6 +127,11 @@ export function withContextOptions<T>(options: ContextOptions, work: () => Promi
   return given.run(options, work);
 }
 
+/** What the worker's operator lets the input decide, from its environment. */
+export function settingsPolicy(env: Env): SettingsPolicy {
+  return { inputKeys: env.NIXOS_CLOSURE_ALLOW_INPUT_KEYS === "1" };
+}
+
 /** A boolean parameter of a step: true or false, nothing else (a form or a caller may send the string "false"). */
 export function expectFlag(name: string, value: unknown): boolean {
   return expectBoolean(name, value, false);
@@ -142,8 +147,8 @@ export function expectFlag(name: string, value: unknown): boolean {
  * and its lock is released.
  */
 export async function runStep<T>(step: string, nixGroup: unknown, work: (context: Context) => Promise<T>): Promise<T> {
-  const settings = nixSettings(nixGroup);
   const options = given.getStore();
+  const settings = nixSettings(nixGroup, "nix_settings", settingsPolicy(options?.env ?? process.env));
   if (options) return withFileMessages(() => work(createContext(step, settings, options)));
   const interrupt = interruptSignal();
   try {

@@ -1,15 +1,30 @@
 // The whole flow input checked before any step runs: what the CLI does, so
 // that a bad field in a later group (nix, root) is refused before
 // render_config writes anything.
-import { currentGeneration, rootLayout } from "../build/root/generations.ts";
-import { checkKeys, expectBoolean, isPlainObject } from "../config/fields.ts";
+
+import { dirname } from "node:path";
+import { currentGeneration, reservedPlace, rootLayout } from "../build/root/generations.ts";
+import { checkDepth, checkKeys, expectBoolean, isPlainObject } from "../config/fields.ts";
 import { composeGuest } from "../config/guest.ts";
 import type { RenderInput } from "../config/model.ts";
 import { InputError } from "../core/errors.ts";
 import type { Env } from "../core/process.ts";
-import { NIX_SETTINGS_FIELDS, nixSettings } from "../nix/settings.ts";
+import { NIX_SETTINGS_FIELDS, type NixSettings, nixSettings } from "../nix/settings.ts";
 import { workerLayout } from "../worker/layout.ts";
+import { settingsPolicy } from "./context.ts";
+import { checkGivenLibrary } from "./library.ts";
 import { configDirOf, workerValidation } from "./render_config.ts";
+
+/** Refuses a store to publish to that is a directory of the worker's VMs or of a prepared root (a form could overwrite them). */
+export function checkPublishTargets(env: Env, settings: NixSettings, field: string): void {
+  settings.publishTo.forEach((uri, i) => {
+    const local = /^file:\/\/(\/[^?]*)/.exec(uri)?.[1] ?? /^local\?(?:.*&)?root=([^&]*)/.exec(uri)?.[1];
+    if (local === undefined) return;
+    const workersDir = dirname(dirname(workerLayout(env).nixDir));
+    const reason = reservedPlace(decodeURIComponent(local), workersDir);
+    if (reason !== null) throw new InputError(`${field}[${i}]`, uri, `names a directory that ${reason}; publish elsewhere`);
+  });
+}
 
 /** The flow input as given: its groups, each an object of fields. */
 export type FlowInput = Record<string, Record<string, unknown> | undefined>;
@@ -39,6 +54,7 @@ function inGroup(error: InputError): InputError {
  */
 export function checkFlowInput(env: Env, input: unknown): asserts input is FlowInput {
   if (input === null || input === undefined) return;
+  checkDepth("flow input", input);
   if (!isPlainObject(input)) throw new InputError("flow input", input, "must be an object of groups");
   checkKeys("flow input", input, GROUPS, "the flow input");
   for (const group of GROUPS) {
@@ -49,10 +65,15 @@ export function checkFlowInput(env: Env, input: unknown): asserts input is FlowI
   }
   const given = input as FlowInput;
   try {
-    composeGuest({ ...given.guest, ...given.closure } as RenderInput, workerValidation(env, workerLayout(env)));
+    // With the flow's own defaults (home: true), so that what the flow will check is checked now.
+    composeGuest(
+      { ...given.guest, home: given.guest?.home ?? true, ...given.closure } as RenderInput,
+      workerValidation(env, workerLayout(env)),
+    );
   } catch (error) {
     throw error instanceof InputError ? inGroup(error) : error;
   }
+  checkGivenLibrary(given.closure?.nixos_flake);
   expectBoolean("lock.update_lock", given.lock?.update_lock, false);
   expectBoolean("root.prepare", given.root?.prepare, false);
   const dir = given.root?.dir;
@@ -65,5 +86,5 @@ export function checkFlowInput(env: Env, input: unknown): asserts input is FlowI
       throw error;
     }
   }
-  nixSettings(given.nix, "nix");
+  checkPublishTargets(env, nixSettings(given.nix, "nix", settingsPolicy(env)), "nix.publish_to");
 }

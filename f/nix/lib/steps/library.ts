@@ -5,6 +5,7 @@
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { InputError, SetupError } from "../core/errors.ts";
+import { privatePath } from "../core/files.ts";
 import { flakeSource } from "../nix/operations.ts";
 import { workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
@@ -15,6 +16,45 @@ export const UPSTREAM_LIBRARY = "github:linux-kdevops/nixos-flake";
 /** A flake reference Nix can fetch: a scheme, no spaces or control characters, nothing that reads as a flag. */
 const FLAKE_REF = /^[a-z][a-z0-9+.-]*:[^\s\0-\x1f\x7f]+$/;
 
+/** The schemes a library may be fetched with: forges, git, tarballs over the network, and local directories (checked). */
+const LIBRARY_SCHEMES: readonly string[] = [
+  "github",
+  "gitlab",
+  "sourcehut",
+  "git+https",
+  "git+ssh",
+  "git+http",
+  "git+file",
+  "https",
+  "path",
+];
+
+/** Refuses a reference Nix would fetch from a file or a directory others may not read (the store would expose it). */
+function checkReference(ref: string): void {
+  const scheme = ref.slice(0, ref.indexOf(":"));
+  if (!LIBRARY_SCHEMES.includes(scheme)) {
+    throw new InputError(
+      "closure.nixos_flake",
+      ref,
+      `uses the scheme ${JSON.stringify(scheme)}; a library comes from ${LIBRARY_SCHEMES.map((s) => `${s}:`).join(", ")}`,
+    );
+  }
+  const local = /^(?:path:|git\+file:\/\/)(\/[^?#]*)/.exec(ref)?.[1];
+  if (local !== undefined) checkReadable(decodeURI(local), ref);
+}
+
+function checkReadable(dir: string, given: string): void {
+  if (!existsSync(dir)) return; // Nix says what is missing
+  const hidden = privatePath(dir);
+  if (hidden !== null) {
+    throw new InputError(
+      "closure.nixos_flake",
+      given,
+      `names ${hidden}, which only its owner may read; Nix would copy it into the store, where everyone can read it`,
+    );
+  }
+}
+
 const TEMPLATE = join("templates", "imageless", "flake.nix");
 
 function isDirectory(path: string): boolean {
@@ -23,6 +63,30 @@ function isDirectory(path: string): boolean {
   } catch {
     return false;
   }
+}
+
+/** Checks what can be checked of a given library without Nix (before anything is written): its form, and a directory's template. */
+export function checkGivenLibrary(given: unknown): void {
+  if (given !== undefined && given !== null && typeof given !== "string") {
+    throw new InputError("closure.nixos_flake", given, "must be a directory or a flake reference");
+  }
+  const text = (given ?? "").trim();
+  if (text === "") return;
+  if (FLAKE_REF.test(text)) {
+    checkReference(text);
+    return;
+  }
+  if (!isAbsolute(text)) {
+    throw new InputError(
+      "closure.nixos_flake",
+      text,
+      "is neither an absolute directory nor a flake reference (github:owner/repo, git+file:///dir, path:/dir)",
+    );
+  }
+  if (!existsSync(join(text, TEMPLATE))) {
+    throw new InputError("closure.nixos_flake", text, `is not the nixos-flake library: ${text} has no ${TEMPLATE}`);
+  }
+  checkReadable(text, text);
 }
 
 /** The library's directory: `given` (a directory or a flake reference), else the worker's, else upstream's. */
@@ -43,6 +107,7 @@ export async function libraryDir(context: Context, given: unknown): Promise<stri
     }
     return dir;
   }
+  checkGivenLibrary(text);
   if (isAbsolute(text)) {
     dir = text;
   } else if (FLAKE_REF.test(text)) {

@@ -1,11 +1,11 @@
 // lock_config's core: pin a rendered config dir's inputs, re-locking the
 // source overrides every time and the library when asked; a failure leaves
 // flake.lock as it was.
-import { readFileSync, rmSync } from "node:fs";
+import { rmSync } from "node:fs";
 import { join } from "node:path";
 import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
-import { readIfExists, writeFileAtomic } from "../core/files.ts";
+import { MAX_NIX_FILE_BYTES, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
@@ -39,13 +39,13 @@ export function checkLockFile(context: Context, configDir: string): void {
 }
 
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
-  const dir = existingConfigDir(configDir, context.words.step("render_config"));
+  const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
   context.log.info(`using ${nix.program}`);
   return withDirLock(dir, context, async () => {
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);
-    const srcInputs = sourceInputsOf(readFileSync(join(dir, "flake.nix"), "utf8"));
+    const srcInputs = sourceInputsOf(readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES));
     const previous = readIfExists(lockFile);
     if (previous !== null && !isJson(previous)) {
       // A lock file cut short (a full disk, a crash) would fail every Nix call: lock afresh, from the inputs as they are.

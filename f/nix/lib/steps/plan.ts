@@ -22,7 +22,7 @@ export async function planBuild(
   configDir: string,
   optionalOverrides: readonly string[] = [],
 ): Promise<PlanResult> {
-  const dir = existingConfigDir(configDir, context.words.step("render_config"));
+  const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
   context.log.info(`using ${nix.program}`);
   // Under the config dir's lock: Nix reads (and may complete) flake.lock while it plans.

@@ -68,7 +68,7 @@ export async function prepareRoot(
   toplevel: string,
   rootDir: string,
 ): Promise<PrepareRootResult> {
-  const dir = existingConfigDir(configDir, context.words.step("render_config"));
+  const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   if (typeof toplevel !== "string")
     throw new InputError("toplevel", toplevel, "must be a store path such as build_closure returns");
   if (toplevel !== "") chosenToplevel(context, dir, toplevel);

@@ -1,12 +1,11 @@
 // render_config's core: validate the guest input, render flake.nix and
 // default.nix, and write them into the VM's config dir (only what changed).
-import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { composeGuest, type ValidationContext, validateVmName } from "../config/guest.ts";
 import { FALLBACK_HOME, type RenderInput } from "../config/model.ts";
 import { renderDefault, renderFlake } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
-import { makeDirs, readIfExists, writeFileAtomic } from "../core/files.ts";
+import { MAX_NIX_FILE_BYTES, makeDirs, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
 import type { Env } from "../core/process.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
@@ -28,7 +27,7 @@ export interface RenderResult {
 function readTemplate(context: Context, libraryDir: string): { path: string; text: string } {
   const path = join(libraryDir, "templates", "imageless", "flake.nix");
   try {
-    return { path, text: readFileSync(path, "utf8") };
+    return { path, text: readSmallFile(path, MAX_NIX_FILE_BYTES) };
   } catch (error) {
     throw new SetupError(
       `cannot read the nixos-flake library's template ${path} (${(error as Error).message}); ` +

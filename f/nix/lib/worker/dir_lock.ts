@@ -1,13 +1,13 @@
 // Keeps two steps from working on one config dir (or one prepared root) at
 // once: two workers, a retry overlapping a slow first try, two VMs given the
-// same root. The lock is the kernel's: flock(1) holds an exclusive lock on a
-// file beside the directory (not inside: the `path:` fetcher copies the dir
-// into the store) for as long as our pipe to it is open. The file is never
+// same root. The lock is the kernel's: flock(1) locks a file beside the
+// directory (not inside: the `path:` fetcher copies the dir into the store)
+// through a descriptor this process opened and keeps. The file is never
 // deleted, so there is no stale lock to take over and no race in taking one
 // over; the kernel releases the lock when the holder exits, SIGKILL included.
 // While held, the file names its holder, for the messages of those waiting.
-import { type ChildProcess, spawn } from "node:child_process";
-import { closeSync, constants, fstatSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
+import { spawn } from "node:child_process";
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { Interrupted, SetupError } from "../core/errors.ts";
 import { fileSystemMessage, isFileSystemError, readSmallFile } from "../core/files.ts";
@@ -43,50 +43,47 @@ export function lockPathFor(dir: string): string {
 /** flock's exit code when the lock is held by someone else (-E). */
 const BUSY = 75;
 
-/** Tries once to take the lock: the helper holding it, or null when another process holds it. */
-function tryLock(path: string, env: Env): Promise<ChildProcess | null> {
+/**
+ * Tries once to take the lock: the descriptor that holds it, or null when
+ * another process holds it. The file is opened (and checked) here, and
+ * flock(1) locks that very descriptor, inherited as fd 3: nothing can swap
+ * the file between the check and the lock. The lock belongs to the open
+ * file, so it lasts until this process closes the descriptor or dies.
+ */
+async function tryLock(path: string, env: Env): Promise<number | null> {
+  const fd = openLockFile(path);
   try {
-    checkLockFile(path);
-  } catch (error) {
-    return Promise.reject(error);
-  }
-  return new Promise((resolve, reject) => {
-    const child = spawn(
-      "flock",
-      ["--exclusive", "--nonblock", "--conflict-exit-code", String(BUSY), path, "sh", "-c", "echo locked; exec cat"],
-      // flock, sh and cat: from PATH, else where every Linux distribution has them.
-      { env: { PATH: [env.PATH, "/usr/bin", "/bin"].filter(Boolean).join(":") }, stdio: ["pipe", "pipe", "pipe"] },
-    );
-    let stderr = "";
-    child.stderr?.on("data", (chunk) => {
-      stderr += chunk;
-    });
-    child.stdout?.once("data", () => resolve(child));
-    child.on("error", (error: NodeJS.ErrnoException) =>
-      reject(
-        new SetupError(
-          error.code === "ENOENT"
-            ? "flock was not found on PATH: install util-linux, which provides it"
-            : `cannot run flock: ${error.message}`,
+    const code = await new Promise<number | null>((resolve, reject) => {
+      const child = spawn("flock", ["--exclusive", "--nonblock", "--conflict-exit-code", String(BUSY), "3"], {
+        // flock from PATH, else where every Linux distribution has it.
+        env: { PATH: [env.PATH, "/usr/bin", "/bin"].filter(Boolean).join(":") },
+        stdio: ["ignore", "ignore", "pipe", fd],
+      });
+      let stderr = "";
+      child.stderr?.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      child.on("error", (error: NodeJS.ErrnoException) =>
+        reject(
+          new SetupError(
+            error.code === "ENOENT"
+              ? "flock was not found on PATH: install util-linux, which provides it"
+              : `cannot run flock: ${error.message}`,
+          ),
         ),
-      ),
-    );
-    child.on("exit", (code) => {
-      if (code === BUSY) resolve(null);
-      else reject(new SetupError(`cannot lock ${path}: flock exited with ${code}: ${stderr.trim()}`));
+      );
+      child.on("exit", (exitCode) => {
+        if (exitCode === 0 || exitCode === BUSY) resolve(exitCode);
+        else reject(new SetupError(`cannot lock ${path}: flock exited with ${exitCode}: ${stderr.trim()}`));
+      });
     });
-  });
-}
-
-function release(helper: ChildProcess): Promise<void> {
-  return new Promise((resolve) => {
-    if (helper.exitCode !== null || helper.signalCode !== null) {
-      resolve();
-      return;
-    }
-    helper.once("exit", () => resolve());
-    helper.stdin?.end();
-  });
+    if (code === 0) return fd;
+  } catch (error) {
+    closeSync(fd);
+    throw error;
+  }
+  closeSync(fd);
+  return null;
 }
 
 /** The first line of every lock file we write: what makes one ours, even cut short by a crash or a full disk. */
@@ -114,15 +111,11 @@ function readOwner(path: string): Owner | null {
   }
 }
 
-/** Writes who holds the lock, for the messages of those waiting; only a courtesy, so a full disk does not stop the step. */
-function nameHolder(path: string, text: string): void {
+/** Writes who holds the lock, through the locked descriptor, for the messages of those waiting; only a courtesy, so a full disk does not stop the step. */
+function nameHolder(fd: number, text: string): void {
   try {
-    const fd = openSync(path, constants.O_WRONLY | constants.O_TRUNC | constants.O_NOFOLLOW | constants.O_NONBLOCK);
-    try {
-      writeSync(fd, text);
-    } finally {
-      closeSync(fd);
-    }
+    ftruncateSync(fd, 0);
+    writeSync(fd, text, 0);
   } catch {}
 }
 
@@ -137,13 +130,13 @@ function isSymbolicLink(path: string): boolean {
 }
 
 /**
- * Makes the lock file, or checks that the file there is one of ours: a
- * regular file (not a link, a FIFO, a directory), empty or starting with our
- * header (whole, or cut short by a crash or a full disk).
+ * Opens the lock file, made if need be, checking that the file there is one
+ * of ours: a regular file (not a link, a FIFO, a directory), empty or
+ * starting with our header (whole, or cut short by a crash or a full disk).
  * Anything else (someone's Cargo.lock, a link to their file) is refused and
  * left as it is; it is never written or emptied.
  */
-function checkLockFile(path: string): void {
+function openLockFile(path: string): number {
   let fd: number;
   try {
     fd = openSync(path, constants.O_RDWR | constants.O_CREAT | constants.O_NOFOLLOW | constants.O_NONBLOCK, 0o644);
@@ -164,10 +157,11 @@ function checkLockFile(path: string): void {
     if (!stat.isFile() || stat.size > MAX_LOCK_FILE_BYTES) throw foreign();
     const buffer = Buffer.alloc(stat.size);
     readSync(fd, buffer, 0, stat.size, 0);
-    const text = buffer.toString("utf8");
-    if (!isOurs(text)) throw foreign();
-  } finally {
+    if (!isOurs(buffer.toString("utf8"))) throw foreign();
+    return fd;
+  } catch (error) {
     closeSync(fd);
+    throw error;
   }
 }
 
@@ -178,8 +172,8 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
   const path = lockPathFor(dir);
   const deadline = Date.now() + holder.lockWaitSeconds * 1000;
   let announced = false;
-  let helper = await tryLock(path, holder.env);
-  while (helper === null) {
+  let fd = await tryLock(path, holder.env);
+  while (fd === null) {
     const owner = readOwner(path);
     const who = owner ? `${owner.step} (pid ${owner.pid} on ${owner.host}, since ${owner.since})` : "another step";
     if (signal.aborted) throw new Interrupted(abortSignalName(signal));
@@ -191,24 +185,24 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
     if (!announced) log.info(`waiting for ${who} to release ${dir} ...`);
     announced = true;
     await new Promise((resolve) => setTimeout(resolve, 200));
-    helper = await tryLock(path, holder.env);
+    fd = await tryLock(path, holder.env);
   }
   try {
     const me: Owner = { pid: process.pid, host: hostname(), step, since: new Date().toISOString() };
-    nameHolder(path, `${LOCK_HEADER}${JSON.stringify(me)}\n`);
+    nameHolder(fd, `${LOCK_HEADER}${JSON.stringify(me)}\n`);
     return await work();
   } finally {
-    nameHolder(path, "");
-    await release(helper);
+    nameHolder(fd, "");
+    closeSync(fd); // releases the lock
   }
 }
 
 /** The step holding the lock of `dir` now, or null when it is free. */
 export async function lockHolderOf(dir: string, env: Env): Promise<string | null> {
   const path = lockPathFor(dir);
-  const helper = await tryLock(path, env);
-  if (helper !== null) {
-    await release(helper);
+  const fd = await tryLock(path, env);
+  if (fd !== null) {
+    closeSync(fd);
     return null;
   }
   return readOwner(path)?.step ?? "another step";

@@ -1,6 +1,6 @@
 // Where things live on a worker, from the environment variables of the
 // contract (see the README, "Where things live").
-import { existsSync } from "node:fs";
+import { existsSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { SetupError } from "../core/errors.ts";
 import type { Env } from "../core/process.ts";
@@ -53,8 +53,13 @@ export function operatorHome(env: Env, fallback: string): string {
   return home.startsWith("/home/") ? home : fallback;
 }
 
-/** A config dir given to lock/build: absolute, existing, holding flake.nix; `render` names what makes one. */
-export function existingConfigDir(value: unknown, render: string): string {
+/**
+ * A config dir given to lock/build: absolute, existing, holding flake.nix,
+ * and (when the worker's slot is known) one of its VMs' config dirs by its
+ * real path, so that no step writes beside another directory; `render`
+ * names what makes one.
+ */
+export function existingConfigDir(value: unknown, render: string, env?: Env): string {
   if (typeof value !== "string" || value.trim() === "") {
     throw new SetupError(`config_dir ${JSON.stringify(value)} must be the directory ${render} made`);
   }
@@ -63,5 +68,13 @@ export function existingConfigDir(value: unknown, render: string): string {
   const dir = resolve(value);
   if (!existsSync(dir)) throw new SetupError(`config_dir ${dir} does not exist: run ${render} first`);
   if (!existsSync(join(dir, "flake.nix"))) throw new SetupError(`config_dir ${dir} holds no flake.nix: run ${render} first`);
+  if (env?.WORKERS_DIR && env.WORKER_INDEX) {
+    const nixDir = realpathSync(workerLayout(env).nixDir);
+    const real = realpathSync(dir);
+    if (dirname(real) !== nixDir) {
+      throw new SetupError(`config_dir ${dir} is not a VM config dir of this worker (in ${nixDir}): give the one ${render} made`);
+    }
+    return real;
+  }
   return dir;
 }

@@ -59,13 +59,20 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
-  // Beside the config dirs live other VMs' config dirs, locks and roots: a root there could take one's place.
-  const vmsDir = dirname(configDir);
-  if (inside(resolved, vmsDir) && !inside(resolved, configDir)) {
+  // Nix takes the root's generations as a store URI (local?root=...): only characters no URI can misread.
+  if (!/^\/[A-Za-z0-9/._~+@,=-]*$/.test(resolved)) {
+    throw new InputError("root_dir", rootDir, "may hold only letters, digits and / . _ ~ + @ , = -");
+  }
+  // Under WORKERS_DIR live the VMs' config dirs, locks and roots, of every slot: a root there could take one's
+  // place. Compared by real paths too, so that no link leads there.
+  const workersDir = dirname(dirname(dirname(configDir)));
+  // The root itself may be our link into its generations: its parent is what places it.
+  const real = join(realPathOf(dirname(resolved)), basename(resolved));
+  if ((inside(resolved, workersDir) || inside(real, realPathOf(workersDir))) && !inside(real, realPathOf(configDir))) {
     throw new InputError(
       "root_dir",
       rootDir,
-      `must not be in ${vmsDir}, where the VMs' config dirs live, unless inside this VM's`,
+      `must not be in ${workersDir}, where the VMs' config dirs live, unless inside this VM's`,
     );
   }
   const generation = markedAncestor(resolved);
@@ -77,6 +84,29 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
     ? join(`${configDir}.roots`, encodeURIComponent(relative(configDir, resolved)))
     : `${resolved}.generations`;
   return { rootDir: resolved, generationsDir, configDir };
+}
+
+/**
+ * Why a path a user names (a root, a store to publish to) may not be
+ * written: it is under WORKERS_DIR, where the VMs' files live, or inside a
+ * prepared root's generations; null when neither. By real path too, so that
+ * no link leads there.
+ */
+export function reservedPlace(path: string, workersDir: string): string | null {
+  const resolved = resolve(path);
+  const real = join(realPathOf(dirname(resolved)), basename(resolved));
+  if (inside(resolved, workersDir) || inside(real, realPathOf(workersDir))) {
+    return `is in ${workersDir}, where the VMs' config dirs live`;
+  }
+  const generation = markedAncestor(resolved);
+  return generation === null ? null : `is inside ${generation}, the generations of a prepared root`;
+}
+
+/** The real path of `path`: its nearest existing ancestor's real path, with the rest appended. */
+function realPathOf(path: string): string {
+  let existing = path;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  return join(realpathSync(existing), relative(existing, path));
 }
 
 /** The nearest directory above `path` (following links, as the file system will) that is a generations directory of ours. */
