@@ -25,6 +25,9 @@ apt_update_once() {
 missing=()
 command -v /usr/bin/nix >/dev/null 2>&1 || missing+=(nix-bin)
 command -v patchelf >/dev/null 2>&1 || missing+=(patchelf)
+# The shells whose completion scripts the tests load.
+command -v zsh >/dev/null 2>&1 || missing+=(zsh)
+command -v fish >/dev/null 2>&1 || missing+=(fish)
 if [ ${#missing[@]} -gt 0 ]; then
   apt_update_once
   DEBIAN_FRONTEND=noninteractive apt-get "${apt_quiet[@]}" install -y --no-install-recommends "${missing[@]}" >&2

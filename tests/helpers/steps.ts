@@ -3,7 +3,7 @@
 // Windmill mains run the same way through withContextOptions.
 
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
-import type { Logger } from "../../f/nix/lib/core/log.ts";
+import type { Logger, Verbosity } from "../../f/nix/lib/core/log.ts";
 import { streamLogger } from "../../f/nix/lib/core/log.ts";
 import type { NixSettingsInput } from "../../f/nix/lib/nix/settings.ts";
 import { nixSettings } from "../../f/nix/lib/nix/settings.ts";
@@ -28,16 +28,25 @@ export interface CapturedLog extends Logger {
   text(): string;
 }
 
-export function captureLog(terminal: { columns: number } | null = null): CapturedLog {
+export function captureLog(
+  terminal: { columns: number; rows?: number } | null = null,
+  verbosity: Verbosity = "verbose",
+): CapturedLog {
   const chunks: string[] = [];
   const echo = process.env.NIXOS_CLOSURE_TEST_ECHO === "1";
-  const inner = streamLogger({
-    write: (text: string) => {
-      chunks.push(text);
-      if (echo) process.stderr.write(text);
+  const inner = streamLogger(
+    {
+      write: (text: string) => {
+        chunks.push(text);
+        if (echo) process.stderr.write(text);
+      },
+      isTTY: terminal !== null,
+      columns: terminal?.columns ?? 80,
+      rows: terminal?.rows ?? 24,
     },
-  });
-  return { ...inner, terminal, text: () => chunks.join("") };
+    { verbosity },
+  );
+  return { ...inner, text: () => chunks.join("") };
 }
 
 export interface StepOptions {

@@ -2,18 +2,7 @@
 // library (locked against the stand-in nixpkgs), and a complete environment
 // naming them, which tests hand to the steps (never through process.env, so
 // worker variables set in the calling shell change nothing).
-import {
-  chmodSync,
-  cpSync,
-  type Dirent,
-  mkdirSync,
-  mkdtempSync,
-  readdirSync,
-  readFileSync,
-  readlinkSync,
-  rmSync,
-  writeFileSync,
-} from "node:fs";
+import { chmodSync, type Dirent, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before } from "node:test";

@@ -1,7 +1,7 @@
 // render -> lock -> build with the real nix, once per Nix version under test,
 // against the fixture library and the stand-in nixpkgs, fully offline.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -175,7 +175,7 @@ for (const nix of testNixes()) {
       assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
     });
 
-    test("a failing derivation is named with its last log lines; result stays", async () => {
+    test("a failing derivation is named with its last log lines, once, and how to read all of them; result stays", async () => {
       const src = join(bench().root, "src", "xfsprogs");
       mkdirSync(src, { recursive: true });
       const r = await renderConfig({
@@ -196,7 +196,15 @@ for (const nix of testNixes()) {
       const error = await buildClosure(r.config_dir).catch((e: unknown) => e);
       assert.ok(error instanceof NixError, `expected a NixError, got ${error}`);
       assert.match(error.message, /xfsprogs-6\.13\.0\.drv/);
-      assert.match(error.message, /configure: xfs headers missing/);
+      assert.equal(error.message.split("configure: xfs headers missing").length, 2, error.message);
+      // The hint names the command that shows the whole log; it does.
+      const hint = /For full logs, run 'nix log (\/nix\/store\/\S+\.drv)'\./.exec(error.message);
+      assert.ok(hint, error.message);
+      const log = spawnSync(join(nix.bin, "nix"), ["--extra-experimental-features", "nix-command", "log", hint[1] as string], {
+        encoding: "utf8",
+      });
+      assert.equal(log.status, 0, log.stderr);
+      assert.match(log.stdout, /configure: xfs headers missing/);
       assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
     });
 

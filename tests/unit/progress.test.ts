@@ -4,10 +4,11 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { drvName } from "../../f/nix/lib/build/plan.ts";
 import { formatProgress, ProgressReporter } from "../../f/nix/lib/build/progress/display.ts";
+import { printable } from "../../f/nix/lib/build/progress/live_area.ts";
 import { BuildProgress } from "../../f/nix/lib/build/progress/tracker.ts";
-import type { Logger } from "../../f/nix/lib/core/log.ts";
+import { streamLogger, type Verbosity } from "../../f/nix/lib/core/log.ts";
 import { count, parseJsonExactIntegers, parseLogLine } from "../../f/nix/lib/nix/events.ts";
-import { captureLog } from "../helpers/steps.ts";
+import { emulator, type Screen } from "../helpers/terminal.ts";
 import { FIXTURES } from "../helpers/workbench.ts";
 
 const recorded = (name: string) =>
@@ -60,15 +61,19 @@ describe("progress from event streams", () => {
     assert.ok(shown.includes("interleaved plain line"));
     assert.ok(shown.includes("@nix {not json at all"));
     assert.ok(shown.includes("warning: something to know"));
-    // The failed derivation's log, in full, with its name.
-    const start = shown.indexOf("----- last 2 log lines of first-1.0 -----");
-    assert.ok(start >= 0, shown.join("\n"));
-    assert.deepEqual(shown.slice(start + 1, start + 4), ["first: line 1", "first: line 2", "----- end of first-1.0 log -----"]);
-    assert.ok(
-      progress.messages.includes(
-        "error: builder for '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-first-1.0.drv' failed with exit code 2",
-      ),
+    // The failed derivation's last lines go into the error, once, with how to read all of them; nothing live.
+    assert.ok(!shown.some((l) => l.includes("first: line")), shown.join("\n"));
+    const error = progress.messages.indexOf(
+      "error: builder for '/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-first-1.0.drv' failed with exit code 2",
     );
+    assert.ok(error >= 0, progress.messages.join("\n"));
+    assert.deepEqual(progress.messages.slice(error + 1, error + 5), [
+      "       last 2 log lines:",
+      "       > first: line 1",
+      "       > first: line 2",
+      "       For full logs, run 'nix log /nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-first-1.0.drv'.",
+    ]);
+    assert.deepEqual(progress.failedBuilds, ["/nix/store/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa-first-1.0.drv"]);
     const snapshot = progress.snapshot();
     assert.equal(snapshot.built, 1);
     assert.equal(snapshot.toBuild, 2);
@@ -77,13 +82,14 @@ describe("progress from event streams", () => {
 
   for (const version of ["2.8", "2.26"]) {
     test(`a failing build recorded from Nix ${version}`, () => {
-      const { progress, shown } = feed(recorded(`failed-build-nix-${version}.log`));
-      const header = shown.findIndex((l) => /^----- last 3 log lines of xfsprogs-6\.13\.0 -----$/.test(l));
-      assert.ok(header >= 0, shown.join("\n"));
-      assert.deepEqual(shown.slice(header + 1, header + 4), [
-        "configuring xfsprogs",
-        "checking headers",
-        "xfs/linux.h: No such file",
+      const { progress } = feed(recorded(`failed-build-nix-${version}.log`));
+      const header = progress.messages.indexOf("       last 3 log lines:");
+      assert.ok(header >= 0, progress.messages.join("\n"));
+      assert.deepEqual(progress.messages.slice(header + 1, header + 5), [
+        "       > configuring xfsprogs",
+        "       > checking headers",
+        "       > xfs/linux.h: No such file",
+        `       For full logs, run 'nix log ${progress.failedBuilds[0]}'.`,
       ]);
       assert.ok(progress.evaluationMs !== null);
       assert.ok(!progress.built.some((d) => d.includes("xfsprogs")), "a failed derivation is not counted as built");
@@ -109,61 +115,207 @@ describe("progress from event streams", () => {
         bytesFetched: 45.2 * 2 ** 20,
         bytesToFetch: 210 * 2 ** 20,
         building: [
-          { name: "linux-6.1", phase: "buildPhase" },
-          { name: "gcc-14", phase: null },
+          { name: "linux-6.1", phase: "buildPhase", elapsedMs: 42_000, lastLine: "CC fs/xfs/xfs_inode.o" },
+          { name: "gcc-14", phase: null, elapsedMs: 1000, lastLine: null },
         ],
       }),
-      "[01:23] building and fetching: 3/17 built, 120/900 fetched (45.2 MiB/210.0 MiB); now: linux-6.1 (buildPhase), gcc-14",
+      "[01:23] building and fetching: 3/17 built, 120/900 fetched (45.2 MiB of 210.0 MiB); now: linux-6.1 00:42 buildPhase, gcc-14 00:01",
     );
   });
 });
 
-/** A logger whose raw writes land in `out`, one entry per write. */
-function writesTo(out: string[], terminal: Logger["terminal"]): Logger {
-  return { ...captureLog(terminal), write: (text) => out.push(text) };
+/** A logger on a terminal of its own (the emulator) whose size a test changes, or on a job log. */
+function terminalLog(screen: Screen | null, size = { columns: 60, rows: 24 }, verbosity: Verbosity = "normal") {
+  const listeners: (() => void)[] = [];
+  const raw: string[] = [];
+  const log = streamLogger(
+    {
+      write: (text: string) => {
+        raw.push(text);
+        screen?.write(text);
+      },
+      isTTY: screen !== null,
+      get columns() {
+        return size.columns;
+      },
+      get rows() {
+        return size.rows;
+      },
+      on: (_event: "resize", listener: () => void) => listeners.push(listener),
+      off: () => {},
+    },
+    { verbosity },
+  );
+  return {
+    log,
+    raw,
+    async resize(columns: number, rows: number) {
+      await screen?.resize(columns, rows);
+      size.columns = columns;
+      size.rows = rows;
+      for (const listener of listeners) listener();
+    },
+  };
+}
+
+/** A build of two derivations, the first printing lines, as Nix 2.26 reports it. */
+function twoBuilds(): string[] {
+  const drv = (name: string) => `/nix/store/${"c".repeat(32)}-${name}.drv`;
+  const event = (e: object) => `@nix ${JSON.stringify(e)}`;
+  return [
+    event({ action: "start", id: 1, level: 4, parent: 0, text: "", type: 104 }),
+    event({ action: "result", id: 1, type: 105, fields: [0, 2, 0, 0] }),
+    event({
+      action: "start",
+      id: 2,
+      level: 3,
+      parent: 1,
+      text: `building '${drv("xfsprogs-6.13.0")}'`,
+      type: 105,
+      fields: [drv("xfsprogs-6.13.0"), "", 1, 1],
+    }),
+    event({ action: "result", id: 2, type: 104, fields: ["buildPhase"] }),
+    event({ action: "result", id: 2, type: 101, fields: ["\u001b[32mCC\u001b[0m\tlibxfs/xfs_inode.o"] }),
+    event({
+      action: "result",
+      id: 2,
+      type: 101,
+      fields: ["CC libxfs/xfs_btree.o and a line long enough to be cut at sixty columns wide"],
+    }),
+    event({
+      action: "start",
+      id: 3,
+      level: 3,
+      parent: 1,
+      text: `building '${drv("fio-3.38")}'`,
+      type: 105,
+      fields: [drv("fio-3.38"), "", 1, 1],
+    }),
+    event({ action: "result", id: 3, type: 101, fields: ["fio: configure"] }),
+    event({ action: "stop", id: 2 }),
+    event({ action: "result", id: 1, type: 105, fields: [1, 2, 1, 0] }),
+    event({ action: "stop", id: 3 }),
+    event({ action: "result", id: 1, type: 105, fields: [2, 2, 0, 0] }),
+    event({ action: "stop", id: 1 }),
+  ];
 }
 
 describe("showing progress", () => {
   const lines = recorded("failed-build-nix-2.26.log");
 
-  test("a job log gets plain lines: at phase changes and at most every 10 s", () => {
+  test("a job log gets plain lines: at phase changes and at most every 10 s, then one summary line", () => {
     // (a snapshot is taken at most every second: one event per second here)
     let clock = 0;
-    const out: string[] = [];
+    const { log, raw } = terminalLog(null);
     const progress = new BuildProgress(() => clock);
-    const reporter = new ProgressReporter(progress, writesTo(out, null), { now: () => clock });
+    const reporter = new ProgressReporter(progress, log, { now: () => clock });
     for (const line of lines) {
       clock += 1000; // one second per event: 115 s in all
       reporter.line(line);
     }
-    reporter.finish();
-    const statusLines = out.filter((t) => /^\[\d\d:\d\d\] /.test(t));
+    reporter.finish(false);
+    const statusLines = raw.filter((t) => /^\[\d\d:\d\d\] /.test(t));
     assert.ok(
       statusLines.length >= 2 && statusLines.length <= 2 + 115 / 10 + 2,
       `${statusLines.length} lines:\n${statusLines.join("")}`,
     );
     assert.ok(
-      out.every((t) => !t.includes("\r") && !t.includes("\x1b")),
+      raw.every((t) => !t.includes("\r") && !t.includes("\x1b")),
       "no terminal control in a job log",
     );
     assert.match(statusLines[0] ?? "", /evaluating/);
+    assert.match(raw.at(-1) ?? "", /^xfsprogs-6\.13\.0 failed after 115\.0 s \(built 1 derivation before that\)\n$/);
   });
 
-  test("a terminal gets one status line redrawn in place", () => {
+  test("a terminal gets a live block: each running build with its time, phase and last line; then one summary line", async () => {
     let clock = 0;
-    const out: string[] = [];
-    const reporter = new ProgressReporter(new BuildProgress(() => clock), writesTo(out, { columns: 60 }), { now: () => clock });
-    for (const line of lines) {
-      clock += 60; // a redraw at most every 100 ms
+    const screen = emulator(60, 24);
+    const { log } = terminalLog(screen);
+    log.info("+ nix build (a command printed before the build)");
+    const reporter = new ProgressReporter(new BuildProgress(() => clock), log, { now: () => clock });
+    const events = twoBuilds();
+    for (const line of events.slice(0, 8)) {
+      clock += 1000;
       reporter.line(line);
     }
-    reporter.finish();
-    const redraws = out.filter((t) => t.startsWith("\r\x1b[K["));
-    assert.ok(redraws.length > 3 && redraws.length <= lines.length / 1.5, `${redraws.length} redraws for ${lines.length} events`);
-    assert.ok(redraws.every((t) => t.length <= "\r\x1b[K".length + 60));
-    assert.ok(
-      out.some((t) => t === "xfs/linux.h: No such file\n"),
-      "the failed log is printed above the status line",
+    reporter.update(true);
+    const during = await screen.lines();
+    assert.deepEqual(during, [
+      "+ nix build (a command printed before the build)",
+      "  00:05  xfsprogs-6.13.0  buildPhase  CC libxfs/xfs_btree.…",
+      "  00:01  fio-3.38                     fio: configure",
+      "[00:08] building: 0/2 built",
+    ]);
+    for (const line of events.slice(8)) {
+      clock += 1000;
+      reporter.line(line);
+    }
+    reporter.finish(true);
+    assert.deepEqual(await screen.lines(), ["+ nix build (a command printed before the build)", "built 2 derivations in 13.0 s"]);
+  });
+
+  test("a resize mid-build redraws at the new width and leaves nothing of the old block", async () => {
+    let clock = 0;
+    const screen = emulator(60, 24);
+    const terminal = terminalLog(screen);
+    const reporter = new ProgressReporter(new BuildProgress(() => clock), terminal.log, { now: () => clock });
+    const events = twoBuilds();
+    for (const line of events.slice(0, 8)) {
+      clock += 1000;
+      reporter.line(line);
+    }
+    reporter.update(true);
+    await terminal.resize(25, 24); // narrower: the terminal re-wraps the old block's lines
+    assert.deepEqual(await screen.lines(), ["  00:05  xfsprogs-6.13.…", "  00:01  fio-3.38      …", "[00:08] building: 0/2 b…"]);
+    await terminal.resize(80, 24);
+    clock += 1000;
+    reporter.update(true);
+    assert.deepEqual(await screen.lines(), [
+      "  00:06  xfsprogs-6.13.0  buildPhase  CC libxfs/xfs_btree.o and a line long en…",
+      "  00:02  fio-3.38                     fio: configure",
+      "[00:09] building: 0/2 built",
+    ]);
+    for (const line of events.slice(8)) reporter.line(line);
+    reporter.finish(true);
+    assert.deepEqual(await screen.lines(), ["built 2 derivations in 9.0 s"]);
+  });
+
+  test("-L: every builder line, prefixed with its package, as plain text above the block", () => {
+    const progress = new BuildProgress(() => 0, { buildLogs: true });
+    const shown = twoBuilds().flatMap((line) => progress.handle(line));
+    assert.deepEqual(shown, [
+      "xfsprogs-6.13.0> \u001b[32mCC\u001b[0m\tlibxfs/xfs_inode.o",
+      "xfsprogs-6.13.0> CC libxfs/xfs_btree.o and a line long enough to be cut at sixty columns wide",
+      "fio-3.38> fio: configure",
+    ]);
+    assert.equal(printable(shown[0] ?? ""), "xfsprogs-6.13.0> CC  libxfs/xfs_inode.o");
+    // The failed builder's lines were shown as they came: its error only says where all of them are.
+    const failed = new BuildProgress(() => 0, { buildLogs: true });
+    for (const line of recorded("failed-build-nix-2.26.log")) failed.handle(line);
+    assert.ok(!failed.messages.some((m) => m.includes("last 3 log lines")));
+    assert.ok(failed.messages.some((m) => m.startsWith("       For full logs, run 'nix log ")));
+  });
+
+  test("-v: Nix's own words (what it builds), not only the counts", () => {
+    const progress = new BuildProgress(() => 0, { chatter: true });
+    const shown = twoBuilds().flatMap((line) => progress.handle(line));
+    assert.deepEqual(
+      shown.map((l) => l.replace(/c{32}/, "…")),
+      ["building '/nix/store/…-xfsprogs-6.13.0.drv'", "building '/nix/store/…-fio-3.38.drv'"],
     );
+  });
+
+  test("quiet: nothing at all", () => {
+    const { log, raw } = terminalLog(emulator(60, 24), undefined, "quiet");
+    const reporter = new ProgressReporter(new BuildProgress(() => 0), log, { now: () => 0 });
+    for (const line of twoBuilds()) reporter.line(line);
+    reporter.finish(true);
+    assert.deepEqual(raw, []);
+  });
+
+  test("a builder's escapes and carriage returns never reach the screen", () => {
+    assert.equal(printable("\u001b[1;31mred\u001b[0m and \u001b]0;title\u0007plain"), "red and plain");
+    assert.equal(printable("10%\r50%\r100%"), "100%");
+    assert.equal(printable("bell\u0007 tab\tend\r\n"), "bell tab  end");
   });
 });

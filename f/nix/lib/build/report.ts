@@ -88,7 +88,7 @@ export async function compareClosures(
 export function formatClosureDiff(from: string, to: string, diff: ClosureDiff, shown = 10): string[] {
   const lines = [
     `from ${from}`,
-    `to   ${to}: ${plural(diff.added.length, "path")} added (${formatBytes(diff.added_size)}), ${diff.removed.length} removed (${formatBytes(diff.removed_size)})`,
+    `to   ${to}: ${plural(diff.added.length, "path")} added (${formatBytes(diff.added_size)}), ${plural(diff.removed.length, "path")} removed (${formatBytes(diff.removed_size)})`,
   ];
   for (const c of diff.changes) {
     const change = c.from.length + c.to.length > 0 ? `${c.from.join(", ") || "∅"} → ${c.to.join(", ") || "∅"}` : "";
@@ -155,8 +155,12 @@ export function parseDiffClosures(text: string): VersionChange[] {
 
 /** A short table for a terminal. */
 export function formatClosureReport(report: ClosureReport): string {
-  const lines = [`closure: ${report.paths} paths, ${formatBytes(report.nar_size)}`, "largest:"];
-  for (const p of report.largest) lines.push(`  ${formatBytes(p.nar_size).padStart(10)}  ${p.path}`);
+  const lines = [`closure: ${plural(report.paths, "path")}, ${formatBytes(report.nar_size)}`];
   if (report.diff && report.previous) lines.push(...formatClosureDiff(report.previous, "this build", report.diff));
   return lines.join("\n");
+}
+
+/** The largest paths of a closure, one per line: a detail for the verbose. */
+export function formatLargest(report: ClosureReport): string {
+  return ["largest:", ...report.largest.map((p) => `  ${formatBytes(p.nar_size).padStart(10)}  ${p.path}`)].join("\n");
 }

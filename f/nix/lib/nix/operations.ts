@@ -35,15 +35,24 @@ export interface EventStream {
 
 /**
  * `nix build <installable> --json --out-link <link>` (the link is a GC root);
- * with `events`, Nix reports in internal-json and every stderr line goes there.
+ * with `events`, Nix reports in internal-json and every stderr line goes there
+ * (builders' lines among them); without, `printBuildLogs` is Nix's own `-L`.
  */
-export async function build(nix: Nix, installable: string, outLink: string, events: EventStream | null): Promise<BuildResult[]> {
+export async function build(
+  nix: Nix,
+  installable: string,
+  outLink: string,
+  events: EventStream | null,
+  printBuildLogs = false,
+): Promise<BuildResult[]> {
   const args = ["build", installable, "--json", "--out-link", outLink];
   const options: NixCallOptions = { summary: `building ${installable} failed` };
   if (events) {
     args.push("--log-format", "internal-json", "-v");
     options.onStderrLine = events.onLine;
     options.errorLines = events.errorLines;
+  } else if (printBuildLogs) {
+    args.push("--print-build-logs");
   }
   const result = await runNix(nix, args, options);
   return parseBuildJson(result.stdout);
@@ -56,7 +65,7 @@ export async function dryRun(nix: Nix, installable: string): Promise<string[]> {
     summary: `planning ${installable} failed`,
     onStderrLine: (line) => {
       lines.push(line);
-      nix.runner.log.info(line);
+      nix.runner.log.detail(line);
     },
   });
   return lines;

@@ -13,15 +13,16 @@ const SHOWN_ENV = { NO_COLOR: "1" };
  * The part of Nix's output that says what went wrong: from its first `error:`
  * on (a failed builder comes before the "dependencies failed" summary), less
  * the evaluation trace frames (`… while ...`) and the hints about
- * --show-trace, so the option or derivation at fault stays in view.
+ * --show-trace (unless `keepTrace`: the caller asked for them), so the option
+ * or derivation at fault stays in view.
  */
-export function nixErrorText(lines: readonly string[]): string {
+export function nixErrorText(lines: readonly string[], keepTrace = false): string {
   const first = lines.findIndex((line) => /^error\b/.test(line));
   if (first < 0) return lines.slice(-20).join("\n").trimEnd() || "(nix printed nothing)";
   const kept: string[] = [];
   let inFrame = false;
   for (const line of lines.slice(first)) {
-    if (/^\s*… /.test(line)) inFrame = true;
+    if (/^\s*… /.test(line) && !keepTrace) inFrame = true;
     else if (line.trim() === "") inFrame = false;
     if (inFrame || line.trim() === "" || line.trim() === "error:") continue;
     if (/^\s*\((stack trace truncated|use '--show-trace')/.test(line)) continue;
@@ -53,7 +54,12 @@ export async function runNix(nix: Nix, args: readonly string[], options: NixCall
   const result = await run(nix.runner, [program, ...FEATURES, ...nix.settings, ...args], runOptions);
   if (result.exitCode !== 0) {
     const lines = options.errorLines ? options.errorLines() : result.stderrTail;
-    throw new NixError(result.printed, result.exitCode, nixErrorText(lines), options.summary);
+    throw new NixError(
+      result.printed,
+      result.exitCode,
+      nixErrorText(lines, nix.settings.includes("--show-trace")),
+      options.summary,
+    );
   }
   return result;
 }

@@ -10,7 +10,7 @@ import { formatOverrides, type OverrideReport, verifyOverrides } from "../build/
 import type { BuildPlan } from "../build/plan.ts";
 import { ProgressReporter } from "../build/progress/display.ts";
 import { BuildProgress } from "../build/progress/tracker.ts";
-import { type ClosureReport, closureReport, formatClosureReport } from "../build/report.ts";
+import { type ClosureReport, closureReport, formatClosureReport, formatLargest } from "../build/report.ts";
 import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
@@ -137,7 +137,7 @@ export async function buildClosure(
   const nix = await context.nix();
   const { log, settings } = context;
   checkPublishTargets(context.env, settings, "nix_settings.publish_to");
-  log.info(`using ${nix.program}`);
+  log.detail(`using ${nix.program}`);
   const installable = toplevelInstallable(dir);
   return withDirLock(dir, context, async () => {
     checkLockFile(context, dir);
@@ -145,16 +145,21 @@ export async function buildClosure(
     const resultLink = join(dir, "result");
     const previous = currentResult(resultLink);
     const started = performance.now();
-    const tracker = context.progress === "off" ? null : new BuildProgress();
+    const tracker =
+      context.progress === "off"
+        ? null
+        : new BuildProgress(undefined, { buildLogs: context.output.buildLogs, chatter: context.output.chatter });
     const reporter = tracker ? new ProgressReporter(tracker, log) : null;
     const events: EventStream | null =
       tracker && reporter ? { onLine: (line) => reporter.line(line), errorLines: () => tracker.messages } : null;
     let built: Awaited<ReturnType<typeof build>>;
+    let succeeded = false;
     try {
       // Nix replaces `result` only when the build succeeds, and the build dies with the step (see core/process.ts).
-      built = await build(nix, installable, resultLink, events);
+      built = await build(nix, installable, resultLink, events, context.output.buildLogs);
+      succeeded = true;
     } finally {
-      reporter?.finish();
+      reporter?.finish(succeeded);
     }
     const totalMs = performance.now() - started;
     const toplevel = built[0]?.outputs.out;
@@ -165,8 +170,9 @@ export async function buildClosure(
     for (const warning of boot.warnings) log.warn(warning);
     const closure = await closureOf(nix, dir, toplevel);
     const report = await closureReport(nix, closure, toplevel, previous);
-    log.info(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
+    log.detail(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
     log.info(formatClosureReport(report));
+    log.detail(formatLargest(report));
 
     const published = await deliver(nix, toplevel, closure, settings.publishTo, settings.substituteOnDestination);
 

@@ -41,12 +41,23 @@ export interface Context {
   signal: AbortSignal;
   settings: NixSettings;
   progress: ProgressMode;
+  output: OutputOptions;
   /** How long to wait for another step holding the config dir. */
   lockWaitSeconds: number;
   words: Vocabulary;
   heldLocks: ReadonlySet<string>;
   /** The Nix every Nix call of this step goes through, located on first use. */
   nix(): Promise<Nix>;
+}
+
+/** What a build shows besides its progress (the CLI's -L, -v and --show-trace). */
+export interface OutputOptions {
+  /** Every builder's log lines, as `nix build -L`. */
+  buildLogs: boolean;
+  /** Nix's own messages and activities, as it prints them without a progress display. */
+  chatter: boolean;
+  /** Nix's evaluation traces, whole (`--show-trace`). */
+  showTrace: boolean;
 }
 
 /** What a step's context is made of, besides its name and Nix settings. */
@@ -60,6 +71,8 @@ export interface ContextOptions {
   words?: Vocabulary;
   /** Config dirs the caller holds the lock of for its whole run. */
   heldLocks?: ReadonlySet<string>;
+  /** None of them unless given. */
+  output?: Partial<OutputOptions>;
 }
 
 const DEFAULT_LOCK_WAIT_SECONDS = 60;
@@ -68,6 +81,8 @@ export function createContext(step: string, settings: NixSettings, options: Cont
   const { env, log, signal } = options;
   const wait = Number(env.NIXOS_CLOSURE_LOCK_WAIT ?? DEFAULT_LOCK_WAIT_SECONDS);
   let located: Promise<Nix> | null = null;
+  const output: OutputOptions = { buildLogs: false, chatter: false, showTrace: false, ...options.output };
+  const nixArgs = [...settingsArgs(settings), ...(output.showTrace ? ["--show-trace"] : [])];
   return {
     step,
     env,
@@ -75,11 +90,12 @@ export function createContext(step: string, settings: NixSettings, options: Cont
     signal,
     settings,
     progress: options.progress ?? (env.NIXOS_CLOSURE_PROGRESS === "off" ? "off" : "auto"),
+    output,
     lockWaitSeconds: Number.isFinite(wait) && wait >= 0 ? wait : DEFAULT_LOCK_WAIT_SECONDS,
     words: options.words ?? WINDMILL_VOCABULARY,
     heldLocks: options.heldLocks ?? new Set(),
     nix() {
-      located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, settingsArgs(settings)));
+      located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, nixArgs));
       return located;
     },
   };

@@ -41,7 +41,7 @@ export function checkLockFile(context: Context, configDir: string): void {
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
-  context.log.info(`using ${nix.program}`);
+  context.log.detail(`using ${nix.program}`);
   return withDirLock(dir, context, async () => {
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);

@@ -24,13 +24,14 @@ export async function planBuild(
 ): Promise<PlanResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
-  context.log.info(`using ${nix.program}`);
+  context.log.detail(`using ${nix.program}`);
   // Under the config dir's lock: Nix reads (and may complete) flake.lock while it plans.
   return withDirLock(dir, context, async () => {
     checkLockFile(context, dir);
     const overrides = await checkedOverrides(context, nix, dir, optionalOverrides);
     const plan = parsePlan(await dryRun(nix, toplevelInstallable(dir)));
-    context.log.info(formatPlan(plan));
+    // The plan is the result: the CLI prints it; a job log shows it here.
+    context.log.detail(formatPlan(plan));
     return { config_dir: dir, plan, overrides };
   });
 }

@@ -6,9 +6,10 @@ import { basename, dirname, join } from "node:path";
 import { type ClosureDiff, compareClosures } from "../build/report.ts";
 import { removeTree } from "../build/root/generations.ts";
 import { validateVmName } from "../config/guest.ts";
-import { InputError, SetupError } from "../core/errors.ts";
+import { InputError, NixError, SetupError } from "../core/errors.ts";
 import { readIfExists } from "../core/files.ts";
 import type { PathInfo } from "../nix/json.ts";
+import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
 import { lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
 import { workerLayout } from "../worker/layout.ts";
@@ -119,6 +120,26 @@ function reachable(starts: Iterable<string>, references: ReadonlyMap<string, rea
   return seen;
 }
 
+/**
+ * The closure of those of `paths` that are still valid. The GC roots of the
+ * whole store are read first, and any of their targets may be collected or
+ * deleted by someone else before Nix is asked: such a path is left out (Nix
+ * names it), not a reason to fail the listing.
+ */
+async function closureOfLive(nix: Nix, paths: readonly string[]): Promise<PathInfo[]> {
+  let live = paths.filter((path) => existsSync(path));
+  for (let attempt = 0; ; attempt++) {
+    if (live.length === 0) return [];
+    try {
+      return await closureInfo(nix, live);
+    } catch (error) {
+      const gone = error instanceof NixError ? /path '([^']+)' is not valid/.exec(error.nixMessage)?.[1] : undefined;
+      if (gone === undefined || !live.includes(gone) || attempt >= 10) throw error;
+      live = live.filter((path) => path !== gone);
+    }
+  }
+}
+
 /** The VMs of this worker slot (or all slots), with their sizes from one `nix path-info` of every GC root of the store. */
 export async function listVms(context: Context, allWorkers = false): Promise<VmInfo[]> {
   const vms: (Omit<VmInfo, "closure_size" | "unique_size"> & { held: string[] })[] = [];
@@ -151,7 +172,7 @@ export async function listVms(context: Context, allWorkers = false): Promise<VmI
   const ours = new Set(vms.flatMap((vm) => vm.gc_roots));
   const others = (await gcRoots(nix)).filter((root) => !ours.has(root.link)).map((root) => root.target);
   const starts = [...new Set([...vms.flatMap((vm) => vm.held), ...others])];
-  const infos: PathInfo[] = starts.length === 0 ? [] : await closureInfo(nix, starts);
+  const infos = await closureOfLive(nix, starts);
   const references = new Map(infos.map((info) => [info.path, info.references]));
   const sizes = new Map(infos.map((info) => [info.path, info.narSize]));
   const size = (paths: Iterable<string>) => [...paths].reduce((n, path) => n + (sizes.get(path) ?? 0), 0);

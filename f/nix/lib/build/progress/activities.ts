@@ -12,6 +12,8 @@ export interface Activity {
   running: number;
   failed: number;
   stopped: boolean;
+  /** When it started, on the tracker's clock. */
+  startedAt: number;
   log: string[];
 }
 
@@ -22,8 +24,19 @@ export class Activities {
   private readonly byId = new Map<string, Activity>();
   private readonly expectedByType = new Map<string, number>();
 
-  start(id: string, type: number, drvPath: string | null): void {
-    this.byId.set(id, { type, drvPath, phase: null, done: 0, expected: 0, running: 0, failed: 0, stopped: false, log: [] });
+  start(id: string, type: number, drvPath: string | null, startedAt: number): void {
+    this.byId.set(id, {
+      type,
+      drvPath,
+      phase: null,
+      done: 0,
+      expected: 0,
+      running: 0,
+      failed: 0,
+      stopped: false,
+      startedAt,
+      log: [],
+    });
   }
 
   /** Marks an activity finished; returns it, when it was known. */
@@ -36,7 +49,8 @@ export class Activities {
     return activity;
   }
 
-  result(id: string, type: number, fields: Field[]): void {
+  /** Records a result; returns the activity it belongs to, when known. */
+  result(id: string, type: number, fields: Field[]): Activity | undefined {
     const activity = this.byId.get(id);
     if (type === ResultType.buildLogLine && activity) {
       activity.log.push(String(fields[0] ?? ""));
@@ -53,6 +67,7 @@ export class Activities {
       const expected = count(fields[1]);
       if (ofType !== null && expected !== null) this.expectedByType.set(`${id}:${ofType}`, expected);
     }
+    return activity;
   }
 
   ofType(type: number): Activity[] {

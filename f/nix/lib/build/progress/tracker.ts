@@ -1,9 +1,11 @@
 // Turns Nix's internal-json events into the state of a build: derivations
-// built of total, paths and bytes fetched, what is building now, elapsed time,
-// the plan, and the log of a derivation that failed. Unknown event and
-// activity types are ignored; lines that are not events pass through as text.
-// Showing that state is display.ts's job.
-import { ActivityType, type NixEvent, parseLogLine } from "../../nix/events.ts";
+// built of total, paths and bytes fetched, what is building now (each with
+// its phase, its time and its latest log line), elapsed time, the plan, and
+// the log of a derivation that failed. Unknown event and activity types are
+// ignored; lines that are not events pass through as text. Showing that state
+// is display.ts's job.
+import { plural } from "../../core/format.ts";
+import { ActivityType, type NixEvent, parseLogLine, ResultType } from "../../nix/events.ts";
 import { type BuildPlan, drvName, formatPlan, PlanCollector } from "../plan.ts";
 import { Activities, total } from "./activities.ts";
 
@@ -19,10 +21,27 @@ export interface Progress {
   toFetch: number;
   bytesFetched: number;
   bytesToFetch: number;
-  building: { name: string; phase: string | null }[];
+  building: RunningBuild[];
+}
+
+export interface RunningBuild {
+  name: string;
+  phase: string | null;
+  elapsedMs: number;
+  /** The builder's latest non-empty log line, or null. */
+  lastLine: string | null;
+}
+
+export interface TrackerOptions {
+  /** Show every builder's log lines, `name> line`, as `nix build -L` does. */
+  buildLogs?: boolean;
+  /** Show Nix's own messages and activities (what `nix build` prints without a progress display). */
+  chatter?: boolean;
 }
 
 const FAILED_BUILDER = /builder for '([^']+\.drv)' failed/;
+/** Lines of a failed builder's log its error shows (Nix's own `log-lines` default of 2.20 on). */
+const FAILED_LOG_LINES = 25;
 const UNREACHABLE_BUILDER = /cannot build on '([^']+)':(?:\s*error:)?(.*)/;
 
 export class BuildProgress {
@@ -38,13 +57,17 @@ export class BuildProgress {
   readonly unreachableBuilders: string[] = [];
   /** Store paths substituted from a binary cache. */
   readonly substituted: string[] = [];
+  /** Derivations whose builder failed, by store path. */
+  readonly failedBuilds: string[] = [];
   private readonly activities = new Activities();
   private readonly builtSet = new Set<string>();
   private readonly failedDrvs = new Set<string>();
   private readonly now: () => number;
+  private readonly options: TrackerOptions;
 
-  constructor(now: () => number = () => performance.now()) {
+  constructor(now: () => number = () => performance.now(), options: TrackerOptions = {}) {
     this.now = now;
+    this.options = options;
     this.startedAt = now();
   }
 
@@ -80,8 +103,9 @@ export class BuildProgress {
         }
         const drvPath = event.type === ActivityType.build && typeof event.fields[0] === "string" ? event.fields[0] : null;
         if (event.type === ActivityType.substitute && typeof event.fields[0] === "string") this.substituted.push(event.fields[0]);
-        this.activities.start(event.id, event.type, drvPath);
-        return [];
+        this.activities.start(event.id, event.type, drvPath, this.now());
+        // What Nix itself prints at its default verbosity: "building '...'", "copying path '...' from '...'".
+        return this.options.chatter && event.level <= 3 && event.text !== "" ? [event.text] : [];
       }
       case "stop": {
         const activity = this.activities.stop(event.id);
@@ -91,9 +115,13 @@ export class BuildProgress {
         }
         return [];
       }
-      case "result":
-        this.activities.result(event.id, event.type, event.fields);
+      case "result": {
+        const activity = this.activities.result(event.id, event.type, event.fields);
+        if (this.options.buildLogs && event.type === ResultType.buildLogLine && activity?.drvPath) {
+          return [`${drvName(activity.drvPath)}> ${String(event.fields[0] ?? "")}`];
+        }
         return [];
+      }
     }
   }
 
@@ -109,20 +137,32 @@ export class BuildProgress {
       if (!this.unreachableBuilders.includes(uri)) this.unreachableBuilders.push(uri);
       return [`note: remote builder ${uri} is unreachable (${why.trim()}); Nix builds on this machine instead`];
     }
-    if (level > 2) return [];
+    if (level > 2) return this.options.chatter && level === 3 && !PlanCollector.isPlanText(text) ? text.split("\n") : [];
     this.messages.push(...text.split("\n"));
     const failed = FAILED_BUILDER.exec(text)?.[1];
     if (level === 0 && failed) {
-      // As Nix does without internal-json: the error carries the builder's last lines.
-      const tail = this.activities.logOf(failed).slice(-10);
-      if (tail.length > 0) this.messages.push(`       last ${tail.length} log lines:`, ...tail.map((l) => `       > ${l}`));
+      this.messages.push(...this.failureLines(failed));
       this.failedDrvs.add(failed);
       const index = this.built.indexOf(failed);
       if (index >= 0) this.built.splice(index, 1);
       this.builtSet.delete(failed);
-      return this.failedLog(failed);
+      this.failedBuilds.push(failed);
     }
+    // Errors are the step's to report, once, when Nix has exited.
     return level === 0 ? [] : text.split("\n");
+  }
+
+  /**
+   * What the error about a failed builder adds, as Nix does without
+   * internal-json: its last lines (unless they were just shown with
+   * --print-build-logs), and how to read all of them.
+   */
+  private failureLines(drvPath: string): string[] {
+    const tail = this.options.buildLogs ? [] : this.activities.logOf(drvPath).slice(-FAILED_LOG_LINES);
+    return [
+      ...(tail.length > 0 ? [`       last ${plural(tail.length, "log line")}:`, ...tail.map((l) => `       > ${l}`)] : []),
+      `       For full logs, run 'nix log ${drvPath}'.`,
+    ];
   }
 
   /** Nix 2.19+ print what they will build and fetch at level info, before building. */
@@ -141,16 +181,6 @@ export class BuildProgress {
     return this.planLines.plan;
   }
 
-  private failedLog(drvPath: string): string[] {
-    const lines = this.activities.logOf(drvPath);
-    if (lines.length === 0) return [`${drvName(drvPath)} failed and printed nothing`];
-    return [
-      `----- last ${lines.length} log lines of ${drvName(drvPath)} -----`,
-      ...lines,
-      `----- end of ${drvName(drvPath)} log -----`,
-    ];
-  }
-
   snapshot(): Progress {
     const builds = this.activities.ofType(ActivityType.builds);
     const copies = this.activities.ofType(ActivityType.copyPaths);
@@ -160,7 +190,12 @@ export class BuildProgress {
         (a) =>
           a.running !== 0 || (a.drvPath !== null && !a.stopped && !this.builtSet.has(a.drvPath) && !this.isFailed(a.drvPath)),
       )
-      .map((a) => ({ name: drvName(a.drvPath ?? "?"), phase: a.phase }));
+      .map((a) => ({
+        name: drvName(a.drvPath ?? "?"),
+        phase: a.phase,
+        elapsedMs: this.now() - a.startedAt,
+        lastLine: a.log.findLast((line) => line.trim() !== "") ?? null,
+      }));
     const bytesFetched = total(this.activities.ofType(ActivityType.copyPath), "done");
     const toBuild = Math.max(total(builds, "expected"), this.plan.derivations.length);
     const toFetch = Math.max(total(copies, "expected"), this.plan.fetch.length);

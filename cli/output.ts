@@ -1,0 +1,117 @@
+// What the CLI shows: its logger (how much, in colour or not, live or plain)
+// and each command's result as text or JSON.
+import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
+import { formatBytes, formatSeconds } from "../f/nix/lib/core/format.ts";
+import { createStyle, type Logger, type Style, streamLogger, type Verbosity } from "../f/nix/lib/core/log.ts";
+import type { Env } from "../f/nix/lib/core/process.ts";
+import type { Collection, VmInfo } from "../f/nix/lib/steps/vms.ts";
+import type { OutputFlags } from "./options.ts";
+
+/** Whether stderr is a terminal we may draw on: `TERM=dumb` gets plain lines. */
+function drawable(env: Env): boolean {
+  return process.stderr.isTTY === true && env.TERM !== "dumb";
+}
+
+/** `--color`, then NO_COLOR (any non-empty value), then whether stderr is a terminal. */
+export function colorOf(flags: OutputFlags, env: Env): boolean {
+  if (flags.color === "always") return true;
+  if (flags.color === "never") return false;
+  return (env.NO_COLOR ?? "") === "" && drawable(env);
+}
+
+export function verbosityOf(flags: OutputFlags): Verbosity {
+  return flags.quiet ? "quiet" : flags.verbose ? "verbose" : "normal";
+}
+
+/** The logger of a CLI run: stderr, at the verbosity and colour the flags ask for. */
+export function cliLogger(flags: OutputFlags, env: Env): Logger {
+  return streamLogger(process.stderr, { verbosity: verbosityOf(flags), terminal: drawable(env), color: colorOf(flags, env) });
+}
+
+/** The style of the CLI's own error lines, from the arguments alone (they may be what failed to parse). */
+export function errorStyle(argv: readonly string[], env: Env): Style {
+  const at = argv.findIndex((word) => word === "--color" || word.startsWith("--color="));
+  const word = argv[at] ?? "";
+  const value = word.startsWith("--color=") ? word.slice("--color=".length) : argv[at + 1];
+  return createStyle(colorOf({ color: value === "always" || value === "never" ? value : "auto" }, env));
+}
+
+/** Result fields that are sizes: shown in binary units in text, bytes in JSON. */
+const SIZE_FIELDS = /(^|_)(nar_size|size|bytes|frees)$/;
+
+interface Timing {
+  evaluation_seconds: number | null;
+  build_seconds: number | null;
+  total_seconds: number;
+}
+
+/**
+ * A step's result as text on stdout: its one-line fields, aligned, and the
+ * time it took. Tables (the closure report, the plan) were shown in the log;
+ * multi-line texts (the rendered files) are -v's.
+ */
+export function printResult(result: Record<string, unknown>, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  if (result.plan && !result.toplevel) {
+    process.stdout.write(`${formatPlan(result.plan as BuildPlan)}\n`);
+    return;
+  }
+  const meaningfulNull = ["initrd"];
+  const shown = Object.entries(result).filter(
+    ([k, v]) =>
+      (typeof v !== "object" && v !== undefined && !(typeof v === "string" && v.includes("\n"))) ||
+      (v === null && meaningfulNull.includes(k)),
+  );
+  const width = Math.max(4, ...shown.map(([k]) => k.length));
+  for (const [key, value] of shown) {
+    const text = typeof value === "number" && SIZE_FIELDS.test(key) ? formatBytes(value) : (value ?? "(none)");
+    process.stdout.write(`${key.padEnd(width)}  ${text}\n`);
+  }
+  const timing = result.timing as Timing | undefined;
+  if (timing) {
+    const parts =
+      timing.evaluation_seconds === null || timing.build_seconds === null
+        ? []
+        : [`evaluation ${formatSeconds(timing.evaluation_seconds)}, build ${formatSeconds(timing.build_seconds)}, `];
+    process.stdout.write(`${"time".padEnd(width)}  ${parts.join("")}total ${formatSeconds(timing.total_seconds)}\n`);
+  }
+}
+
+export function formatVms(vms: readonly VmInfo[]): string {
+  if (vms.length === 0) return "no VMs on this worker slot\n";
+  const rows = vms.map((vm) => [
+    vm.vm_name,
+    vm.worker,
+    vm.state,
+    vm.built_at?.slice(0, 16).replace("T", " ") ?? "-",
+    formatBytes(vm.closure_size),
+    formatBytes(vm.unique_size),
+    vm.toplevel ?? "-",
+  ]);
+  const header = ["VM", "worker", "state", "built", "closure", "only its own", "toplevel"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  return `${[header, ...rows]
+    .map((r) =>
+      r
+        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+        .join("  ")
+        .trimEnd(),
+    )
+    .join("\n")}\n`;
+}
+
+export function printCleanUp(result: Collection, json: boolean | undefined): void {
+  if (json) {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    return;
+  }
+  const verb = result.removed.some((r) => r.dry_run) ? "would remove" : "removed";
+  for (const r of result.removed)
+    process.stdout.write(`${verb} ${r.vm_name}: the next nix-store --gc can free ${formatBytes(r.frees)}\n`);
+  if (result.removed.length === 0) process.stdout.write("nothing to remove\n");
+  for (const name of result.in_use) process.stdout.write(`kept ${name}: in use\n`);
+  if (result.collected) process.stdout.write(`${result.collected}\n`);
+}
