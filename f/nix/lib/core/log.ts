@@ -7,7 +7,7 @@ export interface Logger {
   info(message: string): void;
   warn(message: string): void;
   /** Prints a command before it runs, as `+ <bash>`, like `set -x`. */
-  command(argv: readonly string[], env?: Readonly<Record<string, string>>): void;
+  command(argv: readonly string[], env?: Readonly<Record<string, string>>, stdinFile?: string): void;
   /** Prints a rendered file whole, between markers that name it. */
   file(path: string, content: string): void;
   /** Raw text, for a live display that redraws itself. */
@@ -22,10 +22,11 @@ export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-/** A command line that can be pasted into bash as is. */
-export function shellCommand(argv: readonly string[], env: Readonly<Record<string, string>> = {}): string {
+/** A command line that can be pasted into bash as is (reading `stdinFile`, when given, on its stdin). */
+export function shellCommand(argv: readonly string[], env: Readonly<Record<string, string>> = {}, stdinFile?: string): string {
   const assignments = Object.entries(env).map(([name, value]) => `${name}=${shellQuote(value)}`);
-  return [...assignments, ...argv.map(shellQuote)].join(" ");
+  const redirect = stdinFile === undefined ? [] : ["<", shellQuote(stdinFile)];
+  return [...assignments, ...argv.map(shellQuote), ...redirect].join(" ");
 }
 
 interface TextStream {
@@ -42,7 +43,7 @@ export function streamLogger(stream: TextStream): Logger {
   return {
     info: (message) => write(`${message}\n`),
     warn: (message) => write(`warning: ${message}\n`),
-    command: (argv, env = {}) => write(`+ ${shellCommand(argv, env)}\n`),
+    command: (argv, env = {}, stdinFile) => write(`+ ${shellCommand(argv, env, stdinFile)}\n`),
     file: (path, content) => {
       const body = content.endsWith("\n") ? content : `${content}\n`;
       write(`----- ${path} -----\n${body}----- end of ${path} -----\n`);
