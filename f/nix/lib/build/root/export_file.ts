@@ -26,42 +26,47 @@ export class NotAnExport extends Error {
   override name = "NotAnExport";
 }
 
+/** Reads the file through a window of CHUNK bytes: tokens are small, and contents are skipped by moving on. */
+const CHUNK = 1 << 20;
+
 class Reader {
   offset = 0;
-  private readonly buffer = Buffer.alloc(8);
+  private window = Buffer.alloc(CHUNK);
+  private windowStart = 0;
+  private windowLength = 0;
   constructor(
     private readonly fd: number,
     private readonly size: number,
   ) {}
 
-  private need(bytes: number, what: string): void {
+  /** The next `bytes` bytes, read into the window when they are not in it yet. */
+  private take(bytes: number, what: string): Buffer {
     if (this.offset + bytes > this.size) throw new NotAnExport(`it ends at byte ${this.size}, inside ${what} (cut short?)`);
+    if (this.offset < this.windowStart || this.offset + bytes > this.windowStart + this.windowLength) {
+      this.windowStart = this.offset;
+      this.windowLength = readSync(this.fd, this.window, 0, CHUNK, this.offset);
+    }
+    const at = this.offset - this.windowStart;
+    this.offset += bytes;
+    return this.window.subarray(at, at + bytes);
   }
 
+  /** A 64-bit number; one too large for a double comes out approximate, and too large for any length or marker. */
   number(what: string): number {
-    this.need(8, what);
-    readSync(this.fd, this.buffer, 0, 8, this.offset);
-    this.offset += 8;
-    const value = this.buffer.readBigUInt64LE(0);
-    if (value > BigInt(Number.MAX_SAFE_INTEGER)) throw new NotAnExport(`${what} at byte ${this.offset - 8} is not a length`);
-    return Number(value);
+    return Number(this.take(8, what).readBigUInt64LE(0));
   }
 
   string(what: string): string {
     const length = this.number(what);
     if (length > MAX_TOKEN_BYTES) throw new NotAnExport(`${what} at byte ${this.offset - 8} is ${length} bytes long`);
-    const padded = Math.ceil(length / 8) * 8;
-    this.need(padded, what);
-    const bytes = Buffer.alloc(padded);
-    readSync(this.fd, bytes, 0, padded, this.offset);
-    this.offset += padded;
-    return bytes.subarray(0, length).toString("utf8");
+    return this.take(Math.ceil(length / 8) * 8, what)
+      .subarray(0, length)
+      .toString("utf8");
   }
 
   skipString(what: string): void {
-    const length = this.number(what);
-    const padded = Math.ceil(length / 8) * 8;
-    this.need(padded, what);
+    const padded = Math.ceil(this.number(what) / 8) * 8;
+    if (this.offset + padded > this.size) throw new NotAnExport(`it ends at byte ${this.size}, inside ${what} (cut short?)`);
     this.offset += padded;
   }
 
@@ -130,7 +135,7 @@ export function readExportFile(file: string): ExportedPath[] {
       const next = reader.number("the next path's marker");
       if (next === 0) break;
       if (next !== 1)
-        throw new NotAnExport(`it does not start as an export does (byte ${reader.offset - 8} holds ${next}, not 1 or 0)`);
+        throw new NotAnExport(`byte ${reader.offset - 8} holds ${next} where an export has 1 (a path follows) or 0 (the end)`);
       const start = reader.offset;
       reader.expect(NAR_MAGIC, "starting a NAR");
       skipNode(reader, 0);
