@@ -281,6 +281,10 @@ export function program(): Command {
     .description("render, lock and build (the whole flow); prints the result: toplevel, init, initrd, config_dir, ...")
     .option("--prepare-root", "then prepare a root whose store holds exactly the closure (serve its store_dir to the guest)")
     .option("--root-dir <dir>", "where that root appears (default: <config_dir>/root)")
+    .option("--closure <path>", "a store path whose closure also goes into the root (repeatable)", collect)
+    .option("--closure-file <file>", "a nix-store --export file of a closure to import into the root (repeatable)", collect)
+    .option("--channel <path>", "a store path set as root's channels profile in the root")
+    .option("--nix-build", "build the root with Nix as a store path (to ship) instead of hard-linking it")
     .option("--only", "run only the build step, on an already rendered and locked config dir")
     .addOption(new Option("--config-dir <dir>", "with --only: the config dir (default: the one of --vm-name)"))
     .action((flags: CommonFlags) => runSteps(flags.only ? ["build_closure"] : null, flags));
@@ -292,6 +296,10 @@ export function program(): Command {
   addFlowOptions(cli.command("prepare-root"))
     .description("prepare a closure-only root from the config dir's last build (its result link)")
     .option("--root-dir <dir>", "where the root appears (default: <config_dir>/root)")
+    .option("--closure <path>", "a store path whose closure also goes into the root (repeatable)", collect)
+    .option("--closure-file <file>", "a nix-store --export file of a closure to import into the root (repeatable)", collect)
+    .option("--channel <path>", "a store path set as root's channels profile in the root")
+    .option("--nix-build", "build the root with Nix as a store path (to ship) instead of hard-linking it")
     .option("--config-dir <dir>", "the config dir (default: the one of --vm-name)")
     .action((flags: CommonFlags) => runSteps(["prepare_root"], { ...flags, prepareRoot: true }));
 

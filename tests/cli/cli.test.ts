@@ -164,6 +164,8 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.equal(first.status, 0, first.stderr);
     const stateDir = join(wb.root, "state");
     const before = snapshot(stateDir);
+    const notExport = join(wb.root, "not-an-export");
+    writeFileSync(notExport, "a text file\n");
     const inputs: [object, RegExp][] = [
       [{ nix: { options: { "--foo": "1" } } }, /nix\.options: "--foo" is not a Nix setting name/],
       [{ nix: { options: { "post-build-hook": "/tmp/x.sh" } } }, /"post-build-hook" is not a setting the flow input may set/],
@@ -173,6 +175,13 @@ describe(`nixos-closure with ${nix?.version}`, () => {
       [{ root: { prepare: true, dir: {} } }, /root\.dir: \{\} must be a string/],
       [{ root: { prepare: true, dir: [] } }, /root\.dir: \[\] must be a string/],
       [{ root: { prepare: "yes" } }, /root\.prepare: "yes" must be true or false/],
+      [{ root: { prepare: true, closures: ["/tmp/x"] } }, /root\.closures\[0\]: "\/tmp\/x" must be a store path/],
+      [
+        { root: { prepare: true, closure_files: [notExport] } },
+        /root\.closure_files\[0\]: ".*not-an-export" is not a file written by nix-store --export/,
+      ],
+      [{ root: { prepare: true, channel: "nixos" } }, /root\.channel: "nixos" must be a store path/],
+      [{ root: { prepare: true, nix_build: "true" } }, /root\.nix_build: "true" must be true or false/],
     ];
     for (const [extra, message] of inputs) {
       const file = join(wb.root, "checked.json");
@@ -183,6 +192,11 @@ describe(`nixos-closure with ${nix?.version}`, () => {
       assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
       assert.deepEqual(snapshot(stateDir), before, "nothing was written");
     }
+    // A flag is named as typed.
+    const file = cli(["prepare-root", "--vm-name", "checked-vm", "--closure-file", notExport]);
+    assert.equal(file.status, 2, file.stderr);
+    assert.match(file.stderr, /--closure-file: ".*not-an-export" is not a file written by nix-store --export/);
+    assert.deepEqual(snapshot(stateDir), before, "nothing was written");
   });
 
   test("a Nix setting that would run a program is refused: the program never runs", () => {
