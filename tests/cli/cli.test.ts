@@ -102,6 +102,35 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.equal(alone.status, 0, alone.stderr);
     assert.equal(JSON.parse(alone.stdout).root_dir, rootDir);
     assert.equal(JSON.parse(alone.stdout).toplevel, result.toplevel);
+    // The root's fields reach the step through the flow: an extra closure, a channel, a root built by Nix.
+    const bash = readlinkSync(join(result.generation_dir, "bin", "sh"))
+      .split("/")
+      .slice(0, 4)
+      .join("/");
+    const nixBuilt = cli([
+      "prepare-root",
+      "--vm-name",
+      "root-cli",
+      "--closure",
+      bash,
+      "--channel",
+      bash,
+      "--nix-build",
+      "--json",
+    ]);
+    assert.equal(nixBuilt.status, 0, nixBuilt.stderr);
+    const built = JSON.parse(nixBuilt.stdout);
+    assert.equal(built.nix_build, true);
+    assert.match(built.generation_dir, /^\/nix\/store\/[a-z0-9]{32}-nixos-closure-root$/);
+    assert.deepEqual(
+      built.closures.map((c: { field: string; added: number }) => [c.field, c.added]),
+      [
+        ["toplevel", built.paths],
+        ["closures[0]", 0],
+        ["channel", 0],
+      ],
+    );
+    assert.ok(existsSync(join(built.generation_dir, "nix-path-registration")));
   });
 
   test("exit 2 on bad input, naming the input; nothing written", () => {
