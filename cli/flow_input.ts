@@ -24,6 +24,10 @@ export interface FlowFlags {
   nixosFlake?: string;
   prepareRoot?: boolean;
   rootDir?: string;
+  closure?: string[];
+  closureFile?: string[];
+  channel?: string;
+  nixBuild?: boolean;
   builders?: string;
   substituter?: string[];
   trustedPublicKey?: string[];
@@ -52,7 +56,14 @@ export const FLAG_OF_FIELD = {
     nixos_flake: "--nixos-flake",
   },
   lock: { update_lock: "--update-lock" },
-  root: { prepare: "--prepare-root", dir: "--root-dir" },
+  root: {
+    prepare: "--prepare-root",
+    dir: "--root-dir",
+    closures: "--closure",
+    closure_files: "--closure-file",
+    channel: "--channel",
+    nix_build: "--nix-build",
+  },
   nix: {
     builders: "--builders",
     substituters: "--substituter",
@@ -195,6 +206,11 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
   if (flags.updateLock !== undefined) lock.update_lock = flags.updateLock;
   if (flags.prepareRoot !== undefined) root.prepare = flags.prepareRoot;
   if (flags.rootDir !== undefined) root.dir = flags.rootDir;
+  if (flags.closure !== undefined) root.closures = flags.closure;
+  // A file may be given relative to here.
+  if (flags.closureFile !== undefined) root.closure_files = flags.closureFile.map((file) => resolve(file));
+  if (flags.channel !== undefined) root.channel = flags.channel;
+  if (flags.nixBuild !== undefined) root.nix_build = flags.nixBuild;
 
   if (flags.builders !== undefined) nix.builders = flags.builders;
   if (flags.substituter !== undefined) nix.substituters = flags.substituter;

@@ -60,7 +60,11 @@ const HELP: Record<string, CommandHelp> = {
     environment: COMMON,
   },
   "prepare-root": {
-    examples: ["nixos-closure prepare-root --vm-name vm1", "nixos-closure prepare-root --vm-name vm1 --root-dir /srv/vm1-root"],
+    examples: [
+      "nixos-closure prepare-root --vm-name vm1 --root-dir /srv/vm1-root",
+      "nixos-closure prepare-root --vm-name vm1 --closure $(readlink -f $(command -v nix))/../..",
+      "nixos-closure prepare-root --vm-name vm1 --nix-build --json",
+    ],
     environment: COMMON,
   },
   list: {

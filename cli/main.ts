@@ -37,7 +37,7 @@ import {
   addNixBuildOptions,
   addNixOptionOption,
   addOutputOptions,
-  addRootDirOption,
+  addRootOptions,
   addUpdateLockOption,
   addVmNameOption,
   type BuildOutputFlags,
@@ -200,7 +200,7 @@ export function program(): Command {
   const flowCommand = (name: string) => addInputOption(cli.command(name));
 
   addBuildOutputOptions(
-    addRootDirOption(
+    addRootOptions(
       addDeliveryOptions(addNixBuildOptions(addUpdateLockOption(addClosureOptions(addGuestOptions(flowCommand("build")))))),
     ),
   )
@@ -222,7 +222,7 @@ export function program(): Command {
     .action((flags: CommonFlags) => runSteps(["render_config", "lock_config", "build_closure"], flags, true));
 
   addOutputOptions(
-    addRootDirOption(
+    addRootOptions(
       addConfigDirOption(addVmNameOption(flowCommand("prepare-root")), "the config dir (default: the one of --vm-name)"),
     ),
   )

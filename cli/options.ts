@@ -121,8 +121,14 @@ export function addDeliveryOptions(command: Command): Command {
     .addOption(option("--substitute-on-destination", "let destinations fetch from their own caches"));
 }
 
-export function addRootDirOption(command: Command): Command {
-  return command.addOption(option("--root-dir <dir>", "where the root appears (default: <config_dir>/root)", "directory"));
+/** The prepared root: where, and what goes into it besides the system. */
+export function addRootOptions(command: Command): Command {
+  return command
+    .addOption(option("--root-dir <dir>", "where the root appears (default: <config_dir>/root)", "directory"))
+    .addOption(repeatable("--closure <path>", "a store path whose closure also goes into the root", "file"))
+    .addOption(repeatable("--closure-file <file>", "a nix-store --export file of a closure to import into the root", "file"))
+    .addOption(option("--channel <path>", "a store path set as root's channels profile in the root", "file"))
+    .addOption(option("--nix-build", "build the root with Nix as a store path (to ship) instead of hard-linking it"));
 }
 
 /** How much is shown, and how. */

@@ -102,6 +102,35 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.equal(alone.status, 0, alone.stderr);
     assert.equal(JSON.parse(alone.stdout).root_dir, rootDir);
     assert.equal(JSON.parse(alone.stdout).toplevel, result.toplevel);
+    // The root's fields reach the step through the flow: an extra closure, a channel, a root built by Nix.
+    const bash = readlinkSync(join(result.generation_dir, "bin", "sh"))
+      .split("/")
+      .slice(0, 4)
+      .join("/");
+    const nixBuilt = cli([
+      "prepare-root",
+      "--vm-name",
+      "root-cli",
+      "--closure",
+      bash,
+      "--channel",
+      bash,
+      "--nix-build",
+      "--json",
+    ]);
+    assert.equal(nixBuilt.status, 0, nixBuilt.stderr);
+    const built = JSON.parse(nixBuilt.stdout);
+    assert.equal(built.nix_build, true);
+    assert.match(built.generation_dir, /^\/nix\/store\/[a-z0-9]{32}-nixos-closure-root$/);
+    assert.deepEqual(
+      built.closures.map((c: { field: string; added: number }) => [c.field, c.added]),
+      [
+        ["toplevel", built.paths],
+        ["closures[0]", 0],
+        ["channel", 0],
+      ],
+    );
+    assert.ok(existsSync(join(built.generation_dir, "nix-path-registration")));
   });
 
   test("exit 2 on bad input, naming the input; nothing written", () => {
@@ -164,6 +193,8 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.equal(first.status, 0, first.stderr);
     const stateDir = join(wb.root, "state");
     const before = snapshot(stateDir);
+    const notExport = join(wb.root, "not-an-export");
+    writeFileSync(notExport, "a text file\n");
     const inputs: [object, RegExp][] = [
       [{ nix: { options: { "--foo": "1" } } }, /nix\.options: "--foo" is not a Nix setting name/],
       [{ nix: { options: { "post-build-hook": "/tmp/x.sh" } } }, /"post-build-hook" is not a setting the flow input may set/],
@@ -173,6 +204,13 @@ describe(`nixos-closure with ${nix?.version}`, () => {
       [{ root: { prepare: true, dir: {} } }, /root\.dir: \{\} must be a string/],
       [{ root: { prepare: true, dir: [] } }, /root\.dir: \[\] must be a string/],
       [{ root: { prepare: "yes" } }, /root\.prepare: "yes" must be true or false/],
+      [{ root: { prepare: true, closures: ["/tmp/x"] } }, /root\.closures\[0\]: "\/tmp\/x" must be a store path/],
+      [
+        { root: { prepare: true, closure_files: [notExport] } },
+        /root\.closure_files\[0\]: ".*not-an-export" is not a file written by nix-store --export/,
+      ],
+      [{ root: { prepare: true, channel: "nixos" } }, /root\.channel: "nixos" must be a store path/],
+      [{ root: { prepare: true, nix_build: "true" } }, /root\.nix_build: "true" must be true or false/],
     ];
     for (const [extra, message] of inputs) {
       const file = join(wb.root, "checked.json");
@@ -183,6 +221,11 @@ describe(`nixos-closure with ${nix?.version}`, () => {
       assert.doesNotMatch(run.stderr, /\n\s+at /, "no stack trace");
       assert.deepEqual(snapshot(stateDir), before, "nothing was written");
     }
+    // A flag is named as typed.
+    const file = cli(["prepare-root", "--vm-name", "checked-vm", "--closure-file", notExport]);
+    assert.equal(file.status, 2, file.stderr);
+    assert.match(file.stderr, /--closure-file: ".*not-an-export" is not a file written by nix-store --export/);
+    assert.deepEqual(snapshot(stateDir), before, "nothing was written");
   });
 
   test("a Nix setting that would run a program is refused: the program never runs", () => {

@@ -20,6 +20,7 @@ import { type LockResult, lockConfig } from "../../f/nix/lib/steps/lock_config.t
 import { type PlanResult, planBuild } from "../../f/nix/lib/steps/plan.ts";
 import { type PrepareRootResult, prepareRoot } from "../../f/nix/lib/steps/prepare_root.ts";
 import { type RenderResult, renderConfig } from "../../f/nix/lib/steps/render_config.ts";
+import type { RootFields } from "../../f/nix/lib/steps/root_request.ts";
 import type { LockHolder } from "../../f/nix/lib/worker/dir_lock.ts";
 import type { Workbench } from "./workbench.ts";
 
@@ -83,7 +84,7 @@ export interface VmSteps {
   lock(configDir: string, updateLibrary?: boolean): Promise<LockResult>;
   build(configDir: string, optionalOverrides?: readonly string[]): Promise<BuildClosureResult>;
   plan(configDir: string, optionalOverrides?: readonly string[]): Promise<PlanResult>;
-  prepareRoot(configDir: string, toplevel?: string, rootDir?: string): Promise<PrepareRootResult>;
+  prepareRoot(configDir: string, toplevel?: string, rootDir?: string, fields?: RootFields): Promise<PrepareRootResult>;
   /** render -> lock -> build of one input. */
   renderLockBuild(input: RenderInput): Promise<BuildClosureResult>;
 }
@@ -96,7 +97,8 @@ export function vmSteps(wb: Workbench, options: StepOptions = {}): VmSteps {
     lock: (configDir, updateLibrary = false) => lockConfig(context("lock_config"), configDir, updateLibrary),
     build: (configDir, optional = []) => buildClosure(context("build_closure"), configDir, optional),
     plan: (configDir, optional = []) => planBuild(context("build_closure"), configDir, optional),
-    prepareRoot: (configDir, toplevel = "", rootDir = "") => prepareRoot(context("prepare_root"), configDir, toplevel, rootDir),
+    prepareRoot: (configDir, toplevel = "", rootDir = "", fields = {}) =>
+      prepareRoot(context("prepare_root"), configDir, toplevel, rootDir, fields),
     async renderLockBuild(input) {
       const rendered = await steps.render(input);
       await steps.lock(rendered.config_dir);

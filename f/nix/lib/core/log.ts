@@ -52,7 +52,7 @@ export interface Logger {
   detail(message: string): void;
   warn(message: string): void;
   /** Prints a command before it runs, as `+ <bash>`, like `set -x`. */
-  command(argv: readonly string[], env?: Readonly<Record<string, string>>): void;
+  command(argv: readonly string[], env?: Readonly<Record<string, string>>, stdinFile?: string): void;
   /** Prints a rendered file whole, between markers that name it: verbose only. */
   file(path: string, content: string): void;
   /** Raw text, for a live display that redraws itself. */
@@ -69,10 +69,11 @@ export function shellQuote(word: string): string {
   return `'${word.replaceAll("'", `'\\''`)}'`;
 }
 
-/** A command line that can be pasted into bash as is. */
-export function shellCommand(argv: readonly string[], env: Readonly<Record<string, string>> = {}): string {
+/** A command line that can be pasted into bash as is (reading `stdinFile`, when given, on its stdin). */
+export function shellCommand(argv: readonly string[], env: Readonly<Record<string, string>> = {}, stdinFile?: string): string {
   const assignments = Object.entries(env).map(([name, value]) => `${name}=${shellQuote(value)}`);
-  return [...assignments, ...argv.map(shellQuote)].join(" ");
+  const redirect = stdinFile === undefined ? [] : ["<", shellQuote(stdinFile)];
+  return [...assignments, ...argv.map(shellQuote), ...redirect].join(" ");
 }
 
 export interface TextStream {
@@ -120,7 +121,8 @@ export function streamLogger(stream: TextStream, options: StreamLoggerOptions = 
     info: (message) => atLeast("normal") && write(`${message}\n`),
     detail: (message) => atLeast("verbose") && write(`${message}\n`),
     warn: (message) => atLeast("normal") && write(`${style.yellow(style.bold("warning:"))} ${message}\n`),
-    command: (argv, env = {}) => atLeast("normal") && write(`${style.dim(`+ ${shellCommand(argv, env)}`)}\n`),
+    command: (argv, env = {}, stdinFile) =>
+      atLeast("normal") && write(`${style.dim(`+ ${shellCommand(argv, env, stdinFile)}`)}\n`),
     file: (path, content) => {
       if (!atLeast("verbose")) return;
       const body = content.endsWith("\n") ? content : `${content}\n`;

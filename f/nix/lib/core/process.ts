@@ -6,6 +6,7 @@
 // killed with SIGKILL leaves no nix build behind to replace `result` or
 // flake.lock later, outside the step's lock.
 import { spawn } from "node:child_process";
+import { createReadStream } from "node:fs";
 import { Interrupted } from "./errors.ts";
 import { type Logger, shellCommand } from "./log.ts";
 
@@ -30,6 +31,8 @@ export interface RunOptions {
   keepLines?: number;
   /** Written to the command's stdin (else stdin is closed). */
   input?: string;
+  /** A file streamed to the command's stdin (binary, of any size), instead of `input`. */
+  inputFile?: string;
 }
 
 export interface RunResult {
@@ -56,8 +59,8 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
   if (program === undefined) throw new Error("run: empty argv");
   if (runner.signal.aborted) return Promise.reject(new Interrupted(abortSignalName(runner.signal)));
   const env = options.env ?? {};
-  runner.log.command(argv, env);
-  const printed = shellCommand(argv, env);
+  runner.log.command(argv, env, options.inputFile);
+  const printed = shellCommand(argv, env, options.inputFile);
   const keep = options.keepLines ?? 60;
   const onLine = options.onStderrLine ?? ((line: string) => runner.log.info(line));
 
@@ -76,7 +79,16 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
     };
     runner.signal.addEventListener("abort", stop, { once: true });
     child.stdin.on("error", () => {}); // a command that does not read its input
-    child.stdin.end(options.input);
+    if (options.inputFile === undefined) {
+      child.stdin.end(options.input);
+    } else {
+      const file = createReadStream(options.inputFile);
+      file.on("error", (error) => {
+        child.kill("SIGKILL");
+        reject(error);
+      });
+      file.pipe(child.stdin);
+    }
     const stdout: Buffer[] = [];
     const tail: string[] = [];
     let partial = "";

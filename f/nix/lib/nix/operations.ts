@@ -109,6 +109,37 @@ export async function loadDb(nix: Nix, store: string, dump: string): Promise<voi
 }
 
 /**
+ * `nix-store --store <store> --import < <file>`: adds the paths of a file
+ * written by `nix-store --export` to the store (the same form on every Nix
+ * version); returns the paths Nix printed.
+ */
+export async function importPaths(nix: Nix, store: string, file: string, summary: string): Promise<string[]> {
+  const result = await runNix(nix, ["--store", store, "--import"], { summary, legacy: "nix-store", inputFile: file });
+  return result.stdout.split("\n").filter((line) => line !== "");
+}
+
+/**
+ * `nix build -f <expression> --argstr <name> <value>... --out-link <link>`: a
+ * derivation of a Nix file of ours, its arguments passed as strings (data,
+ * never code); returns the output path. The out-link is a GC root.
+ */
+export async function buildFile(
+  nix: Nix,
+  expression: string,
+  args: Readonly<Record<string, string>>,
+  outLink: string,
+): Promise<string> {
+  const argstrs = Object.entries(args).flatMap(([name, value]) => ["--argstr", name, value]);
+  const result = await runNix(nix, ["build", "-f", expression, ...argstrs, "--json", "--out-link", outLink], {
+    summary: `building ${expression} failed`,
+  });
+  const out = parseBuildJson(result.stdout)[0]?.outputs.out;
+  if (out === undefined)
+    throw new NixError(result.printed, 0, "nix build printed no output path", `building ${expression} failed`);
+  return out;
+}
+
+/**
  * `nix copy --to <store>` of store paths and their closure (locally built
  * paths carry no signatures: --no-check-sigs). Returns the paths that went,
  * from Nix's copyPath events; those the destination had are skipped.

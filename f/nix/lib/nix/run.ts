@@ -40,6 +40,8 @@ export interface NixCallOptions {
   /** Run the legacy `nix-store` beside `nix` instead (same settings). */
   legacy?: "nix-store";
   input?: string;
+  /** A file Nix reads on its stdin. */
+  inputFile?: string;
 }
 
 /** Runs `nix <args>`; throws NixError with the command and Nix's own message when it fails. */
@@ -50,6 +52,7 @@ export async function runNix(nix: Nix, args: readonly string[], options: NixCall
   }
   const runOptions: RunOptions = { env: SHOWN_ENV, keepLines: 200 };
   if (options.input !== undefined) runOptions.input = options.input;
+  if (options.inputFile !== undefined) runOptions.inputFile = options.inputFile;
   if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
   const result = await run(nix.runner, [program, ...FEATURES, ...nix.settings, ...args], runOptions);
   if (result.exitCode !== 0) {

@@ -3,6 +3,9 @@
 import { createHash } from "node:crypto";
 
 const STORE_DIR = "/nix/store";
+
+/** A store path as Nix accepts one: the store, a 32-character base-32 hash, a name of Nix's characters. */
+export const STORE_PATH = /^\/nix\/store\/[0-9a-df-np-sv-z]{32}-[A-Za-z0-9+\-._?=]+$/;
 /** Nix's base-32 alphabet (no e, o, u, t). */
 const BASE32 = "0123456789abcdfghijklmnpqrsvwxyz";
 

@@ -14,6 +14,7 @@ import { workerLayout } from "../worker/layout.ts";
 import { settingsPolicy } from "./context.ts";
 import { checkGivenLibrary } from "./library.ts";
 import { configDirOf, workerValidation } from "./render_config.ts";
+import { checkRootRequest } from "./root_request.ts";
 
 /** Refuses a store to publish to that is a directory of the worker's VMs or of a prepared root (a form could overwrite them). */
 export function checkPublishTargets(env: Env, settings: NixSettings, field: string): void {
@@ -34,7 +35,7 @@ export const FLOW_INPUT_FIELDS = {
   guest: ["vm_name", "user_name", "ssh_keys", "shares", "home", "home_dir"],
   closure: ["profiles", "test_suites", "overrides", "extra_overrides", "nixos_flake"],
   lock: ["update_lock"],
-  root: ["prepare", "dir"],
+  root: ["prepare", "dir", "closures", "closure_files", "channel", "nix_build"],
   nix: NIX_SETTINGS_FIELDS,
 } as const satisfies Record<string, readonly string[]>;
 
@@ -86,5 +87,6 @@ export function checkFlowInput(env: Env, input: unknown): asserts input is FlowI
       throw error;
     }
   }
+  checkRootRequest(given.root ?? {}, "root.");
   checkPublishTargets(env, nixSettings(given.nix, "nix", settingsPolicy(env)), "nix.publish_to");
 }

@@ -1,6 +1,8 @@
-// prepare_root's core: a root directory whose store holds exactly a built
-// closure, switched atomically to a complete new generation.
-import { existsSync, readlinkSync, realpathSync, renameSync } from "node:fs";
+// prepare_root's core: a root directory whose store holds exactly the
+// system's closure and the extra closures asked for (from the store, or as
+// `nix-store --export` files), switched atomically to a complete new
+// generation; or, with nix_build, a root built by Nix as a store path.
+import { existsSync, mkdirSync, readlinkSync, realpathSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import {
@@ -13,14 +15,24 @@ import {
   rootLayout,
   switchTo,
 } from "../build/root/generations.ts";
-import { populateStore, STORE_DIR, standardDirectories, systemLinks } from "../build/root/populate.ts";
+import { ROOT_BUILDER, ROOT_EXPRESSION, type RootSpec, registrationOf } from "../build/root/nix_build.ts";
+import {
+  directoryModes,
+  populateStore,
+  resolveInRoot,
+  STORE_DIR,
+  standardDirectories,
+  systemLinks,
+} from "../build/root/populate.ts";
 import { InputError, SetupError } from "../core/errors.ts";
 import { makeDirs } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
-import { closureInfo, dumpDb, loadDb } from "../nix/operations.ts";
+import { buildFile, closureInfo, dumpDb, importPaths, loadDb } from "../nix/operations.ts";
+import { STORE_PATH } from "../nix/store_path.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
+import { type ClosureFile, checkRootRequest, type RootFields, type RootRequest } from "./root_request.ts";
 
 export interface PrepareRootResult {
   config_dir: string;
@@ -35,20 +47,33 @@ export interface PrepareRootResult {
   generation: string;
   /** The same generation as a real directory, no symlink on its path: what to hand to Nix (`--store local?root=...`). */
   generation_dir: string;
+  /** Store paths in the root: the union of the closures. */
   paths: number;
   nar_size: number;
   files_linked: number;
   files_copied: number;
+  /** What each closure brought: its field, its store path or file, its paths, and those no closure before it had. */
+  closures: ClosureContribution[];
+  /** The root is a store path built by Nix (generation_dir), with /nix-path-registration instead of a database. */
+  nix_build: boolean;
 }
 
-const STORE_PATH = /^\/nix\/store\/[a-z0-9]{32}-[^/]+$/;
+export interface ClosureContribution {
+  field: string;
+  source: string;
+  paths: number;
+  added: number;
+}
 
 /** The toplevel to put in the root: the one given, else the config dir's last build (its result link). */
-function chosenToplevel(context: Context, configDir: string, given: string): string {
+function chosenToplevel(context: Context, configDir: string, given: string, files: readonly ClosureFile[]): string {
   const build = context.words.step("build_closure");
   if (given !== "") {
     if (!STORE_PATH.test(given)) throw new InputError("toplevel", given, "must be a store path such as build_closure returns");
-    if (!existsSync(given)) throw new InputError("toplevel", given, `is not in the store (run ${build} first)`);
+    // A system may arrive as a file, from a host that built it.
+    if (!existsSync(given) && !files.some((f) => f.paths.some((p) => p.path === given))) {
+      throw new InputError("toplevel", given, `is neither in the store nor in a closure file (run ${build} first)`);
+    }
     return given;
   }
   let target: string;
@@ -62,25 +87,84 @@ function chosenToplevel(context: Context, configDir: string, given: string): str
   return target;
 }
 
+interface Closures {
+  /** Every path, with its NAR size. */
+  sizes: Map<string, number>;
+  /** The paths that come from this host's store, which are hard-linked (the rest are imported from files). */
+  fromHost: string[];
+  contributions: ClosureContribution[];
+}
+
+/** The closure of `top` in a references graph. */
+function closureIn(graph: ReadonlyMap<string, readonly string[]>, top: string): Set<string> {
+  const seen = new Set<string>();
+  const pending = [top];
+  while (pending.length > 0) {
+    const path = pending.pop() as string;
+    if (seen.has(path)) continue;
+    seen.add(path);
+    pending.push(...(graph.get(path) ?? []));
+  }
+  return seen;
+}
+
+/** The closures of the system and of the request, from this host's store (one Nix call) and from the files. */
+async function gatherClosures(context: Context, system: string, request: RootRequest): Promise<Closures> {
+  const onHost = existsSync(system);
+  const hostTops = [
+    ...(onHost ? [system] : []),
+    ...request.closures.map((c) => c.path),
+    ...(request.channel ? [request.channel] : []),
+  ];
+  const infos = hostTops.length === 0 ? [] : await closureInfo(await context.nix(), hostTops);
+  const graph = new Map<string, readonly string[]>(infos.map((i) => [i.path, i.references]));
+  const sizes = new Map(infos.map((i) => [i.path, i.narSize]));
+  const fromHost = infos.map((i) => i.path);
+  const fileGraph = new Map<string, readonly string[]>();
+  for (const file of request.closureFiles) {
+    for (const p of file.paths) {
+      fileGraph.set(p.path, p.references);
+      if (!sizes.has(p.path)) sizes.set(p.path, p.narSize);
+    }
+  }
+  const seen = new Set<string>();
+  const contribution = (field: string, source: string, paths: Set<string>): ClosureContribution => {
+    const added = [...paths].filter((p) => !seen.has(p));
+    for (const p of added) seen.add(p);
+    return { field, source, paths: paths.size, added: added.length };
+  };
+  const contributions = [
+    contribution("toplevel", system, closureIn(onHost ? graph : fileGraph, system)),
+    ...request.closures.map((c) => contribution(c.field, c.path, closureIn(graph, c.path))),
+    ...(request.channel ? [contribution("channel", request.channel, closureIn(graph, request.channel))] : []),
+    ...request.closureFiles.map((f) => contribution(f.field, f.file, new Set(f.paths.map((p) => p.path)))),
+  ];
+  return { sizes, fromHost, contributions };
+}
+
 export async function prepareRoot(
   context: Context,
   configDir: string,
   toplevel: string,
   rootDir: string,
+  fields: RootFields = {},
 ): Promise<PrepareRootResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   if (typeof toplevel !== "string")
     throw new InputError("toplevel", toplevel, "must be a store path such as build_closure returns");
-  if (toplevel !== "") chosenToplevel(context, dir, toplevel);
+  // The whole input is checked (export files read through) before anything is written.
+  const request = checkRootRequest(fields);
+  if (toplevel !== "") chosenToplevel(context, dir, toplevel, request.closureFiles);
   const layout = rootLayout(dir, rootDir);
-  const nix = await context.nix();
+  // Nix is located before anything is written: a worker without it fails here.
+  await context.nix();
   // Checked now, so that a root that is not ours is refused before anything is created, and again under the locks.
   currentGeneration(layout);
   // The root's own lock sits beside it: two VMs asking for one root take turns, and the second is refused by name.
   makeDirs(dirname(layout.rootDir));
   return withDirLock(dir, context, () =>
     withDirLock(layout.rootDir, context, async () => {
-      const system = chosenToplevel(context, dir, toplevel);
+      const system = chosenToplevel(context, dir, toplevel, request.closureFiles);
       const previous = currentGeneration(layout);
       claimGenerations(layout);
       const existing = generations(layout);
@@ -88,18 +172,23 @@ export async function prepareRoot(
       const generation = join(layout.generationsDir, String(number));
       const partial = `${generation}.partial`;
 
-      const infos = await closureInfo(nix, [system]);
-      const paths = infos.map((i) => i.path);
-      const narSize = infos.reduce((n, i) => n + i.narSize, 0);
+      const closures = await gatherClosures(context, system, request);
+      const all = new Set(closures.sizes.keys());
+      const narSize = [...closures.sizes.values()].reduce((n, size) => n + size, 0);
       context.log.info(
-        `preparing ${layout.rootDir} (generation ${number}) with ${plural(paths.length, "store path")}, ${formatBytes(narSize)}`,
+        `preparing ${layout.rootDir} (generation ${number}${request.nixBuild ? ", built by Nix" : ""}) with ` +
+          `${plural(all.size, "store path")}, ${formatBytes(narSize)}`,
       );
+      for (const c of closures.contributions) {
+        context.log.info(`  ${c.field} ${c.source}: ${plural(c.paths, "path")}, ${c.added} not in the closures before it`);
+      }
       try {
-        standardDirectories(partial);
-        const stats = populateStore(partial, paths, previous);
-        await loadDb(nix, `local?root=${realpathSync(partial)}`, await dumpDb(nix, paths));
-        systemLinks(partial, system, new Set(paths));
-        renameSync(partial, generation);
+        const stats = request.nixBuild
+          ? await buildRoot(context, partial, generation, { system, request, paths: closures.fromHost })
+          : await linkRoot(context, partial, previous, { system, request, paths: closures.fromHost, all });
+        // A built root's generation is its out-link; the partial directory only held the expression and its data.
+        if (request.nixBuild) removeTree(partial);
+        else renameSync(partial, generation);
         switchTo(layout, generation);
         const removed = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
         context.log.info(
@@ -112,20 +201,20 @@ export async function prepareRoot(
               "so a guest that could write them would change the host's store",
           );
         }
-        const boot = readBootInfo(system);
         return {
           config_dir: dir,
           toplevel: system,
-          init: boot.init,
-          initrd: boot.initrd,
+          ...bootOf(system, generation),
           root_dir: layout.rootDir,
           store_dir: join(layout.rootDir, STORE_DIR),
           generation,
           generation_dir: generationDir(generation),
-          paths: paths.length,
+          paths: all.size,
           nar_size: narSize,
           files_linked: stats.linked,
           files_copied: stats.copied,
+          closures: closures.contributions,
+          nix_build: request.nixBuild,
         };
       } catch (error) {
         removeTree(partial);
@@ -133,4 +222,81 @@ export async function prepareRoot(
       }
     }),
   );
+}
+
+/** init and initrd of the system, read from this host's store or, for a system that came as a file, from the root's. */
+function bootOf(system: string, generation: string): { init: string; initrd: string | null } {
+  if (existsSync(system)) {
+    const boot = readBootInfo(system);
+    return { init: boot.init, initrd: boot.initrd };
+  }
+  const boot = readBootInfo(join(generation, system));
+  return { init: boot.bootJson === null ? join(system, "init") : boot.init, initrd: boot.initrd };
+}
+
+interface RootContent {
+  system: string;
+  request: RootRequest;
+  /** The paths of this host's store to put in the root. */
+  paths: string[];
+}
+
+/**
+ * The root made with file operations in `partial`: the host's paths hard-linked
+ * (or copied) and registered with their own registrations, then each closure
+ * file imported by Nix into the root's store, then the system's links.
+ */
+async function linkRoot(
+  context: Context,
+  partial: string,
+  previous: string | null,
+  content: RootContent & { all: ReadonlySet<string> },
+): Promise<{ linked: number; copied: number; reused: number }> {
+  const nix = await context.nix();
+  standardDirectories(partial);
+  const stats = populateStore(partial, content.paths, previous);
+  const store = `local?root=${realpathSync(partial)}`;
+  if (content.paths.length > 0) await loadDb(nix, store, await dumpDb(nix, content.paths));
+  for (const file of content.request.closureFiles) {
+    await importPaths(
+      nix,
+      store,
+      file.file,
+      `importing ${file.field} ${file.file} into the root failed; the root was left as it was`,
+    );
+  }
+  directoryModes(partial);
+  systemLinks(partial, content.system, content.request.channel, content.all);
+  return stats;
+}
+
+/**
+ * The root built by Nix as a store path, its out-link the generation (a GC
+ * root); the expression and its data are written to `partial`, which goes
+ * once the build is done. The shell is checked first, as for a linked root.
+ */
+async function buildRoot(
+  context: Context,
+  partial: string,
+  generation: string,
+  content: RootContent,
+): Promise<{ linked: number; copied: number; reused: number }> {
+  const nix = await context.nix();
+  const shell = resolveInRoot("/", join(content.system, "sw", "bin", "sh"));
+  if (!content.paths.includes(shell.split("/").slice(0, 4).join("/"))) {
+    throw new SetupError(`${content.system}/sw/bin/sh resolves to ${shell}, which is not in the closure`);
+  }
+  const spec: RootSpec = {
+    toplevel: content.system,
+    closures: content.request.closures.map((c) => c.path),
+    channel: content.request.channel ?? "",
+    registration: registrationOf(await dumpDb(nix, content.paths)),
+  };
+  mkdirSync(partial, { mode: 0o755 });
+  writeFileSync(join(partial, "root.nix"), ROOT_EXPRESSION);
+  writeFileSync(join(partial, "build-root.sh"), ROOT_BUILDER);
+  writeFileSync(join(partial, "spec.json"), `${JSON.stringify(spec)}\n`);
+  const out = await buildFile(nix, join(partial, "root.nix"), { spec: join(partial, "spec.json") }, generation);
+  context.log.info(`the root is the store path ${out}: copy it as any store path; load /nix-path-registration at first boot`);
+  return { linked: 0, copied: 0, reused: 0 };
 }
