@@ -20,13 +20,11 @@ export interface Terminal {
 
 /** Our own text in colour, or plain: every function is the identity when colour is off. */
 export interface Style {
-  readonly enabled: boolean;
   bold(text: string): string;
   dim(text: string): string;
   red(text: string): string;
   green(text: string): string;
   yellow(text: string): string;
-  cyan(text: string): string;
 }
 
 const sgr = (open: number, close: number) => (text: string) => (text === "" ? "" : `\x1b[${open}m${text}\x1b[${close}m`);
@@ -34,13 +32,11 @@ const sgr = (open: number, close: number) => (text: string) => (text === "" ? ""
 export function createStyle(enabled: boolean): Style {
   const plain = (text: string) => text;
   return {
-    enabled,
     bold: enabled ? sgr(1, 22) : plain,
     dim: enabled ? sgr(2, 22) : plain,
     red: enabled ? sgr(31, 39) : plain,
     green: enabled ? sgr(32, 39) : plain,
     yellow: enabled ? sgr(33, 39) : plain,
-    cyan: enabled ? sgr(36, 39) : plain,
   };
 }
 

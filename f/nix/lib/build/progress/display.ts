@@ -6,7 +6,7 @@
 // one summary line.
 import { formatBytes, formatClock, formatSeconds, plural } from "../../core/format.ts";
 import type { Logger, Style } from "../../core/log.ts";
-import { LiveArea, printable } from "./live_area.ts";
+import { type BlockLine, LiveArea, printable } from "./live_area.ts";
 import type { BuildProgress, Phase, Progress, RunningBuild } from "./tracker.ts";
 
 /** `3/17 built, 1 failed, 120/900 fetched (45.2 MiB of 210.0 MiB)` */
@@ -46,9 +46,9 @@ function fit(line: string, width: number): string {
  * a line per running build (name, time, phase, latest log line), then the
  * status line. Every line is shorter than the width, so none wraps.
  */
-export function liveBlock(p: Progress, width: number, height: number, style: Style): { plain: string; styled: string }[] {
+function liveBlock(p: Progress, width: number, height: number, style: Style): BlockLine[] {
   const room = width - 1;
-  const lines: { plain: string; styled: string }[] = [];
+  const lines: BlockLine[] = [];
   const shownBuilds = p.building.slice(0, Math.max(0, height - 2));
   const nameWidth = Math.min(40, Math.max(0, ...shownBuilds.map((b) => b.name.length)));
   const phaseWidth = Math.max(0, ...shownBuilds.map((b) => b.phase?.length ?? 0));
@@ -82,7 +82,7 @@ export function liveBlock(p: Progress, width: number, height: number, style: Sty
 }
 
 /** The one line a finished build ends with: what was built and fetched, and the time it took. */
-export function formatSummary(progress: BuildProgress, elapsedMs: number, succeeded: boolean): string {
+function formatSummary(progress: BuildProgress, elapsedMs: number, succeeded: boolean): string {
   const built = progress.built.length;
   const fetched = progress.substituted.length;
   const bytes = progress.snapshot().bytesFetched;
