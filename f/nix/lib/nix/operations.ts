@@ -19,7 +19,7 @@ export function updateInputsArgs(version: NixVersion, flakeRef: string, inputs: 
   return ["flake", "lock", flakeRef, ...inputs.flatMap((input) => ["--update-input", input])];
 }
 
-/** Re-locks the named inputs to what their sources hold now. */
+/** Re-locks the named inputs to what their sources hold now, and locks any input not locked yet (the others stay pinned). */
 export async function updateInputs(nix: Nix, flakeRef: string, inputs: readonly string[]): Promise<void> {
   if (inputs.length === 0) return;
   await runNix(nix, updateInputsArgs(await nix.version(), flakeRef, inputs), {

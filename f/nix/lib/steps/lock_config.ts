@@ -53,8 +53,10 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
       rmSync(lockFile);
     }
     try {
-      await flakeLock(nix, ref);
-      await updateInputs(nix, ref, [...srcInputs, ...(updateLibrary ? ["nixos-flake"] : [])]);
+      // One Nix call: updating the named inputs also locks any input not locked yet, and keeps the others pinned.
+      const updates = [...srcInputs, ...(updateLibrary ? ["nixos-flake"] : [])];
+      if (updates.length > 0) await updateInputs(nix, ref, updates);
+      else await flakeLock(nix, ref);
     } catch (error) {
       if (previous === null) rmSync(lockFile, { force: true });
       else writeFileAtomic(lockFile, previous);
