@@ -2,7 +2,7 @@
 // a state directory of its own under the OS temp dir (removed unless --keep):
 // render, lock and build a VM against the example library and the stand-in
 // nixpkgs shipped in examples/, prepare its root, and show the report.
-import { mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeTree } from "../f/nix/lib/build/root/generations.ts";
@@ -43,6 +43,8 @@ export interface DemoRun {
 export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolean): Promise<DemoRun> {
   const log: Logger = options.log;
   const stateDir = mkdtempSync(join(tmpdir(), "nixos-closure-demo-"));
+  // Readable by all, as the store its library goes into: a kept demo's library can be built against again.
+  chmodSync(stateDir, 0o755);
   log.info(
     "nixos-closure demo: a VM built against the EXAMPLE library and the STAND-IN nixpkgs shipped with this tool\n" +
       "(small, offline, built by your /bin/sh: not NixOS), in a state directory of its own:\n" +
