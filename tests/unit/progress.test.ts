@@ -213,7 +213,7 @@ describe("showing progress", () => {
       clock += 1000; // one second per event: 115 s in all
       reporter.line(line);
     }
-    reporter.finish(false);
+    reporter.finish("failed");
     const statusLines = raw.filter((t) => /^\[\d\d:\d\d\] /.test(t));
     assert.ok(
       statusLines.length >= 2 && statusLines.length <= 2 + 115 / 10 + 2,
@@ -250,7 +250,7 @@ describe("showing progress", () => {
       clock += 1000;
       reporter.line(line);
     }
-    reporter.finish(true);
+    reporter.finish("succeeded");
     assert.deepEqual(await screen.lines(), ["+ nix build (a command printed before the build)", "built 2 derivations in 13.0 s"]);
   });
 
@@ -276,8 +276,26 @@ describe("showing progress", () => {
       "[00:09] building: 0/2 built",
     ]);
     for (const line of events.slice(8)) reporter.line(line);
-    reporter.finish(true);
+    reporter.finish("succeeded");
     assert.deepEqual(await screen.lines(), ["built 2 derivations in 9.0 s"]);
+  });
+
+  test("wide characters (CJK, emoji) are counted in columns: cut to fit, and no fragment on a resize", async () => {
+    const clock = 0;
+    const screen = emulator(40, 24);
+    const terminal = terminalLog(screen, { columns: 40, rows: 24 });
+    const reporter = new ProgressReporter(new BuildProgress(() => clock), terminal.log, { now: () => clock });
+    const drv = `/nix/store/${"d".repeat(32)}-kmod-33.drv`;
+    const event = (e: object) => `@nix ${JSON.stringify(e)}`;
+    reporter.line(event({ action: "start", id: 7, level: 3, parent: 0, text: "", type: 105, fields: [drv, "", 1, 1] }));
+    reporter.line(event({ action: "result", id: 7, type: 101, fields: ["漢字漢字漢字漢字漢字 😀😀😀😀😀😀 done"] }));
+    reporter.update(true);
+    assert.deepEqual(await screen.lines(), ["  00:00  kmod-33  漢字漢字漢字漢字漢字…", "[00:00] building: 0/0 built"]);
+    await terminal.resize(20, 24);
+    assert.deepEqual(await screen.lines(), ["  00:00  kmod-33  …", "[00:00] building: …"]);
+    reporter.line(event({ action: "stop", id: 7 }));
+    reporter.finish("succeeded");
+    assert.deepEqual(await screen.lines(), ["built 1 derivation i", "n 0.0 s"]);
   });
 
   test("-L: every builder line, prefixed with its package, as plain text above the block", () => {
@@ -309,7 +327,7 @@ describe("showing progress", () => {
     const { log, raw } = terminalLog(emulator(60, 24), undefined, "quiet");
     const reporter = new ProgressReporter(new BuildProgress(() => 0), log, { now: () => 0 });
     for (const line of twoBuilds()) reporter.line(line);
-    reporter.finish(true);
+    reporter.finish("succeeded");
     assert.deepEqual(raw, []);
   });
 

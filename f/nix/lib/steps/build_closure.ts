@@ -159,7 +159,7 @@ export async function buildClosure(
       built = await build(nix, installable, resultLink, events, context.output.buildLogs);
       succeeded = true;
     } finally {
-      reporter?.finish(succeeded);
+      reporter?.finish(succeeded ? "succeeded" : context.signal.aborted ? "interrupted" : "failed");
     }
     const totalMs = performance.now() - started;
     const toplevel = built[0]?.outputs.out;

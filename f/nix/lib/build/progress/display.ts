@@ -6,7 +6,7 @@
 // one summary line.
 import { formatBytes, formatClock, formatSeconds, plural } from "../../core/format.ts";
 import type { Logger, Style } from "../../core/log.ts";
-import { type BlockLine, LiveArea, printable } from "./live_area.ts";
+import { type BlockLine, fitColumns, LiveArea, printable } from "./live_area.ts";
 import type { BuildProgress, Phase, Progress, RunningBuild } from "./tracker.ts";
 
 /** `3/17 built, 1 failed, 120/900 fetched (45.2 MiB of 210.0 MiB)` */
@@ -35,12 +35,6 @@ export function formatProgress(p: Progress): string {
   return parts.join("");
 }
 
-/** Cuts a line to `width` columns, with an ellipsis when it was longer. */
-function fit(line: string, width: number): string {
-  const chars = [...line];
-  return chars.length <= width ? line : `${chars.slice(0, Math.max(0, width - 1)).join("")}…`;
-}
-
 /**
  * The live block for a terminal `width` columns wide, at most `height` lines:
  * a line per running build (name, time, phase, latest log line), then the
@@ -55,10 +49,10 @@ function liveBlock(p: Progress, width: number, height: number, style: Style): Bl
   for (const b of shownBuilds) {
     // The time first: a narrow window cuts the log line, then the name, last of all the time.
     const clock = `  ${formatClock(b.elapsedMs)}  `;
-    const name = fit(b.name, nameWidth).padEnd(nameWidth);
+    const name = fitColumns(b.name, nameWidth).padEnd(nameWidth);
     const phase = phaseWidth > 0 ? `  ${(b.phase ?? "").padEnd(phaseWidth)}` : "";
     const last = b.lastLine ? `  ${printable(b.lastLine)}` : "";
-    const plain = fit(`${clock}${name}${phase}${last}`.trimEnd(), room);
+    const plain = fitColumns(`${clock}${name}${phase}${last}`.trimEnd(), room);
     const nameEnd = Math.min(plain.length, clock.length + nameWidth);
     lines.push({
       plain,
@@ -67,12 +61,12 @@ function liveBlock(p: Progress, width: number, height: number, style: Style): Bl
   }
   const hidden = p.building.length - shownBuilds.length;
   if (hidden > 0) {
-    const plain = fit(`  and ${hidden} more`, room);
+    const plain = fitColumns(`  and ${hidden} more`, room);
     lines.push({ plain, styled: style.dim(plain) });
   }
   const clock = `[${formatClock(p.elapsedMs)}]`;
   const status = p.phase === "evaluating" ? "" : `: ${counts(p)}`;
-  const plain = fit(`${clock} ${p.phase}${status}`, room);
+  const plain = fitColumns(`${clock} ${p.phase}${status}`, room);
   const phaseEnd = Math.min(plain.length, clock.length + 1 + p.phase.length);
   lines.push({
     plain,
@@ -82,7 +76,10 @@ function liveBlock(p: Progress, width: number, height: number, style: Style): Bl
 }
 
 /** The one line a finished build ends with: what was built and fetched, and the time it took. */
-function formatSummary(progress: BuildProgress, elapsedMs: number, succeeded: boolean): string {
+/** How a build ended. */
+export type Outcome = "succeeded" | "failed" | "interrupted";
+
+function formatSummary(progress: BuildProgress, elapsedMs: number, outcome: Outcome): string {
   const built = progress.built.length;
   const fetched = progress.substituted.length;
   const bytes = progress.snapshot().bytesFetched;
@@ -90,14 +87,16 @@ function formatSummary(progress: BuildProgress, elapsedMs: number, succeeded: bo
   if (built > 0) did.push(`built ${plural(built, "derivation")}`);
   if (fetched > 0) did.push(`fetched ${plural(fetched, "path")} (${formatBytes(bytes)})`);
   const time = formatSeconds(elapsedMs / 1000);
-  if (!succeeded) {
+  if (outcome !== "succeeded") {
     const failed = progress.failedBuilds.map((drv) => drv.replace(/^.*\/[a-z0-9]{32}-/, "").replace(/\.drv$/, ""));
     const what =
-      failed.length > 0
-        ? `${failed.join(", ")} failed`
-        : progress.evaluationMs === null
-          ? "evaluation failed"
-          : "the build failed";
+      outcome === "interrupted"
+        ? "interrupted"
+        : failed.length > 0
+          ? `${failed.join(", ")} failed`
+          : progress.evaluationMs === null
+            ? "evaluation failed"
+            : "the build failed";
     return `${what} after ${time}${did.length > 0 ? ` (${did.join(", ")} before that)` : ""}`;
   }
   return did.length > 0 ? `${did.join(" and ")} in ${time}` : `nothing to build or fetch (${time})`;
@@ -199,11 +198,12 @@ export class ProgressReporter {
   }
 
   /** Ends the display: the live block goes, and one summary line stays. */
-  finish(succeeded: boolean): void {
+  finish(outcome: Outcome): void {
     this.stopTicking();
     if (this.quiet) return;
-    const summary = formatSummary(this.progress, this.now() - this.progress.startedAt, succeeded);
-    if (this.area) this.area.draw([], [succeeded ? this.log.style.green(summary) : this.log.style.red(summary)]);
+    const summary = formatSummary(this.progress, this.now() - this.progress.startedAt, outcome);
+    const style = this.log.style;
+    if (this.area) this.area.draw([], [outcome === "succeeded" ? style.green(summary) : style.red(summary)]);
     else this.log.write(`${summary}\n`);
   }
 }

@@ -7,7 +7,8 @@
 // terminal is wide, so none wraps; when the window shrinks, terminals re-wrap
 // what is on the screen (xterm, VTE, tmux, kitty do), so the rows a line
 // takes are counted at the width of the moment of the redraw: nothing of an
-// old block is left behind, whichever way the window changed.
+// old block is left behind, whichever way the window changed. Widths are
+// counted in columns, not characters: a CJK character or an emoji takes two.
 import type { Logger, Terminal } from "../../core/log.ts";
 
 export interface BlockLine {
@@ -33,6 +34,63 @@ export function printable(line: string): string {
   return afterReturn.replace(ESCAPES, "").replace(/\t/g, "  ").replace(CONTROLS, "");
 }
 
+/** Code points that take no column (combining marks, joiners, variation selectors). */
+const ZERO_WIDTH: readonly [number, number][] = [
+  [0x0300, 0x036f],
+  [0x1ab0, 0x1aff],
+  [0x1dc0, 0x1dff],
+  [0x200b, 0x200f],
+  [0x20d0, 0x20ff],
+  [0xfe00, 0xfe0f],
+  [0xfe20, 0xfe2f],
+];
+/** Code points that take two columns: East Asian wide and full-width forms, and emoji. */
+const WIDE: readonly [number, number][] = [
+  [0x1100, 0x115f],
+  [0x2e80, 0x303e],
+  [0x3041, 0x33ff],
+  [0x3400, 0x4dbf],
+  [0x4e00, 0x9fff],
+  [0xa000, 0xa4cf],
+  [0xac00, 0xd7a3],
+  [0xf900, 0xfaff],
+  [0xfe30, 0xfe4f],
+  [0xff00, 0xff60],
+  [0xffe0, 0xffe6],
+  [0x1f300, 0x1f64f],
+  [0x1f900, 0x1f9ff],
+  [0x20000, 0x3fffd],
+];
+const within = (code: number, ranges: readonly [number, number][]) => ranges.some(([low, high]) => code >= low && code <= high);
+
+/** Columns a character takes on a terminal. */
+function charColumns(char: string): number {
+  const code = char.codePointAt(0) ?? 0;
+  if (within(code, ZERO_WIDTH)) return 0;
+  return within(code, WIDE) ? 2 : 1;
+}
+
+/** Columns a line of plain text takes on a terminal. */
+export function columnsOf(text: string): number {
+  let columns = 0;
+  for (const char of text) columns += charColumns(char);
+  return columns;
+}
+
+/** Cuts a line of plain text to at most `width` columns, ending in an ellipsis when it was longer. */
+export function fitColumns(text: string, width: number): string {
+  if (columnsOf(text) <= width) return text;
+  let out = "";
+  let used = 0;
+  for (const char of text) {
+    const columns = charColumns(char);
+    if (used + columns > width - 1) break;
+    out += char;
+    used += columns;
+  }
+  return `${out}…`;
+}
+
 export class LiveArea {
   private shown: readonly string[] = [];
 
@@ -44,7 +102,7 @@ export class LiveArea {
   /** Rows the shown block takes now, at the terminal's present width. */
   private rows(): number {
     const width = Math.max(1, this.terminal.columns);
-    return this.shown.reduce((rows, line) => rows + Math.max(1, Math.ceil([...line].length / width)), 0);
+    return this.shown.reduce((rows, line) => rows + Math.max(1, Math.ceil(columnsOf(line) / width)), 0);
   }
 
   /** Replaces the block with `block`, printing `above` (lines of text) first; one write, so it never flickers. */
