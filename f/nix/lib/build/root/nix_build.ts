@@ -1,11 +1,9 @@
-// A prepared root as a store path, built by a derivation of our own. The
-// system's own shell and tools (its sw/bin: in the closure, so the build needs
-// nothing of the host and runs in Nix's sandbox; the host's /usr/bin comes
-// after them, for a stand-in system without them) copy every path of the
-// closures (Nix's own references graph, exportReferencesGraph) into
-// $out/nix/store and lay out the root as nixos-prepare-root does. A Nix
-// database cannot be made inside a build, so the root carries the
-// registration NixOS images carry,
+// A prepared root as a store path, built by a derivation of our own: the
+// host's /bin/sh and tools copy every path of the closures (Nix's own
+// references graph, exportReferencesGraph) into $out/nix/store and lay out
+// the root as nixos-prepare-root does (so the build needs Nix's sandbox off,
+// or /bin/sh and /usr/bin in its sandbox-paths). A Nix database cannot be
+// made inside a build, so the root carries the registration NixOS images carry,
 // /nix-path-registration, which `nix-store --load-db` loads at first boot.
 //
 // Nothing of the input is ever Nix or shell code: the expression takes one
@@ -32,8 +30,8 @@ export const ROOT_EXPRESSION = `# nixos-closure: a prepared root as a store path
   derivation {
     name = "nixos-closure-root";
     system = builtins.currentSystem;
-    builder = "\${toplevel}/sw/bin/sh";
-    PATH = "\${toplevel}/sw/bin:/usr/bin:/bin";
+    builder = "/bin/sh";
+    PATH = "/usr/bin:/bin";
     args = [ "-c" (builtins.readFile ./build-root.sh) ];
     inherit toplevel channel;
     registration = input.registration;
