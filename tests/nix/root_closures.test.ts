@@ -21,7 +21,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { removeTree } from "../../f/nix/lib/build/root/generations.ts";
-import { InputError } from "../../f/nix/lib/core/errors.ts";
+import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import type { BuildClosureResult } from "../../f/nix/lib/steps/build_closure.ts";
 import type { PrepareRootResult } from "../../f/nix/lib/steps/prepare_root.ts";
 import type { RootFields } from "../../f/nix/lib/steps/root_request.ts";
@@ -203,6 +203,46 @@ for (const nix of testNixes()) {
       const shell = readlinkSync(join(s.generation_dir, "bin/sh"));
       assert.match(shell, new RegExp(`^/nix/store/[a-z0-9]{32}-synthetic-bash-${salt}/bin/bash$`));
       assert.equal(readlinkSync(join(s.generation_dir, "nix/var/nix/profiles/system-1-link")), system);
+
+      // Such a system's files are its author's data: a boot.json that links out of the root is read inside it, never on
+      // the host; one that cannot be read as a bootspec fails the run before the switch, and the root stays.
+      const systemLinking = (target: string, name: string) => {
+        const out = join(bench().root, name);
+        const path = JSON.parse(
+          nixSync(
+            nix,
+            [
+              "build",
+              "-f",
+              synthetic,
+              "--argstr",
+              "salt",
+              `${salt}-${name}`,
+              "--arg",
+              "parts",
+              "1",
+              "--arg",
+              "files",
+              "1",
+            ].concat(["--argstr", "bootLink", target, "--json", "--out-link", out]),
+          ),
+        )[0].outputs.out as string;
+        const closure = closureOf(nix, path);
+        const exported = join(bench().root, `${name}.export`);
+        exportClosure(nix, exported, path);
+        rmSync(out);
+        nixSync(nix, ["store", "delete", ...closure]);
+        return { path, exported };
+      };
+      const outward = systemLinking("/etc/passwd", "links-out");
+      const confined = await prepare(b.config_dir, { closure_files: [outward.exported] }, outward.path);
+      assert.equal(confined.init, `${outward.path}/init`, "the link led to the root's own /etc/passwd, which is not there");
+      const notBootspec = systemLinking("parts", "not-bootspec");
+      const rootBefore = readlinkSync(s.root_dir);
+      const failed = await prepare(b.config_dir, { closure_files: [notBootspec.exported] }, notBootspec.path).catch((e) => e);
+      assert.ok(failed instanceof SetupError, failed instanceof Error ? failed.stack : JSON.stringify(failed));
+      assert.match(failed.message, /boot\.json is not valid JSON/);
+      assert.equal(readlinkSync(s.root_dir), rootBefore, "the root stays");
     });
 
     test("a file that is not an export, and other bad root input, are refused by name; the root stays as it was", async () => {

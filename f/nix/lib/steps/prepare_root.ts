@@ -4,7 +4,7 @@
 // generation; or, with nix_build, a root built by Nix as a store path.
 import { existsSync, mkdirSync, readlinkSync, realpathSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { readBootInfo } from "../build/bootspec.ts";
+import { parseBootspec, readBootInfo } from "../build/bootspec.ts";
 import {
   claimGenerations,
   currentGeneration,
@@ -25,7 +25,7 @@ import {
   systemLinks,
 } from "../build/root/populate.ts";
 import { InputError, SetupError } from "../core/errors.ts";
-import { makeDirs } from "../core/files.ts";
+import { makeDirs, readSmallFile } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { buildFile, closureInfo, dumpDb, importPaths, loadDb } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
@@ -186,6 +186,8 @@ export async function prepareRoot(
         const stats = request.nixBuild
           ? await buildRoot(context, partial, generation, { system, request, paths: closures.fromHost })
           : await linkRoot(context, partial, previous, { system, request, paths: closures.fromHost, all });
+        // Read before the switch: a system whose bootspec cannot be read leaves the previous root in place.
+        const boot = bootOf(system, partial);
         // A built root's generation is its out-link; the partial directory only held the expression and its data.
         if (request.nixBuild) removeTree(partial);
         else renameSync(partial, generation);
@@ -204,7 +206,7 @@ export async function prepareRoot(
         return {
           config_dir: dir,
           toplevel: system,
-          ...bootOf(system, generation),
+          ...boot,
           root_dir: layout.rootDir,
           store_dir: join(layout.rootDir, STORE_DIR),
           generation,
@@ -224,14 +226,30 @@ export async function prepareRoot(
   );
 }
 
-/** init and initrd of the system, read from this host's store or, for a system that came as a file, from the root's. */
-function bootOf(system: string, generation: string): { init: string; initrd: string | null } {
+/** A bootspec is a few kilobytes; a larger file is not one. */
+const MAX_BOOTSPEC_BYTES = 1024 * 1024;
+
+/**
+ * init and initrd of the system, read from this host's store or, for a system
+ * that came as a file, from `root`'s store. Such a system's files are data
+ * from the file's author: its boot.json is read inside the root only (a link
+ * out of it, to /etc/shadow say, is followed within the root, never on the
+ * host), as a small regular file (never a FIFO or a device).
+ */
+function bootOf(system: string, root: string): { init: string; initrd: string | null } {
   if (existsSync(system)) {
     const boot = readBootInfo(system);
     return { init: boot.init, initrd: boot.initrd };
   }
-  const boot = readBootInfo(join(generation, system));
-  return { init: boot.bootJson === null ? join(system, "init") : boot.init, initrd: boot.initrd };
+  const named = join(system, "boot.json");
+  let file: string;
+  try {
+    file = join(root, resolveInRoot(root, named));
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return { init: join(system, "init"), initrd: null };
+    throw error;
+  }
+  return parseBootspec(readSmallFile(file, MAX_BOOTSPEC_BYTES), named);
 }
 
 interface RootContent {
