@@ -277,6 +277,11 @@ for (const nix of testNixes()) {
         [{ closures: ["/tmp/x"] }, /^closures\[0\]: "\/tmp\/x" must be a store path/],
         [{ closures: [`/nix/store/${"0".repeat(32)}-gone`] }, /^closures\[0\]: .* is not in this host's store/],
         [{ channel: "nixos-26.05" }, /^channel: "nixos-26.05" must be a store path/],
+        // A store path that is a file (the system's derivation, kept alive with it): not a channel.
+        [
+          { channel: execFileSync(join(nix.bin, "nix-store"), ["-qd", b.toplevel], { encoding: "utf8" }).trim() },
+          /^channel: ".*\.drv" is not a directory: a channel is a store path holding Nix expressions/,
+        ],
         [{ nix_build: "true" }, /^nix_build: "true" must be true or false/],
         [{ closure_files: [good], nix_build: true }, /^closure_files\[0\]: .* cannot go into a root Nix builds/],
       ];

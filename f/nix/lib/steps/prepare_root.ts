@@ -276,12 +276,20 @@ async function linkRoot(
   const store = `local?root=${realpathSync(partial)}`;
   if (content.paths.length > 0) await loadDb(nix, store, await dumpDb(nix, content.paths));
   for (const file of content.request.closureFiles) {
-    await importPaths(
+    const imported = await importPaths(
       nix,
       store,
       file.file,
       `importing ${file.field} ${file.file} into the root failed; the root was left as it was`,
     );
+    // Nix reads the file again: one changed since it was checked brings other paths, and the root is not used.
+    const checked = file.paths.map((p) => p.path).sort();
+    if (JSON.stringify([...imported].sort()) !== JSON.stringify(checked)) {
+      throw new SetupError(
+        `${file.field}: ${file.file} changed while it was read: Nix imported other paths than it held when checked; ` +
+          "the root was left as it was",
+      );
+    }
   }
   directoryModes(partial);
   systemLinks(partial, content.system, content.request.channel, content.all);

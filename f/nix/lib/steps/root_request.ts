@@ -87,6 +87,10 @@ export function checkRootRequest(fields: RootFields, prefix = ""): RootRequest {
   let channel: string | null = null;
   if (!isBlank(fields.channel)) {
     channel = storePathIn(`${prefix}channel`, expectString(`${prefix}channel`, fields.channel).trim());
+    // A channel is a tree of Nix expressions that nix-env reads through ~/.nix-defexpr: a directory.
+    if (!statSync(channel).isDirectory()) {
+      throw new InputError(`${prefix}channel`, channel, "is not a directory: a channel is a store path holding Nix expressions");
+    }
   }
   const nixBuild = expectBoolean(`${prefix}nix_build`, fields.nix_build, false);
   const first = closureFiles[0];

@@ -97,13 +97,23 @@ function skipNode(reader: Reader, depth: number): void {
     reader.string("a symlink's target");
     reader.expect(")", "closing a NAR symlink node");
   } else if (type === "directory") {
+    let previous: string | null = null;
     for (;;) {
       const token = reader.string("a NAR directory");
       if (token === ")") break;
       if (token !== "entry") throw new NotAnExport(`expected "entry" in a NAR directory, found ${JSON.stringify(token)}`);
       reader.expect("(", "opening a directory entry");
       reader.expect("name", "in a directory entry");
-      reader.string("an entry's name");
+      const name = reader.string("an entry's name");
+      // As Nix requires when it unpacks: a plain name, entries sorted, none twice (so it is refused here, before anything is written).
+      if (name === "" || name === "." || name === ".." || name.includes("/") || name.includes("\0")) {
+        throw new NotAnExport(`a NAR entry has the invalid name ${JSON.stringify(name.slice(0, 120))}`);
+      }
+      // Nix compares names as bytes: UTF-8 bytes sort as code points, which UTF-16 (JavaScript's <) does not.
+      if (previous !== null && Buffer.compare(Buffer.from(name), Buffer.from(previous)) <= 0) {
+        throw new NotAnExport(`NAR entries are not sorted or repeat a name (${JSON.stringify(name.slice(0, 120))})`);
+      }
+      previous = name;
       reader.expect("node", "in a directory entry");
       skipNode(reader, depth + 1);
       reader.expect(")", "closing a directory entry");
