@@ -24,7 +24,7 @@ const EXIT_CODES = [
   "  0    success",
   "  1    Nix failed (its own words follow `error:`), or the machine did (a file, a missing nix)",
   "  2    bad input: the flag or field and its value are named; nothing was written",
-  "  130  interrupted (Ctrl-C; 143 for SIGTERM): the previous result and lock file are kept",
+  "  130  interrupted (Ctrl-C; 143 for SIGTERM): the previous result link is kept",
 ];
 
 interface CommandHelp {

@@ -106,16 +106,21 @@ const CLI_WORDS: Vocabulary = {
  * Names a bad field the way the user gave it: the flag (`--profile`), or
  * the field of the --input file; Windmill's field paths are for Windmill.
  */
+const fieldFlag = (group: string, field: string): string | undefined =>
+  (FLAG_OF_FIELD as Record<string, Record<string, string>>)[group]?.[field];
+
 function inCallersWords(error: InputError, flags: CommonFlags): InputError {
   const match = /^(\w+)\.(\w+)(.*)$/.exec(error.field);
   if (!match) return flags.input ? new InputError(`--input ${flags.input}: ${error.field}`, error.value, error.reason) : error;
   const [, group = "", field = "", rest = ""] = match;
   const byFlag = flowInputFromFlags({ ...flags, input: undefined })[group]?.[field] !== undefined;
-  const flag = (FLAG_OF_FIELD as Record<string, Record<string, string>>)[group]?.[field];
+  const flag = fieldFlag(group, field);
   if (byFlag && flag) {
     // A list's element is the flag's own value; a part of one (overrides[0].src) is named after the flag.
     const part = /^\[\d+\]$/.test(rest) || rest === "" ? "" : ` (${field}${rest})`;
-    return new InputError(`${flag}${part}`, error.value, error.reason);
+    // A reason pointing at another field ("use nix.cores") points at its flag.
+    const reason = error.reason.replace(/\b(\w+)\.(\w+)\b/g, (name, g: string, f: string) => fieldFlag(g, f) ?? name);
+    return new InputError(`${flag}${part}`, error.value, reason);
   }
   return flags.input ? new InputError(`--input ${flags.input}: ${error.field}`, error.value, error.reason) : error;
 }

@@ -104,6 +104,9 @@ describe("Nix's --option NAME VALUE", () => {
     const run = cli(["build", "--option", "post-build-hook", "/tmp/x.sh"]);
     assert.equal(run.status, 2);
     assert.match(run.stderr, /--option: "post-build-hook" is not a setting the flow input may set/);
+    const typed = cli(["build", "--option", "cores", "2"]);
+    assert.equal(typed.status, 2);
+    assert.match(typed.stderr, /--option: "cores" cannot be set here: use --cores\n/);
   });
 });
 

@@ -19,6 +19,9 @@ for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
     const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
     const context = () => testContext(bench(), "housekeeping");
+    // Both Nix versions share one store: a name of its own per version keeps this
+    // version's system out of the other's GC roots, so its unique size is its own.
+    const ownName = `hk-built-${nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "")}`;
     const nixSyncRoots = () => execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" });
 
     test("list shows rendered, locked, built and root-prepared VMs, with their sizes", async () => {
@@ -26,15 +29,15 @@ for (const nix of testNixes()) {
       await steps.render({ vm_name: "hk-rendered", profiles: [], test_suites: [] });
       const locked = await steps.render({ vm_name: "hk-locked", profiles: [], test_suites: [] });
       await steps.lock(locked.config_dir);
-      const built = await steps.renderLockBuild({ vm_name: "hk-built", profiles: ["devel"], test_suites: [] });
+      const built = await steps.renderLockBuild({ vm_name: ownName, profiles: ["devel"], test_suites: [] });
       const rooted = await steps.renderLockBuild({ vm_name: "hk-rooted", profiles: [], test_suites: ["fstests"] });
       await steps.prepareRoot(rooted.config_dir);
       const vms = new Map((await listVms(context())).map((vm) => [vm.vm_name, vm]));
       assert.equal(vms.get("hk-rendered")?.state, "rendered");
       assert.equal(vms.get("hk-locked")?.state, "locked");
-      assert.equal(vms.get("hk-built")?.state, "built");
+      assert.equal(vms.get(ownName)?.state, "built");
       assert.equal(vms.get("hk-rooted")?.state, "root prepared");
-      const b = vms.get("hk-built");
+      const b = vms.get(ownName);
       assert.ok(b);
       assert.equal(b.toplevel, built.toplevel);
       assert.equal(b.closure_size, built.closure.nar_size);

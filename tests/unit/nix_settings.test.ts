@@ -147,7 +147,11 @@ describe("the nix input group", () => {
   });
 
   test("settings with a field of their own, or set by the steps, are refused in options", () => {
-    rejects({ options: { substituters: "https://x" } }, "nix_settings.options", /use substituters/);
+    rejects(
+      { options: { substituters: "https://x" } },
+      "nix_settings.options",
+      /cannot be set here: use nix_settings\.substituters$/,
+    );
     rejects({ options: { "experimental-features": "x" } }, "nix_settings.options", /set by the steps/);
   });
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { drvName } from "../../f/nix/lib/build/plan.ts";
 import { formatProgress, ProgressReporter } from "../../f/nix/lib/build/progress/display.ts";
-import { printable } from "../../f/nix/lib/build/progress/live_area.ts";
+import { columnsOf, printable } from "../../f/nix/lib/build/progress/live_area.ts";
 import { BuildProgress } from "../../f/nix/lib/build/progress/tracker.ts";
 import { streamLogger, type Verbosity } from "../../f/nix/lib/core/log.ts";
 import { count, parseJsonExactIntegers, parseLogLine } from "../../f/nix/lib/nix/events.ts";
@@ -296,6 +296,26 @@ describe("showing progress", () => {
     reporter.line(event({ action: "stop", id: 7 }));
     reporter.finish("succeeded");
     assert.deepEqual(await screen.lines(), ["built 1 derivation i", "n 0.0 s"]);
+    // Emoji past the smileys and the symbols block count two as well (more is safe: a line cut short).
+    assert.equal(columnsOf("🚀☕🧪🥼"), 8);
+  });
+
+  test("a window shorter than the block: the block shrinks to fit, and no fragment stays", async () => {
+    let clock = 0;
+    const screen = emulator(60, 3);
+    const terminal = terminalLog(screen, { columns: 60, rows: 3 });
+    terminal.log.info("+ nix build");
+    const reporter = new ProgressReporter(new BuildProgress(() => clock), terminal.log, { now: () => clock });
+    const events = twoBuilds();
+    for (const line of events.slice(0, 8)) {
+      clock += 1000;
+      reporter.line(line);
+    }
+    reporter.update(true);
+    assert.deepEqual(await screen.lines(), ["+ nix build", "  and 2 more", "[00:08] building: 0/2 built"]);
+    for (const line of events.slice(8)) reporter.line(line);
+    reporter.finish("succeeded");
+    assert.deepEqual(await screen.lines(), ["+ nix build", "built 2 derivations in 8.0 s"]);
   });
 
   test("-L: every builder line, prefixed with its package, as plain text above the block", () => {
@@ -321,6 +341,16 @@ describe("showing progress", () => {
       shown.map((l) => l.replace(/c{32}/, "…")),
       ["building '/nix/store/…-xfsprogs-6.13.0.drv'", "building '/nix/store/…-fio-3.38.drv'"],
     );
+  });
+
+  test("-L in a job log or a pipe: the builder's lines without their escapes", () => {
+    const { log, raw } = terminalLog(null);
+    const reporter = new ProgressReporter(new BuildProgress(() => 0, { buildLogs: true }), log, { now: () => 0 });
+    for (const line of twoBuilds()) reporter.line(line);
+    reporter.finish("succeeded");
+    assert.ok(raw.includes("xfsprogs-6.13.0> CC  libxfs/xfs_inode.o\n"), raw.join(""));
+    assert.ok(raw.includes("fio-3.38> fio: configure\n"), raw.join(""));
+    assert.ok(!raw.join("").includes("\x1b"), "no escape in a job log");
   });
 
   test("quiet: nothing at all", () => {

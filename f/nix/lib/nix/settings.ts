@@ -49,8 +49,8 @@ const TYPED: ReadonlyMap<string, string> = new Map([
   ["extra-trusted-public-keys", "trusted_public_keys"],
   ["max-jobs", "max_jobs"],
   ["cores", "cores"],
-  ["experimental-features", "(set by the steps)"],
-  ["extra-experimental-features", "(set by the steps)"],
+  ["experimental-features", ""],
+  ["extra-experimental-features", ""],
 ]);
 
 /**
@@ -260,7 +260,8 @@ export function nixSettings(input: unknown, field = "nix_settings", policy: Sett
       );
     }
     const typed = TYPED.get(name);
-    if (typed) throw new InputError(`${field}.options`, name, `cannot be set here: use ${typed}`);
+    if (typed !== undefined)
+      throw new InputError(`${field}.options`, name, typed ? `cannot be set here: use ${field}.${typed}` : "is set by the steps");
     if (!ALLOWED_OPTIONS.includes(name)) {
       throw new InputError(
         `${field}.options`,

@@ -60,7 +60,7 @@ function liveBlock(p: Progress, width: number, height: number, style: Style): Bl
     });
   }
   const hidden = p.building.length - shownBuilds.length;
-  if (hidden > 0) {
+  if (hidden > 0 && height >= 2) {
     const plain = fitColumns(`  and ${hidden} more`, room);
     lines.push({ plain, styled: style.dim(plain) });
   }
@@ -75,10 +75,10 @@ function liveBlock(p: Progress, width: number, height: number, style: Style): Bl
   return lines;
 }
 
-/** The one line a finished build ends with: what was built and fetched, and the time it took. */
 /** How a build ended. */
 export type Outcome = "succeeded" | "failed" | "interrupted";
 
+/** The one line a finished build ends with: what was built and fetched, and the time it took. */
 function formatSummary(progress: BuildProgress, elapsedMs: number, outcome: Outcome): string {
   const built = progress.built.length;
   const fetched = progress.substituted.length;
@@ -161,13 +161,16 @@ export class ProgressReporter {
       this.area.draw(this.block(), shown.map(printable));
       return;
     }
-    for (const text of shown) this.log.write(`${text}\n`);
+    // Builder output may carry escapes: a job log or a pipe gets the text alone.
+    for (const text of shown) this.log.write(`${printable(text)}\n`);
     this.update(shown.length > 0);
   }
 
   private block() {
     const terminal = this.log.terminal;
-    const height = Math.max(3, Math.min(12, (terminal?.rows ?? 24) - 2));
+    // The block and the cursor's row fit in the window: a taller block would scroll
+    // its top rows out of reach, and the next redraw would leave them behind.
+    const height = Math.max(1, Math.min(12, (terminal?.rows ?? 24) - 1));
     return liveBlock(this.progress.snapshot(), terminal?.columns ?? 80, height, this.log.style);
   }
 

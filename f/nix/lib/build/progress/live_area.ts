@@ -47,6 +47,9 @@ const ZERO_WIDTH: readonly [number, number][] = [
 /** Code points that take two columns: East Asian wide and full-width forms, and emoji. */
 const WIDE: readonly [number, number][] = [
   [0x1100, 0x115f],
+  // Symbols and dingbats: most are one column, some emoji two; counting two is
+  // the safe error (a line cut short, never a line that wraps and breaks the block).
+  [0x2600, 0x27bf],
   [0x2e80, 0x303e],
   [0x3041, 0x33ff],
   [0x3400, 0x4dbf],
@@ -57,8 +60,7 @@ const WIDE: readonly [number, number][] = [
   [0xfe30, 0xfe4f],
   [0xff00, 0xff60],
   [0xffe0, 0xffe6],
-  [0x1f300, 0x1f64f],
-  [0x1f900, 0x1f9ff],
+  [0x1f000, 0x1faff],
   [0x20000, 0x3fffd],
 ];
 const within = (code: number, ranges: readonly [number, number][]) => ranges.some(([low, high]) => code >= low && code <= high);
