@@ -20,7 +20,7 @@ for bin in ${NIXOS_CLOSURE_TEST_NIX_BINS//:/ }; do echo "  $("$bin/nix" --versio
 export WORKERS_DIR=/nonexistent/workers WORKER_INDEX=7 WORKBENCH_DIR=/nonexistent SYSTEM_DIR=/nonexistent/system \
   VENDOR_DIR=/nonexistent/vendor NIXOS_FLAKE_DIR=/nonexistent/nixos-flake NIX_BIN=/nonexistent/bin
 
-echo "== build the CLI (dist/nixos-closure.js, which the CLI tests run)"
+echo "== build the CLI (dist/nixos-closure.cjs, which the CLI tests run)"
 npm run -s build
 
 echo "== type-check"

@@ -10,7 +10,9 @@
  *
  * Source overrides are local checkouts the operator edits, so they are
  * re-locked every time; the library is re-pinned only when asked. A failure
- * leaves flake.lock as it was.
+ * leaves flake.lock as it was. With no input to re-lock, and flake.nix and
+ * flake.lock as the same Nix left them, `nix flake lock` would fill nothing:
+ * it is not run.
  *
  * @param config_dir The config dir render_config returned.
  * @param update Re-pin the nixos-flake library input (after the library changed).

@@ -12,7 +12,7 @@ import { testNixes } from "../helpers/nix.ts";
 import { waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, type Workbench } from "../helpers/workbench.ts";
 
-const BIN = join(ROOT, "dist", "nixos-closure.js");
+const BIN = join(ROOT, "dist", "nixos-closure.cjs");
 
 const [nix] = testNixes();
 describe(`nixos-closure with ${nix?.version}`, () => {

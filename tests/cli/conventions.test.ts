@@ -14,7 +14,7 @@ import { PROFILES, TEST_SUITES } from "../../f/nix/lib/config/model.ts";
 import { waitFor } from "../helpers/steps.ts";
 import { runInTerminal } from "../helpers/terminal.ts";
 
-const BIN = join(ROOT, "dist", "nixos-closure.js");
+const BIN = join(ROOT, "dist", "nixos-closure.cjs");
 const scratch = mkdtempSync(join(tmpdir(), "nixos-closure-conventions-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
 // No worker of anyone's: a state dir of this test's own.
@@ -72,6 +72,17 @@ describe("each command takes the flags that apply to it", () => {
     const run = cli(["--version"]);
     assert.equal(run.status, 0);
     assert.equal(run.stdout, `${JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version}\n`);
+  });
+
+  test("output piped to a reader that stops early (| head) ends quietly", () => {
+    for (const args of ["--help", "completion bash"]) {
+      const run = spawnSync("bash", ["-c", `"$0" "$1" ${args} | true; exit "\${PIPESTATUS[0]}"`, process.execPath, BIN], {
+        env,
+        encoding: "utf8",
+      });
+      assert.equal(run.stderr, "", args);
+      assert.equal(run.status, 0, args);
+    }
   });
 
   test("-v and -q together are refused", () => {

@@ -3,9 +3,9 @@
 // TypeScript loader and no dependency to fetch. No Nix needed.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { createWorkbench } from "../helpers/workbench.ts";
@@ -54,6 +54,39 @@ describe("npm install -g of the packed package", () => {
       assert.ok(existsSync(join(configDir, "default.nix")));
     } finally {
       wb.cleanup();
+    }
+  });
+});
+
+describe("npm install -g of a checkout, with nothing installed or built in it", () => {
+  test("prepare installs the bundler into the checkout, bundles, and the command runs from elsewhere", () => {
+    const work = mkdtempSync(join(tmpdir(), "nixos-closure-checkout-"));
+    try {
+      // The checkout as git has it: the tracked files of this working tree, no node_modules, no dist.
+      const checkout = join(work, "nixos-closure");
+      const tracked = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0");
+      for (const file of tracked.filter((f) => f !== "" && existsSync(join(ROOT, f)))) {
+        mkdirSync(dirname(join(checkout, file)), { recursive: true });
+        cpSync(join(ROOT, file), join(checkout, file));
+      }
+      assert.equal(existsSync(join(checkout, "dist")), false);
+      const prefix = join(work, "prefix");
+      execFileSync("npm", ["install", "--global", "--prefix", prefix, checkout], {
+        cwd: work,
+        stdio: "pipe",
+        // From npm's cache when it has the packages (it does after this repository's npm ci).
+        env: { ...process.env, npm_config_prefer_offline: "true" },
+        timeout: 300_000,
+      });
+      const run = spawnSync(join(prefix, "bin", "nixos-closure"), ["--version"], {
+        cwd: work,
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
     }
   });
 });

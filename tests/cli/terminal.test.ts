@@ -12,7 +12,7 @@ import { waitFor, within } from "../helpers/steps.ts";
 import { runInTerminal, type TerminalRun } from "../helpers/terminal.ts";
 import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
 
-const BIN = join(ROOT, "dist", "nixos-closure.js");
+const BIN = join(ROOT, "dist", "nixos-closure.cjs");
 
 /** The status line of the live block, and a running build's line: `  00:03  xfsprogs-6.13.0  ...`. */
 const STATUS = /^\[\d\d:\d\d\] (evaluating|building|fetching|finishing)/;

@@ -146,7 +146,7 @@ describe("many workers on one host", () => {
         new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
           const child = spawn(
             process.execPath,
-            [join(ROOT, "dist", "nixos-closure.js"), "build", "--vm-name", "shared", "--json"],
+            [join(ROOT, "dist", "nixos-closure.cjs"), "build", "--vm-name", "shared", "--json"],
             {
               env: { ...wb.env, WORKER_INDEX: index },
             },

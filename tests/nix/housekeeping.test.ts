@@ -9,6 +9,7 @@ import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
+import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
@@ -73,7 +74,12 @@ for (const nix of testNixes()) {
       assert.ok(dry.removed[0]?.frees && dry.removed[0].frees > 0);
       const done = await asWorker(bench(), () => removeStep(["hk-gone"]));
       assert.deepEqual(done.removed[0]?.removed.sort(), dry.removed[0]?.removed.sort());
-      for (const path of [gone.config_dir, `${gone.config_dir}.roots`, `${gone.config_dir}.lock`])
+      const caches = Object.values(configDirCaches(gone.config_dir));
+      assert.ok(
+        caches.some((cache) => done.removed[0]?.removed.includes(cache)),
+        "its caches went with it",
+      );
+      for (const path of [gone.config_dir, `${gone.config_dir}.roots`, `${gone.config_dir}.lock`, ...caches])
         assert.equal(existsSync(path), false, path);
       const gcRoots = nixSyncRoots();
       assert.doesNotMatch(gcRoots, /hk-gone\/result/);

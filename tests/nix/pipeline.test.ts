@@ -259,6 +259,36 @@ for (const nix of testNixes()) {
       await lockConfig(r.config_dir, false, { env: { NIXOS_CLOSURE_LOCK_WAIT: "0" } });
     });
 
+    test("a lock with nothing to fill runs no Nix; a changed flake.nix or flake.lock, or another Nix, runs it again", async () => {
+      const r = await renderConfig({ vm_name: "vm-lock-current", profiles: [], test_suites: [] });
+      const lockFile = join(r.config_dir, "flake.lock");
+      const lockRun = async (env: Record<string, string> = {}) => {
+        const log = captureLog();
+        const result = await lockConfig(r.config_dir, false, { log, env });
+        return { ran: /\+ .*nix .*flake lock/.test(log.text()), current: /is current/.test(log.text()), result };
+      };
+      assert.deepEqual((await lockRun()).ran, true, "the first lock runs Nix");
+      const locked = readFileSync(lockFile, "utf8");
+      const again = await lockRun();
+      assert.deepEqual([again.ran, again.current], [false, true]);
+      assert.deepEqual(again.result.lock, JSON.parse(locked), "the same lock is returned");
+      assert.equal(readFileSync(lockFile, "utf8"), locked);
+      // flake.nix changed (a comment is enough): Nix is asked again.
+      appendFileSync(join(r.config_dir, "flake.nix"), "# edited\n");
+      assert.equal((await lockRun()).ran, true);
+      assert.equal((await lockRun()).ran, false);
+      // flake.lock edited by hand (the same JSON, laid out otherwise): Nix is asked again.
+      writeFileSync(lockFile, JSON.stringify(JSON.parse(readFileSync(lockFile, "utf8"))));
+      assert.equal((await lockRun()).ran, true);
+      // Another Nix binary: asked again.
+      const other = testNixes().find((n) => n.bin !== nix.bin);
+      if (other) assert.equal((await lockRun({ NIX_BIN: other.bin })).ran, true);
+      // update=true always runs Nix.
+      const log = captureLog();
+      await lockConfig(r.config_dir, true, { log });
+      assert.match(log.text(), /\+ .*nix .*(flake update .*|--update-input )nixos-flake/);
+    });
+
     test("a failed lock restores flake.lock", async () => {
       const src = join(bench().root, "src", "libbpf");
       mkdirSync(src, { recursive: true });

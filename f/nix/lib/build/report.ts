@@ -70,8 +70,7 @@ export async function compareClosures(
   const changes = parseDiffClosures(await diffClosures(nix, before, after));
   const old = new Set(beforeClosure.map((i) => i.path));
   const now = new Set(afterClosure.map((i) => i.path));
-  const largestFirst = (infos: readonly PathInfo[]) =>
-    [...infos].sort((a, b) => b.narSize - a.narSize || a.path.localeCompare(b.path));
+  const largestFirst = (infos: readonly PathInfo[]) => [...infos].sort(largerFirst);
   const added = largestFirst(afterClosure.filter((i) => !old.has(i.path)));
   const removed = largestFirst(beforeClosure.filter((i) => !now.has(i.path)));
   const total = (infos: readonly PathInfo[]) => infos.reduce((n, i) => n + i.narSize, 0);
@@ -107,12 +106,19 @@ function storePathName(path: string): string {
   return path.replace(/^.*\/[a-z0-9]{32}-/, "");
 }
 
+/**
+ * Larger first, then by path in code-unit order (store paths are ASCII; a
+ * locale's collation would cost its start-up, about 6 ms, at every build).
+ */
+const largerFirst = (a: PathInfo, b: PathInfo): number =>
+  b.narSize - a.narSize || (a.path < b.path ? -1 : a.path > b.path ? 1 : 0);
+
 function closureSummary(infos: readonly PathInfo[], largest = 10): Pick<ClosureReport, "paths" | "nar_size" | "largest"> {
   return {
     paths: infos.length,
     nar_size: infos.reduce((total, info) => total + info.narSize, 0),
     largest: [...infos]
-      .sort((a, b) => b.narSize - a.narSize || a.path.localeCompare(b.path))
+      .sort(largerFirst)
       .slice(0, largest)
       .map((info) => ({ path: info.path, nar_size: info.narSize })),
   };

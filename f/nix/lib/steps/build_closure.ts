@@ -19,7 +19,7 @@ import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
-import { existingConfigDir } from "../worker/layout.ts";
+import { configDirCaches, existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 import { checkPublishTargets } from "./flow_input.ts";
 import { checkLockFile } from "./lock_config.ts";
@@ -92,7 +92,7 @@ export async function checkedOverrides(
   const key = createHash("sha256")
     .update(JSON.stringify([flake, readSmallFile(join(dir, "default.nix"), MAX_NIX_FILE_BYTES), lockText, [...optional].sort()]))
     .digest("hex");
-  const cacheFile = `${dir}.overrides.json`;
+  const cacheFile = configDirCaches(dir).overrides;
   let reports = cachedReports(cacheFile, key);
   if (reports === null) {
     reports = await verifyOverrides(nix, pathFlakeRef(dir), JSON.parse(lockText) as unknown, sourceInputs, optional);
@@ -108,7 +108,7 @@ export async function checkedOverrides(
  * rebuild reports without asking Nix again.
  */
 async function closureOf(nix: Nix, dir: string, toplevel: string): Promise<PathInfo[]> {
-  const cacheFile = `${dir}.closure.json`;
+  const cacheFile = configDirCaches(dir).closure;
   try {
     const cached = JSON.parse(readIfExists(cacheFile) ?? "null") as { toplevel?: unknown; closure?: PathInfo[] } | null;
     if (cached?.toplevel === toplevel && Array.isArray(cached.closure)) return cached.closure;

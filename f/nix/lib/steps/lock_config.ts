@@ -1,15 +1,17 @@
 // lock_config's core: pin a rendered config dir's inputs, re-locking the
 // source overrides every time and the library when asked; a failure leaves
 // flake.lock as it was.
-import { rmSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
+import type { Nix } from "../nix/locate.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
-import { existingConfigDir } from "../worker/layout.ts";
+import { configDirCaches, existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 
 export interface LockResult {
@@ -38,6 +40,28 @@ export function checkLockFile(context: Context, configDir: string): void {
   }
 }
 
+/**
+ * What a lock depends on: flake.nix, flake.lock, and the Nix binary (its
+ * file, so an upgrade in place counts). Equal keys mean `nix flake lock`
+ * would find nothing to fill and leave flake.lock as it is.
+ */
+function lockKey(nix: Nix, flake: string, lock: string): string {
+  const program = realpathSync(nix.program);
+  const { ino, size, mtimeMs } = statSync(program);
+  return createHash("sha256")
+    .update(JSON.stringify([program, ino, size, mtimeMs, flake, lock]))
+    .digest("hex");
+}
+
+function lastLockKey(file: string): string | null {
+  try {
+    const stamp = JSON.parse(readIfExists(file) ?? "null") as { key?: unknown } | null;
+    return typeof stamp?.key === "string" ? stamp.key : null;
+  } catch {
+    return null;
+  }
+}
+
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
@@ -45,16 +69,31 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
   return withDirLock(dir, context, async () => {
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);
-    const srcInputs = sourceInputsOf(readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES));
+    const flake = readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES);
+    const srcInputs = sourceInputsOf(flake);
     const previous = readIfExists(lockFile);
+    const stampFile = configDirCaches(dir).locked;
     if (previous !== null && !isJson(previous)) {
       // A lock file cut short (a full disk, a crash) would fail every Nix call: lock afresh, from the inputs as they are.
       context.log.warn(`${lockFile} is not valid JSON (a write cut short?): locking the inputs afresh`);
       rmSync(lockFile);
     }
+    const updates = [...srcInputs, ...(updateLibrary ? ["nixos-flake"] : [])];
+    // Nothing to re-lock, and flake.nix and flake.lock as this Nix left them: a Nix process (tens of ms) would change nothing.
+    if (
+      updates.length === 0 &&
+      previous !== null &&
+      isJson(previous) &&
+      lastLockKey(stampFile) === lockKey(nix, flake, previous)
+    ) {
+      context.log.info(
+        `${lockFile} is current (flake.nix unchanged since ${nix.program} locked it): nothing for nix flake lock to fill`,
+      );
+      return { config_dir: dir, lock: JSON.parse(previous) as Record<string, unknown>, src_inputs: srcInputs };
+    }
+    rmSync(stampFile, { force: true });
     try {
       // One Nix call: updating the named inputs also locks any input not locked yet, and keeps the others pinned.
-      const updates = [...srcInputs, ...(updateLibrary ? ["nixos-flake"] : [])];
       if (updates.length > 0) await updateInputs(nix, ref, updates);
       else await flakeLock(nix, ref);
     } catch (error) {
@@ -64,6 +103,7 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
     }
     const text = readIfExists(lockFile);
     if (text === null) throw new SetupError(`nix flake lock succeeded but wrote no ${lockFile}`);
+    writeFileAtomic(stampFile, `${JSON.stringify({ key: lockKey(nix, flake, text) })}\n`);
     return { config_dir: dir, lock: JSON.parse(text) as Record<string, unknown>, src_inputs: srcInputs };
   });
 }

@@ -12,7 +12,7 @@ import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
 import { lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
-import { workerLayout } from "../worker/layout.ts";
+import { configDirCaches, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 
 export type VmState = "rendered" | "locked" | "built" | "root prepared";
@@ -223,7 +223,7 @@ export async function removeVms(
     const holder = await lockHolderOf(dir, context.env);
     if (holder !== null)
       throw new SetupError(`${basename(dir)} is in use by ${holder}; it was not removed: try again when it is done`);
-    const caches = [`${dir}.overrides.json`, `${dir}.closure.json`].filter((p) => existsSync(p));
+    const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p));
     const roots = options.keepRoot ? [] : ownRootGenerations(dir);
     const removed = [dir, ...caches, ...roots, ...(existsSync(lockPathFor(dir)) ? [lockPathFor(dir)] : [])];
     if (!options.dryRun) {

@@ -33,6 +33,21 @@ export function workerLayout(env: Env): Layout {
   return { systemDir, nixDir: join(workersDir, workerIndex, "nix"), libraryDir };
 }
 
+/**
+ * The caches kept beside a config dir (answers Nix gave about it, keyed by
+ * what they depend on): a step reuses them, and they go with the VM.
+ */
+export function configDirCaches(dir: string) {
+  return {
+    /** What lock_config last left: flake.nix and flake.lock, and the Nix that locked them. */
+    locked: `${dir}.locked.json`,
+    /** The override check's reports, by the files they were made from. */
+    overrides: `${dir}.overrides.json`,
+    /** The closure of the last toplevel built, with its sizes. */
+    closure: `${dir}.closure.json`,
+  };
+}
+
 /** The config dir of a VM; the name was validated, this re-checks containment. */
 export function configDirFor(layout: Layout, vmName: string): string {
   const dir = resolve(layout.nixDir, vmName);
