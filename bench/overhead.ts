@@ -123,6 +123,14 @@ const bareMs = median(
     }),
   ),
 );
+// The build alone: what the rebuild costs beyond Nix's build when its lock has nothing to fill (and is skipped).
+const buildOnlyMs = median(
+  Array.from({ length: RUNS }, () =>
+    timed(() =>
+      nixSync(nix, ["build", `${cliRef}#toplevel`, "--out-link", join(wb.workersDir, "0", "nix", "bench-cli", "result")]),
+    ),
+  ),
+);
 console.log("");
 table(
   ["command line (Node)", "ours", "baseline", "ratio or overhead", "target"],
@@ -137,6 +145,10 @@ table(
       `${ms(PYTHON_REFERENCE_MS)} *`,
     ],
   ],
+);
+console.log(
+  `\nbeside nix build alone (${ms(buildOnlyMs)}; the CLI runs no nix flake lock when the lock has nothing to fill): ` +
+    `${ms(cliMs - buildOnlyMs)} under Node, ${ms(bunCliMs - buildOnlyMs)} under Bun`,
 );
 console.log(
   `\n* the Python reference's overhead on a no-op rebuild, as measured beside ours when the speed work was asked for; the reference is not installed here to run again`,

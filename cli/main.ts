@@ -106,8 +106,10 @@ const CLI_WORDS: Vocabulary = {
  * Names a bad field the way the user gave it: the flag (`--profile`), or
  * the field of the --input file; Windmill's field paths are for Windmill.
  */
-const fieldFlag = (group: string, field: string): string | undefined =>
-  (FLAG_OF_FIELD as Record<string, Record<string, string>>)[group]?.[field];
+function fieldFlag(group: string, field: string): string | undefined {
+  const flags: Record<string, Record<string, string>> = FLAG_OF_FIELD;
+  return Object.hasOwn(flags, group) && Object.hasOwn(flags[group] ?? {}, field) ? flags[group]?.[field] : undefined;
+}
 
 function inCallersWords(error: InputError, flags: CommonFlags): InputError {
   const match = /^(\w+)\.(\w+)(.*)$/.exec(error.field);

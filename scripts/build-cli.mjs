@@ -3,7 +3,7 @@
 // starts with no TypeScript loader and needs no dependency installed. Runs
 // as `npm run build`, and as npm's `prepare` (npm ci, npm install, npm pack).
 import { execFileSync } from "node:child_process";
-import { chmodSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative } from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -25,7 +25,10 @@ async function buildTools() {
   // Not into the global prefix a `npm install -g` is installing into.
   const env = { ...process.env, NIXOS_CLOSURE_TOOLS_INSTALLED: "1" };
   for (const name of Object.keys(env)) if (/^npm_config_(global|prefix|location)$/i.test(name)) delete env[name];
-  execFileSync("npm", ["ci", "--ignore-scripts", "--no-audit", "--no-fund"], { cwd: root, stdio: "inherit", env });
+  // The npm running this prepare, with the devDependencies even where production installs are the default.
+  const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ["npm"];
+  const args = ["ci", "--include=dev", "--ignore-scripts", "--no-audit", "--no-fund"];
+  execFileSync(npm[0], [...npm.slice(1), ...args], { cwd: root, stdio: "inherit", env });
   execFileSync(process.execPath, [fileURLToPath(import.meta.url)], { stdio: "inherit", env });
   process.exit(0);
 }
@@ -61,3 +64,7 @@ await build({
   logLevel: "warning",
 });
 chmodSync(outfile, 0o755);
+// The bundle was dist/nixos-closure.js: a link made to it then (npm link) runs the new one.
+const formerBundle = join(root, "dist", "nixos-closure.js");
+if (existsSync(formerBundle))
+  writeFileSync(formerBundle, '#!/usr/bin/env node\nimport "./nixos-closure.cjs";\n', { mode: 0o755 });

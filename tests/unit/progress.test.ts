@@ -296,8 +296,9 @@ describe("showing progress", () => {
     reporter.line(event({ action: "stop", id: 7 }));
     reporter.finish("succeeded");
     assert.deepEqual(await screen.lines(), ["built 1 derivation i", "n 0.0 s"]);
-    // Emoji past the smileys and the symbols block count two as well (more is safe: a line cut short).
-    assert.equal(columnsOf("🚀☕🧪🥼"), 8);
+    // Emoji past the smileys, and the symbols shown as emoji, count two; the symbols shown as text, one.
+    assert.equal(columnsOf("🚀☕🧪🥼✅⚡"), 12);
+    assert.equal(columnsOf("✔✓★✗→"), 5);
   });
 
   test("a window shorter than the block: the block shrinks to fit, and no fragment stays", async () => {

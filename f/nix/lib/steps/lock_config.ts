@@ -62,6 +62,21 @@ function lastLockKey(file: string): string | null {
   }
 }
 
+// The stamp is a cache: a stale one names files that no longer are (its key
+// cannot match them), and failing to write it only costs the next run a Nix
+// call. So neither of these fails a lock that Nix did.
+function forgetLastLock(file: string): void {
+  try {
+    rmSync(file, { force: true });
+  } catch {}
+}
+
+function rememberLock(file: string, key: string): void {
+  try {
+    writeFileAtomic(file, `${JSON.stringify({ key })}\n`);
+  } catch {}
+}
+
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
@@ -91,7 +106,7 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
       );
       return { config_dir: dir, lock: JSON.parse(previous) as Record<string, unknown>, src_inputs: srcInputs };
     }
-    rmSync(stampFile, { force: true });
+    forgetLastLock(stampFile);
     try {
       // One Nix call: updating the named inputs also locks any input not locked yet, and keeps the others pinned.
       if (updates.length > 0) await updateInputs(nix, ref, updates);
@@ -103,7 +118,7 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
     }
     const text = readIfExists(lockFile);
     if (text === null) throw new SetupError(`nix flake lock succeeded but wrote no ${lockFile}`);
-    writeFileAtomic(stampFile, `${JSON.stringify({ key: lockKey(nix, flake, text) })}\n`);
+    rememberLock(stampFile, lockKey(nix, flake, text));
     return { config_dir: dir, lock: JSON.parse(text) as Record<string, unknown>, src_inputs: srcInputs };
   });
 }
