@@ -2,11 +2,11 @@
 // a state directory of its own under the OS temp dir (removed unless --keep):
 // render, lock and build a VM against the example library and the stand-in
 // nixpkgs shipped in examples/, prepare its root, and show the report.
-import { chmodSync, mkdtempSync } from "node:fs";
+import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeTree } from "../f/nix/lib/build/root/generations.ts";
-import type { Logger } from "../f/nix/lib/core/log.ts";
+import { type Logger, shellQuote } from "../f/nix/lib/core/log.ts";
 import { flakeLock } from "../f/nix/lib/nix/operations.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
 import { type ContextOptions, createContext, standaloneEnv, withContextOptions } from "../f/nix/lib/steps/context.ts";
@@ -21,6 +21,8 @@ import { type FlowInput, loadFlow, runFlow, runInProcess } from "./flow.ts";
  * builds then fail with Nix's own message).
  */
 const DEMO_NIX_CONFIG = [
+  // First: Nix reads flake-registry below only with flakes on (the command line turns them on too late for it).
+  "extra-experimental-features = nix-command flakes",
   "sandbox = false",
   "build-users-group =",
   "substituters =",
@@ -37,6 +39,18 @@ export const DEMO_INPUT: FlowInput = {
 export interface DemoRun {
   stateDir: string;
   result: Record<string, unknown>;
+}
+
+/** The variables that make nixos-closure work in the demo's state directory, as a file a shell sources. */
+const DEMO_VARIABLES = ["WORKERS_DIR", "WORKER_INDEX", "WORKBENCH_DIR", "SYSTEM_DIR", "NIXOS_FLAKE_DIR", "NIX_CONFIG"];
+
+/** `<stateDir>/env.sh`: a kept demo's worker, for the operator's own builds against its example library. */
+function writeDemoEnv(stateDir: string, env: Record<string, string | undefined>): void {
+  const lines = DEMO_VARIABLES.map((name) => `export ${name}=${shellQuote(env[name] ?? "")}`);
+  writeFileSync(
+    join(stateDir, "env.sh"),
+    `# The demo's worker: source it to build against its example library.\n${lines.join("\n")}\n`,
+  );
 }
 
 /** Runs the demo; the state directory is removed afterwards unless `keep`. */
@@ -63,9 +77,18 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
       NIX_CONFIG: [base.NIX_CONFIG ?? "", DEMO_NIX_CONFIG].join("\n"),
     };
     const context = { ...options, env };
+    if (keep) writeDemoEnv(stateDir, env);
     // The example library pins its stand-in nixpkgs, as the real one pins nixpkgs.
     await flakeLock(await createContext("demo", nixSettings(null), context).nix(), `path:${libraryDir}`);
     const run = await withContextOptions(context, () => runFlow(loadFlow(), DEMO_INPUT, runInProcess));
+    log.info(
+      keep
+        ? `kept ${stateDir}; to build your own VMs against its example library:\n` +
+            `  . ${shellQuote(join(stateDir, "env.sh"))}\n` +
+            "  nixos-closure build --vm-name vm2 --profile devel -L\n" +
+            "  nixos-closure list"
+        : `${stateDir} is removed now: its config dir and root below go with it (the store paths stay until a garbage collection)`,
+    );
     return { stateDir, result: run.result };
   } finally {
     // The root's store files are read-only, as in any store: removeTree makes them writable first.

@@ -6,7 +6,7 @@ const ENVIRONMENT: Record<string, string> = {
   WORKERS_DIR: "where worker slots keep their VMs (default: $XDG_STATE_HOME/nixos-closure/workers)",
   WORKER_INDEX: "this worker slot (default: 0); config dirs are $WORKERS_DIR/$WORKER_INDEX/nix/<vm-name>",
   XDG_STATE_HOME: "the default WORKERS_DIR's parent (default: ~/.local/state)",
-  NIX_BIN: "the directory holding the nix to run (default: the nix on PATH)",
+  NIX_BIN: "the directory holding the nix to run (default: /nix/var/nix/profiles/default/bin, then PATH)",
   NIX_CONFIG: "Nix settings for every Nix call, as Nix reads it",
   NIXOS_FLAKE_DIR: "the nixos-flake library, when --nixos-flake is not given",
   VENDOR_DIR: "where a vendored nixos-flake library is looked for ($VENDOR_DIR/nixos-flake)",
@@ -30,6 +30,8 @@ const EXIT_CODES = [
 interface CommandHelp {
   examples: string[];
   environment: string[];
+  /** Its exit codes, when not the flow's. */
+  exitCodes?: string[];
 }
 
 const HELP: Record<string, CommandHelp> = {
@@ -94,6 +96,7 @@ const HELP: Record<string, CommandHelp> = {
       "nixos-closure completion fish > ~/.config/fish/completions/nixos-closure.fish",
     ],
     environment: [],
+    exitCodes: ["  0    success", "  2    a shell it does not know"],
   },
 };
 
@@ -107,7 +110,7 @@ export function addHelpFooter(command: Command): Command {
     ...(help.environment.length > 0
       ? [["Environment:", ...help.environment.map((name) => `  ${name.padEnd(width)}  ${ENVIRONMENT[name]}`)]]
       : []),
-    ["Exit codes:", ...EXIT_CODES],
+    ["Exit codes:", ...(help.exitCodes ?? EXIT_CODES)],
   ];
   return command.addHelpText("after", `\n${sections.map((lines) => lines.join("\n")).join("\n\n")}`);
 }

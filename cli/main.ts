@@ -73,6 +73,11 @@ function outputOptions(flags: BuildOutputFlags): Pick<ContextOptions, "output" |
 }
 
 /** Runs a housekeeping command with a context of the CLI's own. */
+const HOUSEKEEPING_VERBOSE = "also show the Nix used and Nix's own messages";
+
+/** The housekeeping commands' arguments, named as the command line has them. */
+const ARGUMENT_WORDS: Readonly<Record<string, string>> = { vm_name: "VM", system: "system" };
+
 async function withCliContext(name: string, flags: OutputFlags, work: (context: Context) => Promise<void>): Promise<void> {
   const interrupt = interruptSignal();
   const env = standaloneEnv();
@@ -85,6 +90,10 @@ async function withCliContext(name: string, flags: OutputFlags, work: (context: 
         words: CLI_WORDS,
       }),
     );
+  } catch (error) {
+    const word =
+      error instanceof InputError && Object.hasOwn(ARGUMENT_WORDS, error.field) ? ARGUMENT_WORDS[error.field] : undefined;
+    throw word && error instanceof InputError ? new InputError(word, error.value, error.reason) : error;
   } finally {
     interrupt.dispose();
   }
@@ -195,13 +204,13 @@ async function runCheckedSteps(
 export function program(): Command {
   const cli = new Command("nixos-closure")
     .description(
-      "Build the NixOS closure a test VM boots (imageless: tmpfs root, /nix/store and /lib/modules over virtiofs):\n" +
-        "the f/nix/build Windmill flow, run here. Config dirs live in $WORKERS_DIR/$WORKER_INDEX/nix/<vm-name>\n" +
-        "(default WORKERS_DIR: $XDG_STATE_HOME/nixos-closure/workers, WORKER_INDEX: 0).",
+      "Build the NixOS system a test VM boots (imageless: tmpfs root, /nix/store and /lib/modules shared over " +
+        "virtiofs), as the f/nix/build Windmill flow does on a worker. Config dirs live in " +
+        "$WORKERS_DIR/$WORKER_INDEX/nix/<vm-name> (default WORKERS_DIR: $XDG_STATE_HOME/nixos-closure/workers, WORKER_INDEX: 0).",
     )
     .version(packageVersion(), "--version", "print the version and exit")
     .addHelpText("after", PROGRAM_FOOTER)
-    .showHelpAfterError("(run with --help for usage)")
+    .showHelpAfterError("(run nixos-closure --help for usage)")
     .exitOverride();
 
   const flowCommand = (name: string) => addInputOption(cli.command(name));
@@ -250,7 +259,7 @@ export function program(): Command {
     .description("lock the config dir's flake inputs (source overrides every time; the library with --update-lock)")
     .action((flags: CommonFlags) => runSteps(["lock_config"], flags));
 
-  addOutputOptions(cli.command("list"))
+  addOutputOptions(cli.command("list"), HOUSEKEEPING_VERBOSE)
     .description("the VMs of this worker slot: state, last build, toplevel, closure size, what only it keeps alive")
     .option("--all-workers", "the VMs of every worker slot under WORKERS_DIR")
     .action((flags: OutputFlags & { allWorkers?: boolean }) =>
@@ -261,7 +270,7 @@ export function program(): Command {
       }),
     );
 
-  addOutputOptions(cli.command("remove"))
+  addOutputOptions(cli.command("remove"), HOUSEKEEPING_VERBOSE)
     .description("remove VMs: config dir, lock, GC roots, prepared roots (only ours); refuses a VM in use")
     .argument("<vm...>", "VM names")
     .option("--dry-run", "only say what would be removed")
@@ -275,9 +284,9 @@ export function program(): Command {
       }),
     );
 
-  addOutputOptions(cli.command("gc"))
+  addOutputOptions(cli.command("gc"), HOUSEKEEPING_VERBOSE)
     .description("remove the VMs not built for a while (never one in use); --collect runs Nix's garbage collector")
-    .option("--older-than <age>", "remove VMs not built for this long: 30d, 12h", "30d")
+    .option("--older-than <age>", "remove VMs not built for this long: 30d, 12h (0d: every VM)", "30d")
     .option("--keep <n>", "always keep the n most recent VMs", "0")
     .option("--collect", "then run nix-store --gc")
     .option("--dry-run", "only say what would be removed")
@@ -300,7 +309,7 @@ export function program(): Command {
       }),
     );
 
-  addOutputOptions(cli.command("diff"))
+  addOutputOptions(cli.command("diff"), HOUSEKEEPING_VERBOSE)
     .description("what changed between two systems: VM names, VM@previous, or store paths; one VM: against its previous build")
     .argument("<a>", "a VM, VM@previous or a store path")
     .argument("[b]", "another one (default: a against its previous build)")
@@ -317,7 +326,7 @@ export function program(): Command {
 
   addBuildOutputOptions(cli.command("demo"))
     .description(
-      "the whole flow, offline, against the example library and stand-in nixpkgs shipped with this tool,\n" +
+      "the whole flow, offline, against the example library and stand-in nixpkgs shipped with this tool, " +
         "in a state directory of its own under the temp dir: render, lock, build, prepare the root, report",
     )
     .option("--keep", "keep the demo's state directory (its config dir, result and root)")
@@ -342,7 +351,8 @@ export function program(): Command {
       process.stdout.write(completionScript(cli, shell));
     });
 
-  for (const command of cli.commands) addHelpFooter(command).exitOverride().showHelpAfterError("(run with --help for usage)");
+  for (const command of cli.commands)
+    addHelpFooter(command).exitOverride().showHelpAfterError(`(run nixos-closure ${command.name()} --help for usage)`);
   return cli;
 }
 

@@ -131,11 +131,14 @@ export function addRootOptions(command: Command): Command {
     .addOption(option("--nix-build", "build the root with Nix as a store path (to ship) instead of hard-linking it"));
 }
 
-/** How much is shown, and how. */
-export function addOutputOptions(command: Command): Command {
+/** How much is shown, and how; `verbose` says what -v adds on this command. */
+export function addOutputOptions(
+  command: Command,
+  verbose = "also show the rendered files, the Nix used and Nix's own messages",
+): Command {
   return command
     .addOption(option("--json", "print the result as JSON, as the last line of stdout; logs go to stderr"))
-    .addOption(option("-v, --verbose", "also show the rendered files, the Nix used and Nix's own messages").conflicts("quiet"))
+    .addOption(option("-v, --verbose", verbose).conflicts("quiet"))
     .addOption(option("-q, --quiet", "show only the result and errors"))
     .addOption(
       option("--color <when>", "colour our own output: auto (on a terminal, unless NO_COLOR is set), always, never")

@@ -87,8 +87,8 @@ export function formatVms(vms: readonly VmInfo[]): string {
     vm.worker,
     vm.state,
     vm.built_at?.slice(0, 16).replace("T", " ") ?? "-",
-    formatBytes(vm.closure_size),
-    formatBytes(vm.unique_size),
+    vm.toplevel ? formatBytes(vm.closure_size) : "-",
+    vm.toplevel ? formatBytes(vm.unique_size) : "-",
     vm.toplevel ?? "-",
   ]);
   const header = ["VM", "worker", "state", "built", "closure", "only its own", "toplevel"];

@@ -22,9 +22,10 @@ async function buildTools() {
     if (error?.code !== "ERR_MODULE_NOT_FOUND" || process.env.NIXOS_CLOSURE_TOOLS_INSTALLED) throw error;
   }
   console.error("nixos-closure: installing the bundler into this checkout (npm ci --ignore-scripts) to build the command");
-  // Not into the global prefix a `npm install -g` is installing into.
+  // Into this checkout, not the global prefix a `npm install -g` is installing into, and without the
+  // global install's --allow-scripts (which npm refuses in a project's own install).
   const env = { ...process.env, NIXOS_CLOSURE_TOOLS_INSTALLED: "1" };
-  for (const name of Object.keys(env)) if (/^npm_config_(global|prefix|location)$/i.test(name)) delete env[name];
+  for (const name of Object.keys(env)) if (/^npm_config_(global|prefix|location|allow[-_]scripts)$/i.test(name)) delete env[name];
   // The npm running this prepare, with the devDependencies even where production installs are the default.
   const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ["npm"];
   const args = ["ci", "--include=dev", "--ignore-scripts", "--no-audit", "--no-fund"];

@@ -33,7 +33,8 @@ export async function main(
   return runStep("remove", null, (context) =>
     cleanUpVms(context, {
       names: vm_names ?? [],
-      olderThanDays: older_than_days,
+      // The form's default, 0, is "not by age".
+      olderThanDays: older_than_days === 0 ? null : older_than_days,
       keep,
       keepRoot: expectFlag("keep_root", keep_root),
       collect: expectFlag("collect", collect),

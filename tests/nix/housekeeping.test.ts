@@ -5,6 +5,7 @@ import { execFileSync } from "node:child_process";
 import { existsSync, lutimesSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { formatVms } from "../../cli/output.ts";
 import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
@@ -14,7 +15,7 @@ import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
 import { asWorker, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
-import { useWorkbench } from "../helpers/workbench.ts";
+import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 
 for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
@@ -135,6 +136,7 @@ for (const nix of testNixes()) {
       const previous = await diffSystems(context(), "hk-diff");
       assert.equal(previous.from, a.toplevel);
       assert.equal(previous.to, b.toplevel);
+      assert.deepEqual(await diffSystems(context(), "hk-diff@previous"), previous, "VM@previous alone: the same two builds");
       assert.deepEqual(previous.diff.changes, parseDiffClosures(raw));
       assert.ok(previous.diff.added.includes(b.toplevel) && previous.diff.removed.includes(a.toplevel));
       const other = await steps.renderLockBuild({ vm_name: "hk-diff-other", profiles: ["devel"], test_suites: [] });
@@ -146,3 +148,30 @@ for (const nix of testNixes()) {
     });
   });
 }
+
+describe("housekeeping of VMs never built", () => {
+  test("list asks no Nix and shows no size; gc with 0 days takes every VM", async () => {
+    // No nix on this worker at all: listing rendered VMs must not need one.
+    const wb = createWorkbench(null);
+    try {
+      const steps = vmSteps(wb);
+      await steps.render({ vm_name: "hk-never-a", profiles: [], test_suites: [] });
+      await steps.render({ vm_name: "hk-never-b", profiles: [], test_suites: [] });
+      const vms = await listVms(testContext(wb, "list"));
+      assert.deepEqual(
+        vms.map((vm) => [vm.vm_name, vm.state, vm.closure_size]),
+        [
+          ["hk-never-a", "rendered", 0],
+          ["hk-never-b", "rendered", 0],
+        ],
+      );
+      assert.match(formatVms(vms), /^hk-never-a +0 +rendered +- +- +- +-$/m);
+      const all = await cleanUpVms(testContext(wb, "gc"), { olderThanDays: 0, dryRun: true });
+      assert.deepEqual(all.removed.map((r) => r.vm_name).sort(), ["hk-never-a", "hk-never-b"]);
+      const none = await cleanUpVms(testContext(wb, "gc"), { dryRun: true });
+      assert.deepEqual(none.removed, [], "no age given: none by age");
+    } finally {
+      wb.cleanup();
+    }
+  });
+});

@@ -215,7 +215,14 @@ export interface GcRoot {
 
 /** `nix-store --gc --print-roots`: every GC root of the store and the path it holds. */
 export async function gcRoots(nix: Nix): Promise<GcRoot[]> {
-  const result = await runNix(nix, ["--gc", "--print-roots"], { summary: "listing the GC roots failed", legacy: "nix-store" });
+  const result = await runNix(nix, ["--gc", "--print-roots"], {
+    summary: "listing the GC roots failed",
+    legacy: "nix-store",
+    // Nix tidies its auto roots as it lists them: a line per link to a removed result, which says nothing about the VMs.
+    onStderrLine: (line) => {
+      if (!line.startsWith("removing stale link from ")) nix.runner.log.info(line);
+    },
+  });
   return result.stdout.split("\n").flatMap((line) => {
     const arrow = line.lastIndexOf(" -> ");
     if (arrow < 0) return [];

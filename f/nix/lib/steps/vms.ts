@@ -168,6 +168,8 @@ export async function listVms(context: Context, allWorkers = false): Promise<VmI
       });
     }
   }
+  // Nothing built: no size to ask Nix for.
+  if (vms.every((vm) => vm.held.length === 0)) return vms.map(({ held, ...vm }) => ({ ...vm, closure_size: 0, unique_size: 0 }));
   const nix = await context.nix();
   const ours = new Set(vms.flatMap((vm) => vm.gc_roots));
   const others = (await gcRoots(nix)).filter((root) => !ours.has(root.link)).map((root) => root.target);
@@ -270,11 +272,12 @@ function systemOf(context: Context, name: string): string {
   return target;
 }
 
-/** `a` against `b`; without `b`, `a` against its previous build. */
+/** `a` against `b`; without `b`, a VM's previous build against its last one (`a` may be VM or VM@previous). */
 export async function diffSystems(context: Context, a: string, b?: string): Promise<SystemDiff> {
   const [from, to] =
     b === undefined
-      ? [systemOf(context, `${a.split("@")[0]}@previous`), systemOf(context, a)]
+      ? // (VM@previous alone is not its own previous against itself: the spelling is checked, then the VM's two builds compared.)
+        [systemOf(context, `${a.split("@")[0]}@previous`), systemOf(context, a.replace(/@previous$/, ""))]
       : [systemOf(context, a), systemOf(context, b)];
   const nix = await context.nix();
   const diff = await compareClosures(nix, from, await closureInfo(nix, [from]), to, await closureInfo(nix, [to]));
@@ -292,8 +295,8 @@ export interface Collection {
 export interface CleanUp {
   /** VMs to remove by name. */
   names?: readonly unknown[];
-  /** Also remove the VMs not built (nor rendered) for this many days; 0 or absent: none by age. */
-  olderThanDays?: number;
+  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent or null: none by age. */
+  olderThanDays?: number | null;
   /** With olderThanDays, keep this many of the most recent VMs. */
   keep?: number;
   keepRoot?: boolean;
@@ -311,19 +314,20 @@ export async function cleanUpVms(context: Context, options: CleanUp): Promise<Co
   const removal = { dryRun: options.dryRun ?? false, keepRoot: options.keepRoot ?? false };
   const removed = await removeVms(context, options.names ?? [], removal);
   const inUse: string[] = [];
-  const days = options.olderThanDays ?? 0;
-  if (typeof days !== "number" || !Number.isFinite(days) || days < 0) {
+  const days = options.olderThanDays ?? null;
+  if (days !== null && (typeof days !== "number" || !Number.isFinite(days) || days < 0)) {
     throw new InputError("older_than_days", days, "must be a number of days >= 0");
   }
-  if (days > 0) {
+  if (days !== null) {
     const vms = await listVms(context);
     const lastUsed = (vm: VmInfo) =>
       vm.built_at ? Date.parse(vm.built_at) : lstatSync(join(vm.config_dir, "default.nix")).mtimeMs;
     const cutoff = Date.now() - days * 24 * 3600 * 1000;
+    // (0 days: every VM, including one rendered in this very millisecond.)
     const stale = [...vms]
       .sort((x, y) => lastUsed(y) - lastUsed(x))
       .slice(Math.max(0, options.keep ?? 0))
-      .filter((vm) => lastUsed(vm) < cutoff && !removed.some((r) => r.config_dir === vm.config_dir));
+      .filter((vm) => (days === 0 || lastUsed(vm) < cutoff) && !removed.some((r) => r.config_dir === vm.config_dir));
     for (const vm of stale) {
       if ((await lockHolderOf(vm.config_dir, context.env)) !== null) inUse.push(vm.vm_name);
       else removed.push(...(await removeVms(context, [vm.vm_name], removal)));

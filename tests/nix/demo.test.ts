@@ -1,0 +1,83 @@
+// `nixos-closure demo` as a newcomer runs it: the whole flow offline against
+// the shipped example library and stand-in nixpkgs, in a state directory of
+// its own under the temp dir (gone afterwards unless --keep), touching none
+// of the user's own directories; a kept one can be built against again.
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { after, describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
+import { removeTree } from "../../f/nix/lib/build/root/generations.ts";
+import { testNixes } from "../helpers/nix.ts";
+
+const BIN = join(ROOT, "dist", "nixos-closure.cjs");
+
+for (const nix of testNixes()) {
+  describe(`the demo with ${nix.version}`, () => {
+    const scratch = mkdtempSync(join(tmpdir(), "nixos-closure-demo-test-"));
+    after(() => removeTree(scratch));
+    // A user's machine: a home, a state dir and a temp dir of its own; no worker variables, no vendored library.
+    const home = join(scratch, "home");
+    const temp = join(scratch, "tmp");
+    mkdirSync(home);
+    mkdirSync(temp);
+    const env = {
+      PATH: process.env.PATH ?? "/usr/bin:/bin",
+      HOME: home,
+      TMPDIR: temp,
+      XDG_STATE_HOME: join(scratch, "state"),
+      NIX_BIN: nix.bin,
+    };
+    const demoDirs = () => readdirSync(temp).filter((name) => name.startsWith("nixos-closure-demo-"));
+
+    test("renders, locks, builds and prepares the root of a VM, says what it is, and leaves nothing behind", () => {
+      const run = spawnSync(process.execPath, [BIN, "demo", "--json"], { env, encoding: "utf8", timeout: 300_000 });
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /a VM built against the EXAMPLE library and the STAND-IN nixpkgs shipped with this tool/);
+      assert.match(run.stderr, /closure: \d+ paths/);
+      assert.doesNotMatch(run.stderr, /Ignoring setting/, "no warning about the demo's own Nix settings");
+      const result = JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "");
+      assert.match(result.toplevel, /^\/nix\/store\/[a-z0-9]{32}-nixos-system-demo-/);
+      assert.ok(existsSync(join(result.toplevel, "boot.json")), "the system is in the store");
+      assert.match(result.root_dir, new RegExp(`^${temp}/nixos-closure-demo-`));
+      assert.deepEqual(demoDirs(), [], "its state directory is removed");
+      assert.match(run.stderr, /is removed now/);
+      const inHome = readdirSync(home, { recursive: true, encoding: "utf8" }).filter((p) => !/^\.cache(\/nix(\/|$)|$)/.test(p));
+      assert.deepEqual(inHome, [], "nothing in the home directory but Nix's own cache");
+      assert.equal(existsSync(env.XDG_STATE_HOME), false, "the user's worker dirs are not touched");
+    });
+
+    test("--keep keeps its state directory, and says how to build against its library; that works", () => {
+      const run = spawnSync(process.execPath, [BIN, "demo", "--keep"], { env, encoding: "utf8", timeout: 300_000 });
+      assert.equal(run.status, 0, run.stderr);
+      const [kept] = demoDirs();
+      assert.ok(kept, "the state directory is kept");
+      const stateDir = join(temp, kept);
+      assert.match(
+        run.stderr,
+        new RegExp(`kept ${stateDir}; to build your own VMs against its example library:\\n  \\. ${stateDir}/env\\.sh\\n`),
+      );
+      assert.match(readFileSync(join(stateDir, "env.sh"), "utf8"), /^export NIXOS_FLAKE_DIR=/m);
+      // As the operator would: source it, then build and list.
+      const script = `. ${stateDir}/env.sh && "$0" "$1" build --vm-name vm2 --profile devel --json && "$0" "$1" list --json`;
+      const own = spawnSync("bash", ["-c", script, process.execPath, BIN], { env, encoding: "utf8", timeout: 300_000 });
+      assert.equal(own.status, 0, own.stderr);
+      const [built, listed] = own.stdout
+        .trim()
+        .split("\n")
+        .slice(-2)
+        .map((line) => JSON.parse(line));
+      assert.match(built.toplevel, /-nixos-system-vm2-/);
+      assert.deepEqual(
+        listed.map((vm: { vm_name: string; state: string }) => [vm.vm_name, vm.state]),
+        [
+          ["demo", "root prepared"],
+          ["vm2", "built"],
+        ],
+      );
+      assert.equal(existsSync(env.XDG_STATE_HOME), false, "the user's worker dirs are not touched");
+    });
+  });
+}
