@@ -1,6 +1,6 @@
 // nixos-closure: the f/nix/build flow from a command line, without Windmill.
 // Same steps, same contract, same per-VM directory layout.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { Argument, Command, CommanderError, Option } from "commander";
@@ -164,6 +164,14 @@ async function runCheckedSteps(
   // (prepare_root then takes the toplevel of the dir's last build itself).
   const configDir =
     steps && !steps.includes("render_config") ? (flags.configDir ?? configDirOf(env, input.guest?.vm_name)) : null;
+  // A VM named that was never rendered is a wrong name, not a broken worker.
+  if (configDir && flags.configDir === undefined && !existsSync(join(configDir, "flake.nix"))) {
+    throw new InputError(
+      "guest.vm_name",
+      input.guest?.vm_name,
+      `is not a VM of this worker (no config dir at ${configDir}): run ${CLI_WORDS.step("render_config")} first`,
+    );
+  }
   const optionalOverrides = [...asList(input.closure?.overrides), ...asList(input.closure?.extra_overrides)]
     .filter((o) => o?.optional === true)
     .map((o) => o?.pkg);

@@ -300,8 +300,11 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.match(library.stderr, /--nixos-flake: ".*no-library" is not the nixos-flake library/);
 
     const never = cli(["build", "--only", "--vm-name", "never-rendered"]);
-    assert.equal(never.status, 1);
-    assert.match(never.stderr, /does not exist: run nixos-closure render first/);
+    assert.equal(never.status, 2, "a VM never rendered is a wrong name");
+    assert.match(
+      never.stderr,
+      /--vm-name: "never-rendered" is not a VM of this worker \(no config dir at .*\): run nixos-closure render first/,
+    );
     assert.equal(cli(["render", "--vm-name", "never-built", "--profile", "none", "--test-suite", "none"]).status, 0);
     const unbuilt = cli(["prepare-root", "--vm-name", "never-built"]);
     assert.equal(unbuilt.status, 1);
