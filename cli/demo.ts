@@ -2,10 +2,12 @@
 // a state directory of its own under the OS temp dir (removed unless --keep):
 // render, lock and build a VM against the example library and the stand-in
 // nixpkgs shipped in examples/, prepare its root, and show the report.
-import { chmodSync, mkdtempSync, writeFileSync } from "node:fs";
+import { randomUUID } from "node:crypto";
+import { chmodSync, mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { removeTree } from "../f/nix/lib/build/root/generations.ts";
+import { privatePath } from "../f/nix/lib/core/files.ts";
 import { type Logger, shellQuote } from "../f/nix/lib/core/log.ts";
 import { flakeLock } from "../f/nix/lib/nix/operations.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
@@ -30,11 +32,29 @@ const DEMO_NIX_CONFIG = [
   "warn-dirty = false",
 ].join("\n");
 
-export const DEMO_INPUT: FlowInput = {
-  guest: { vm_name: "demo", home: false },
-  closure: { profiles: ["devel"], test_suites: ["fstests"] },
-  root: { prepare: true },
-};
+/**
+ * The demo's VM: xfsprogs comes from a source directory of the demo's own, as
+ * an operator's checkout would, and that source changes at every run, so
+ * every demo builds something and shows the live progress (its builder
+ * prints a line every quarter second).
+ */
+function demoInput(sourceDir: string | null): FlowInput {
+  const preBuild = 'for part in libxfs libxlog mkfs repair db io; do echo "compiling $part"; sleep 0.25; done';
+  const overrides = sourceDir === null ? [] : [{ pkg: "xfsprogs", src: sourceDir, attrs: { preBuild } }];
+  return {
+    guest: { vm_name: "demo", home: false },
+    closure: { profiles: ["devel"], test_suites: ["fstests"], overrides },
+    root: { prepare: true },
+  };
+}
+
+/** A source tree that differs from every earlier run's. */
+function writeDemoSource(stateDir: string): string {
+  const dir = join(stateDir, "xfsprogs-src");
+  mkdirSync(dir);
+  writeFileSync(join(dir, "VERSION"), `demo checkout of ${new Date().toISOString()} (${randomUUID()})\n`);
+  return dir;
+}
 
 export interface DemoRun {
   stateDir: string;
@@ -61,7 +81,8 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
   chmodSync(stateDir, 0o755);
   log.info(
     "nixos-closure demo: a VM built against the EXAMPLE library and the STAND-IN nixpkgs shipped with this tool\n" +
-      "(small, offline, built by your /bin/sh: not NixOS), in a state directory of its own:\n" +
+      "(small, offline, built by your /bin/sh: not NixOS), with xfsprogs from a source directory of its own\n" +
+      "(as your checkout would be: an edit lands in the next build), in a state directory of its own:\n" +
       `  ${stateDir}${keep ? "" : " (removed afterwards; --keep keeps it)"}`,
   );
   try {
@@ -80,7 +101,12 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
     if (keep) writeDemoEnv(stateDir, env);
     // The example library pins its stand-in nixpkgs, as the real one pins nixpkgs.
     await flakeLock(await createContext("demo", nixSettings(null), context).nix(), `path:${libraryDir}`);
-    const run = await withContextOptions(context, () => runFlow(loadFlow(), DEMO_INPUT, runInProcess));
+    // A source Nix copies into the store must be readable by all (the flow refuses a private one): under a
+    // private temp dir, the demo goes without.
+    const hidden = privatePath(stateDir);
+    if (hidden !== null) log.warn(`${hidden} is private: the demo builds xfsprogs without a source directory of its own`);
+    const input = demoInput(hidden === null ? writeDemoSource(stateDir) : null);
+    const run = await withContextOptions(context, () => runFlow(loadFlow(), input, runInProcess));
     log.info(
       keep
         ? `kept ${stateDir}; to build your own VMs against its example library:\n` +

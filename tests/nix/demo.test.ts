@@ -4,7 +4,7 @@
 // of the user's own directories; a kept one can be built against again.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -17,6 +17,8 @@ const BIN = join(ROOT, "dist", "nixos-closure.cjs");
 for (const nix of testNixes()) {
   describe(`the demo with ${nix.version}`, () => {
     const scratch = mkdtempSync(join(tmpdir(), "nixos-closure-demo-test-"));
+    // A temp dir like /tmp, readable by all (a private one is tested below).
+    chmodSync(scratch, 0o755);
     after(() => removeTree(scratch));
     // A user's machine: a home, a state dir and a temp dir of its own; no worker variables, no vendored library.
     const home = join(scratch, "home");
@@ -37,6 +39,8 @@ for (const nix of testNixes()) {
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stderr, /a VM built against the EXAMPLE library and the STAND-IN nixpkgs shipped with this tool/);
       assert.match(run.stderr, /closure: \d+ paths/);
+      // Its own source changes at every run: every demo builds, and shows it.
+      assert.match(run.stderr, /^built \d+ derivations? in /m);
       assert.doesNotMatch(run.stderr, /Ignoring setting/, "no warning about the demo's own Nix settings");
       const result = JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "");
       assert.match(result.toplevel, /^\/nix\/store\/[a-z0-9]{32}-nixos-system-demo-/);
@@ -50,8 +54,9 @@ for (const nix of testNixes()) {
     });
 
     test("--keep keeps its state directory, and says how to build against its library; that works", () => {
-      const run = spawnSync(process.execPath, [BIN, "demo", "--keep"], { env, encoding: "utf8", timeout: 300_000 });
+      const run = spawnSync(process.execPath, [BIN, "demo", "--keep", "-L"], { env, encoding: "utf8", timeout: 300_000 });
       assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /^xfsprogs-6\.13\.0> compiling libxfs$/m, "a second demo builds too, its builder's lines with -L");
       const [kept] = demoDirs();
       assert.ok(kept, "the state directory is kept");
       const stateDir = join(temp, kept);
@@ -78,6 +83,19 @@ for (const nix of testNixes()) {
         ],
       );
       assert.equal(existsSync(env.XDG_STATE_HOME), false, "the user's worker dirs are not touched");
+    });
+
+    test("under a private temp dir it still runs, without the source directory Nix could not share", () => {
+      const privateTemp = join(scratch, "private-tmp");
+      mkdirSync(privateTemp, { mode: 0o700 });
+      const run = spawnSync(process.execPath, [BIN, "demo"], {
+        env: { ...env, TMPDIR: privateTemp },
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      assert.match(run.stderr, /private-tmp is private: the demo builds xfsprogs without a source directory of its own/);
+      assert.deepEqual(readdirSync(privateTemp), []);
     });
   });
 }
