@@ -20,7 +20,7 @@ import {
 } from "../f/nix/lib/steps/context.ts";
 import { checkFlowInput } from "../f/nix/lib/steps/flow_input.ts";
 import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
-import { cleanUpVms, diffSystems, listVms } from "../f/nix/lib/steps/vms.ts";
+import { cleanUpVms, diffSystems, listVms, vmNames } from "../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../f/nix/lib/worker/dir_lock.ts";
 import { completionScript, SHELLS, type Shell } from "./completion.ts";
 import { runDemo } from "./demo.ts";
@@ -43,6 +43,7 @@ import {
   type BuildOutputFlags,
   joinNixOptionArgs,
   type OutputFlags,
+  vmArgument,
 } from "./options.ts";
 import { cliLogger, errorStyle, formatVms, printCleanUp, printResult } from "./output.ts";
 
@@ -270,8 +271,13 @@ export function program(): Command {
   addOutputOptions(cli.command("list"), HOUSEKEEPING_VERBOSE)
     .description("the VMs of this worker slot: state, last build, toplevel, closure size, what only it keeps alive")
     .option("--all-workers", "the VMs of every worker slot under WORKERS_DIR")
-    .action((flags: OutputFlags & { allWorkers?: boolean }) =>
+    .option("--names", "only the names of this slot's VMs, one per line, asking Nix nothing (for shell completion)")
+    .action((flags: OutputFlags & { allWorkers?: boolean; names?: boolean }) =>
       withCliContext("list", flags, async (context) => {
+        if (flags.names) {
+          for (const name of vmNames(context)) process.stdout.write(`${name}\n`);
+          return;
+        }
         const vms = await listVms(context, flags.allWorkers === true);
         if (flags.json) process.stdout.write(`${JSON.stringify(vms)}\n`);
         else process.stdout.write(formatVms(vms));
@@ -280,7 +286,7 @@ export function program(): Command {
 
   addOutputOptions(cli.command("remove"), HOUSEKEEPING_VERBOSE)
     .description("remove VMs: config dir, lock, GC roots, prepared roots (only ours); refuses a VM in use")
-    .argument("<vm...>", "VM names")
+    .addArgument(vmArgument("<vm...>", "VM names"))
     .option("--dry-run", "only say what would be removed")
     .option("--keep-root", "keep the VMs' prepared roots")
     .action((names: string[], flags: OutputFlags & { dryRun?: boolean; keepRoot?: boolean }) =>
@@ -319,8 +325,8 @@ export function program(): Command {
 
   addOutputOptions(cli.command("diff"), HOUSEKEEPING_VERBOSE)
     .description("what changed between two systems: VM names, VM@previous, or store paths; one VM: against its previous build")
-    .argument("<a>", "a VM, VM@previous or a store path")
-    .argument("[b]", "another one (default: a against its previous build)")
+    .addArgument(vmArgument("<a>", "a VM, VM@previous or a store path"))
+    .addArgument(vmArgument("[b]", "another one (default: a against its previous build)"))
     .action((a: string, b: string | undefined, flags: OutputFlags) =>
       withCliContext("diff", flags, async (context) => {
         const result = await diffSystems(context, a, b);

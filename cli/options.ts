@@ -1,7 +1,7 @@
 // The command line's flags, in groups; each command takes only the groups
 // that apply to it. Completion scripts and help are generated from the same
 // definitions.
-import { type Command, Option } from "commander";
+import { Argument, type Command, Option } from "commander";
 import { PROFILES, TEST_SUITES } from "../f/nix/lib/config/model.ts";
 
 export interface OutputFlags {
@@ -21,8 +21,8 @@ function collect(value: string, previous: string[] = []): string[] {
   return [...previous, value];
 }
 
-/** What a flag's value is, for completion: one of a list, a file, a directory, or free text. */
-export type ValueKind = { choices: readonly string[] } | "file" | "directory" | "text";
+/** What a flag's value is, for completion: one of a list, a file, a directory, a VM of this worker, or free text. */
+export type ValueKind = { choices: readonly string[] } | "file" | "directory" | "vm" | "text";
 
 const VALUE_KINDS = new WeakMap<Option, ValueKind>();
 
@@ -37,6 +37,20 @@ function option(flags: string, description: string, kind?: ValueKind): Option {
   return made;
 }
 
+const ARGUMENT_KINDS = new WeakMap<Argument, ValueKind>();
+
+/** How to complete an argument (free text unless said otherwise). */
+export function argumentKind(argument: Argument): ValueKind {
+  return ARGUMENT_KINDS.get(argument) ?? (argument.argChoices ? { choices: argument.argChoices } : "text");
+}
+
+/** An argument naming VMs of this worker (completed from their config dirs). */
+export function vmArgument(name: string, description: string): Argument {
+  const made = new Argument(name, description);
+  ARGUMENT_KINDS.set(made, "vm");
+  return made;
+}
+
 function repeatable(flags: string, description: string, kind?: ValueKind): Option {
   return option(flags, `${description} (repeatable)`, kind).argParser(collect);
 }
@@ -48,7 +62,9 @@ export function addInputOption(command: Command): Command {
 }
 
 export function addVmNameOption(command: Command): Command {
-  return command.addOption(option("--vm-name <name>", "host name of the guest and name of its config dir (default: nixos)"));
+  return command.addOption(
+    option("--vm-name <name>", "host name of the guest and name of its config dir (default: nixos)", "vm"),
+  );
 }
 
 export function addConfigDirOption(command: Command, description: string): Command {

@@ -210,6 +210,53 @@ describe("shell completion, generated from the same definitions", () => {
     assert.deepEqual(complete("nixos-closure render --pub"), []);
   });
 
+  test("VM names: remove, diff and --vm-name offer this worker's VMs, read from their config dirs", () => {
+    // The real command on PATH this time: the shells ask it for the names.
+    const realBin = join(scratch, "real-bin");
+    mkdirSync(realBin, { recursive: true });
+    writeFileSync(join(realBin, "nixos-closure"), `#!/bin/sh\nexec ${process.execPath} ${BIN} "$@"\n`);
+    chmodSync(join(realBin, "nixos-closure"), 0o755);
+    for (const vm of ["alpha", "beta"]) {
+      const run = cli(["render", "--nixos-flake", join(ROOT, "examples", "nixos-flake"), "--vm-name", vm, "-q"]);
+      assert.equal(run.status, 0, run.stderr);
+    }
+    // A directory that is not a VM of ours is not offered.
+    mkdirSync(join(scratch, "state", "nixos-closure", "workers", "0", "nix", "stray"), { recursive: true });
+    assert.equal(cli(["list", "--names"]).stdout, "alpha\nbeta\n");
+    const shellEnv = { ...env, PATH: `${realBin}:${process.env.PATH}` };
+    const bashFile = join(scratch, "vms.bash");
+    writeFileSync(bashFile, script("bash"));
+    const bash = (...words: string[]) =>
+      spawnSync(
+        "bash",
+        [
+          "-c",
+          `source ${bashFile}; COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _nixos_closure; printf '%s\\n' "\${COMPREPLY[@]}"`,
+          "bash",
+          "nixos-closure",
+          ...words,
+        ],
+        { encoding: "utf8", env: shellEnv },
+      )
+        .stdout.split("\n")
+        .filter((w) => w !== "");
+    assert.deepEqual(bash("remove", "a"), ["alpha"]);
+    assert.deepEqual(bash("diff", "alpha", "b"), ["beta"]);
+    assert.deepEqual(bash("build", "--vm-name", ""), ["alpha", "beta"]);
+    const fishFile = join(scratch, "vms.fish");
+    writeFileSync(fishFile, script("fish"));
+    const fish = (line: string) =>
+      spawnSync("fish", ["--no-config", "-c", `source ${fishFile}; complete -C ${JSON.stringify(line)}`], {
+        encoding: "utf8",
+        env: shellEnv,
+      })
+        .stdout.split("\n")
+        .filter((l) => l !== "")
+        .map((l) => l.split("\t")[0]);
+    assert.deepEqual(fish("nixos-closure remove "), ["alpha", "beta"]);
+    assert.deepEqual(fish("nixos-closure lock --vm-name b"), ["beta"]);
+  });
+
   test("zsh: typed at a real zsh prompt, Tab completes the flag and lists its values", async () => {
     const functions = join(scratch, "zsh");
     mkdirSync(functions, { recursive: true });

@@ -140,6 +140,15 @@ async function closureOfLive(nix: Nix, paths: readonly string[]): Promise<PathIn
   }
 }
 
+/** The names of this worker slot's VMs, read from its directory alone (no Nix): what shell completion offers. */
+export function vmNames(context: Context): string[] {
+  const [{ dir }] = nixDirs(context, false) as [{ worker: string; dir: string }];
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .sort()
+    .filter((name) => isVmDir(join(dir, name)));
+}
+
 /** The VMs of this worker slot (or all slots), with their sizes from one `nix path-info` of every GC root of the store. */
 export async function listVms(context: Context, allWorkers = false): Promise<VmInfo[]> {
   const vms: (Omit<VmInfo, "closure_size" | "unique_size"> & { held: string[] })[] = [];
