@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { parseBootspec, readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
-import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
+import { formatClosureDiff, parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { readIfExists, writeFileAtomic } from "../../f/nix/lib/core/files.ts";
 import { shellCommand, shellQuote } from "../../f/nix/lib/core/log.ts";
 import { closestName, didYouMean } from "../../f/nix/lib/core/suggest.ts";
@@ -298,6 +298,21 @@ describe("nix store diff-closures text", () => {
       { name: "fio", from: ["3.36"], to: ["3.37"], size_delta: -8704 },
       { name: "kdevops-tools", from: ["0.1"], to: [], size_delta: null },
       { name: "system-path", from: [], to: [], size_delta: 12288 },
+    ]);
+  });
+  test("as text: a package built again is said once, as rebuilt; the rest as added or removed", () => {
+    const path = (hash: string, name: string) => `/nix/store/${hash.repeat(32)}-${name}`;
+    const lines = formatClosureDiff("/nix/store/old", "/nix/store/new", {
+      added: [path("a", "system-path"), path("b", "gcc-14.2"), path("c", "nixos-system-vm1")],
+      removed: [path("d", "system-path"), path("e", "nixos-system-vm1"), path("f", "kdevops-tools-0.1")],
+      added_size: 3 * 1024 * 1024,
+      removed_size: 1024,
+      changes: [],
+    });
+    assert.deepEqual(lines.slice(2), [
+      "  rebuilt: system-path, nixos-system-vm1",
+      "  added: gcc-14.2",
+      "  removed: kdevops-tools-0.1",
     ]);
   });
   test("Nix's colours are not part of the data", () => {

@@ -94,10 +94,17 @@ export function formatClosureDiff(from: string, to: string, diff: ClosureDiff, s
     const size = c.size_delta === null ? "" : `${c.size_delta >= 0 ? "+" : ""}${formatBytes(c.size_delta)}`;
     lines.push(`  ${c.name}: ${[change, size].filter((s) => s !== "").join(", ")}`);
   }
-  const names = (paths: readonly string[]) =>
-    paths.slice(0, shown).map(storePathName).join(", ") + (paths.length > shown ? ` and ${paths.length - shown} more` : "");
-  if (diff.added.length > 0) lines.push(`  added: ${names(diff.added)}`);
-  if (diff.removed.length > 0) lines.push(`  removed: ${names(diff.removed)}`);
+  const list = (items: readonly string[]) =>
+    items.slice(0, shown).join(", ") + (items.length > shown ? ` and ${items.length - shown} more` : "");
+  // A name on both sides is the same package built again (new inputs, same version): said once, as rebuilt.
+  const added = diff.added.map(storePathName);
+  const removed = new Set(diff.removed.map(storePathName));
+  const rebuilt = added.filter((name) => removed.has(name));
+  const onlyAdded = added.filter((name) => !rebuilt.includes(name));
+  const onlyRemoved = [...removed].filter((name) => !rebuilt.includes(name));
+  if (rebuilt.length > 0) lines.push(`  rebuilt: ${list(rebuilt)}`);
+  if (onlyAdded.length > 0) lines.push(`  added: ${list(onlyAdded)}`);
+  if (onlyRemoved.length > 0) lines.push(`  removed: ${list(onlyRemoved)}`);
   return lines;
 }
 
