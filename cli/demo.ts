@@ -79,12 +79,19 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
   const stateDir = mkdtempSync(join(tmpdir(), "nixos-closure-demo-"));
   // Readable by all, as the store its library goes into: a kept demo's library can be built against again.
   chmodSync(stateDir, 0o755);
+  // A source Nix copies into the store must be readable by all (the flow refuses a private one): under a
+  // private temp dir, the demo goes without.
+  const hidden = privatePath(stateDir);
   log.info(
     "nixos-closure demo: a VM built against the EXAMPLE library and the STAND-IN nixpkgs shipped with this tool\n" +
-      "(small, offline, built by your /bin/sh: not NixOS), with xfsprogs from a source directory of its own\n" +
-      "(as your checkout would be: an edit lands in the next build), in a state directory of its own:\n" +
+      "(small, offline, built by your /bin/sh: not NixOS), " +
+      (hidden === null
+        ? "with xfsprogs from a source directory of its own\n(as your checkout would be: an edit lands in the next build), "
+        : "") +
+      "in a state directory of its own:\n" +
       `  ${stateDir}${keep ? "" : " (removed afterwards; --keep keeps it)"}`,
   );
+  if (hidden !== null) log.warn(`${hidden} is private: the demo builds xfsprogs without a source directory of its own`);
   try {
     const { libraryDir } = installExamples(stateDir);
     const base = standaloneEnv();
@@ -101,10 +108,6 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
     if (keep) writeDemoEnv(stateDir, env);
     // The example library pins its stand-in nixpkgs, as the real one pins nixpkgs.
     await flakeLock(await createContext("demo", nixSettings(null), context).nix(), `path:${libraryDir}`);
-    // A source Nix copies into the store must be readable by all (the flow refuses a private one): under a
-    // private temp dir, the demo goes without.
-    const hidden = privatePath(stateDir);
-    if (hidden !== null) log.warn(`${hidden} is private: the demo builds xfsprogs without a source directory of its own`);
     const input = demoInput(hidden === null ? writeDemoSource(stateDir) : null);
     const run = await withContextOptions(context, () => runFlow(loadFlow(), input, runInProcess));
     log.info(

@@ -3,7 +3,7 @@
 // --version, and shell completion that bash, zsh and fish really load.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
@@ -220,8 +220,11 @@ describe("shell completion, generated from the same definitions", () => {
       const run = cli(["render", "--nixos-flake", join(ROOT, "examples", "nixos-flake"), "--vm-name", vm, "-q"]);
       assert.equal(run.status, 0, run.stderr);
     }
-    // A directory that is not a VM of ours is not offered.
-    mkdirSync(join(scratch, "state", "nixos-closure", "workers", "0", "nix", "stray"), { recursive: true });
+    // A directory that is not a VM of ours is not offered, nor a copy of one under a name no VM can have
+    // (a shell would expand it).
+    const nixDir = join(scratch, "state", "nixos-closure", "workers", "0", "nix");
+    mkdirSync(join(nixDir, "stray"), { recursive: true });
+    for (const odd of ["a b", "*", "$(touch PWNED)"]) cpSync(join(nixDir, "alpha"), join(nixDir, odd), { recursive: true });
     assert.equal(cli(["list", "--names"]).stdout, "alpha\nbeta\n");
     const shellEnv = { ...env, PATH: `${realBin}:${process.env.PATH}` };
     const bashFile = join(scratch, "vms.bash");
@@ -243,6 +246,7 @@ describe("shell completion, generated from the same definitions", () => {
     assert.deepEqual(bash("remove", "a"), ["alpha"]);
     assert.deepEqual(bash("diff", "alpha", "b"), ["beta"]);
     assert.deepEqual(bash("build", "--vm-name", ""), ["alpha", "beta"]);
+    assert.equal(existsSync(join(process.cwd(), "PWNED")), false);
     const fishFile = join(scratch, "vms.fish");
     writeFileSync(fishFile, script("fish"));
     const fish = (line: string) =>

@@ -95,6 +95,7 @@ for (const nix of testNixes()) {
       });
       assert.equal(run.status, 0, run.stderr);
       assert.match(run.stderr, /private-tmp is private: the demo builds xfsprogs without a source directory of its own/);
+      assert.doesNotMatch(run.stderr, /with xfsprogs from a source directory of its own/, "the opening says what it does");
       assert.deepEqual(readdirSync(privateTemp), []);
     });
   });

@@ -2,7 +2,7 @@
 // theirs), collecting the stale ones, and comparing systems.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, lutimesSync, utimesSync } from "node:fs";
+import { cpSync, existsSync, lutimesSync, readdirSync, utimesSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { formatVms } from "../../cli/output.ts";
@@ -144,7 +144,47 @@ for (const nix of testNixes()) {
       assert.deepEqual(two.diff.changes, parseDiffClosures(nixSync(nix, ["store", "diff-closures", b.toplevel, other.toplevel])));
       const byPath = await diffSystems(context(), "hk-diff@previous", other.toplevel);
       assert.equal(byPath.from, a.toplevel);
-      await assert.rejects(diffSystems(context(), "hk-diff@yesterday"), /must be VM, VM@previous, or a store path/);
+      for (const odd of [
+        "hk-diff@yesterday",
+        "hk-diff@previous@x",
+        "hk-diff@",
+        "@previous",
+        "/nix/store/../../etc",
+        `${a.toplevel}.drv`,
+      ])
+        await assert.rejects(
+          diffSystems(context(), odd, "hk-diff"),
+          (e: Error) => e instanceof InputError && /must be VM, VM@previous, or a system's store path/.test(e.message),
+          odd,
+        );
+      await assert.rejects(diffSystems(context(), "hk-diff@previous@x"), InputError);
+      await assert.rejects(diffSystems(context(), a.toplevel), /a store path, which has no previous build/);
+    });
+
+    test("a worker with odd directories and a process rooting an unbuilt derivation: listed, collected, never a failure", async () => {
+      const steps = vmSteps(bench());
+      const vm = await steps.renderLockBuild({ vm_name: "hk-odd", profiles: [], test_suites: [] });
+      // Copies of a VM under names no VM can have: not VMs, never offered, never in the way.
+      const nixDir = join(bench().workersDir, "0", "nix");
+      for (const odd of ["a b", "*", "$(touch${IFS}PWNED)"])
+        cpSync(vm.config_dir, join(nixDir, odd), { recursive: true, verbatimSymlinks: true });
+      // A GC root to a derivation never built (Nix 2.8's path-info reads a .drv as its missing outputs).
+      const drvRoot = join(bench().root, "unbuilt.drv");
+      execFileSync(join(nix.bin, "nix-instantiate"), [
+        "--add-root",
+        drvRoot,
+        "--indirect",
+        "-E",
+        `derivation { name = "hk-unbuilt-${Date.now()}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }`,
+      ]);
+      const names = (await listVms(context())).map((v) => v.vm_name);
+      assert.ok(names.includes("hk-odd") && !names.some((n) => /[ *$]/.test(n)), names.join(", "));
+      const locksBefore = readdirSync(nixDir).filter((n) => n.endsWith(".lock")).length;
+      const dry = await cleanUpVms(context(), { olderThanDays: 0, dryRun: true });
+      assert.ok(dry.removed.some((r) => r.vm_name === "hk-odd"));
+      assert.equal(readdirSync(nixDir).filter((n) => n.endsWith(".lock")).length, locksBefore, "a dry run makes no lock file");
+      const twice = await cleanUpVms(context(), { names: ["hk-odd", "hk-odd"], dryRun: true });
+      assert.equal(twice.removed.length, 1, "a name given twice is removed once");
     });
   });
 }

@@ -319,6 +319,19 @@ describe("showing progress", () => {
     assert.deepEqual(await screen.lines(), ["+ nix build", "built 2 derivations in 8.0 s"]);
   });
 
+  test("interrupted: the builds Nix stops after the interrupt were killed, not built", () => {
+    const { log, raw } = terminalLog(null);
+    const progress = new BuildProgress(() => 0);
+    const reporter = new ProgressReporter(progress, log, { now: () => 0 });
+    const events = twoBuilds();
+    for (const line of events.slice(0, 8)) reporter.line(line);
+    progress.interrupt();
+    for (const line of events.slice(8)) reporter.line(line);
+    reporter.finish("interrupted");
+    assert.deepEqual(progress.built, []);
+    assert.equal(raw.at(-1), "interrupted after 0.0 s\n");
+  });
+
   test("-L: every builder line, prefixed with its package, as plain text above the block", () => {
     const progress = new BuildProgress(() => 0, { buildLogs: true });
     const shown = twoBuilds().flatMap((line) => progress.handle(line));

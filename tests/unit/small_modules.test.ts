@@ -244,6 +244,50 @@ describe("files and locks", () => {
     }
   });
 
+  test("a lock file deleted by its holder (remove) never leaves two holders: a taker of the old file takes the path afresh", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "lock-"));
+    try {
+      const vm = join(dir, "vm");
+      // A slow flock(1) widens the window between opening the lock file and locking it.
+      const slow = join(dir, "slow-bin");
+      mkdirSync(slow);
+      writeFileSync(
+        join(slow, "flock"),
+        `#!/bin/sh\nsleep 0.6\nexec ${execFileSync("sh", ["-c", "command -v flock"], { encoding: "utf8" }).trim()} "$@"\n`,
+        {
+          mode: 0o755,
+        },
+      );
+      let releaseFirst: () => void = () => {};
+      const first = withDirLock(vm, lockHolder("remove", 5), () => new Promise<void>((r) => (releaseFirst = r)));
+      await new Promise((r) => setTimeout(r, 300));
+      // The waiter opens the lock file now, and locks it 0.6 s later.
+      const inside = join(dir, "inside");
+      const enter = async () => {
+        writeFileSync(inside, "", { flag: "wx" }); // a second holder at once would fail here
+        await new Promise((r) => setTimeout(r, 300));
+        rmSync(inside);
+      };
+      const waiter = withDirLock(vm, { ...lockHolder("build_closure", 10), env: { PATH: `${slow}:${process.env.PATH}` } }, enter);
+      await new Promise((r) => setTimeout(r, 200));
+      // The holder deletes the file and lets go; a third step takes the path at once.
+      rmSync(lockPathFor(vm));
+      releaseFirst();
+      await first;
+      let releaseThird: () => void = () => {};
+      const third = withDirLock(vm, lockHolder("render_config", 5), async () => {
+        writeFileSync(inside, "", { flag: "wx" });
+        await new Promise<void>((r) => (releaseThird = r));
+        rmSync(inside);
+      });
+      await new Promise((r) => setTimeout(r, 1200)); // the waiter's slow flock has long succeeded on the old file
+      releaseThird();
+      await Promise.all([third, waiter]);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
   test("a holder killed with SIGKILL releases the lock at once", async () => {
     const dir = mkdtempSync(join(tmpdir(), "lock-"));
     try {

@@ -46,6 +46,11 @@ const RESERVED_USER_NAMES: readonly string[] = [
 /** Linux account names as shadow-utils accepts them, dots included. */
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,30}[$]?$/;
 
+/** Whether a directory name could be a VM's (render_config never makes another). */
+export function isVmName(name: string): boolean {
+  return name !== "" && HOSTNAME.test(name);
+}
+
 export function validateVmName(value: unknown): string {
   if (isBlank(value)) return DEFAULT_VM_NAME;
   const name = expectString("vm_name", value);

@@ -218,9 +218,10 @@ export async function gcRoots(nix: Nix): Promise<GcRoot[]> {
   const result = await runNix(nix, ["--gc", "--print-roots"], {
     summary: "listing the GC roots failed",
     legacy: "nix-store",
-    // Nix tidies its auto roots as it lists them: a line per link to a removed result, which says nothing about the VMs.
+    // Nix tidies its roots as it lists them: a line per link to a removed result or per dead process's
+    // temporary roots, which says nothing about the VMs.
     onStderrLine: (line) => {
-      if (!line.startsWith("removing stale link from ")) nix.runner.log.info(line);
+      if (!/^removing stale (link from|temporary roots file) /.test(line)) nix.runner.log.info(line);
     },
   });
   return result.stdout.split("\n").flatMap((line) => {

@@ -154,11 +154,14 @@ export async function buildClosure(
       tracker && reporter ? { onLine: (line) => reporter.line(line), errorLines: () => tracker.messages } : null;
     let built: Awaited<ReturnType<typeof build>>;
     let succeeded = false;
+    const interrupted = () => tracker?.interrupt();
+    context.signal.addEventListener("abort", interrupted, { once: true });
     try {
       // Nix replaces `result` only when the build succeeds, and the build dies with the step (see core/process.ts).
       built = await build(nix, installable, resultLink, events, context.output.buildLogs);
       succeeded = true;
     } finally {
+      context.signal.removeEventListener("abort", interrupted);
       reporter?.finish(succeeded ? "succeeded" : context.signal.aborted ? "interrupted" : "failed");
     }
     const totalMs = performance.now() - started;

@@ -65,10 +65,14 @@ function lastLockKey(file: string): string | null {
 // The stamp is a cache: a stale one names files that no longer are (its key
 // cannot match them), and failing to write it only costs the next run a Nix
 // call. So neither of these fails a lock that Nix did.
-function forgetLastLock(file: string): void {
+function forgetLastLock(file: string, context: Context): void {
   try {
     rmSync(file, { force: true });
-  } catch {}
+  } catch {
+    context.log.warn(
+      `${file} is not a file of nixos-closure: its last lock cannot be remembered (nix flake lock runs every time)`,
+    );
+  }
 }
 
 function rememberLock(file: string, key: string): void {
@@ -106,7 +110,7 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
       );
       return { config_dir: dir, lock: JSON.parse(previous) as Record<string, unknown>, src_inputs: srcInputs };
     }
-    forgetLastLock(stampFile);
+    forgetLastLock(stampFile, context);
     try {
       // One Nix call: updating the named inputs also locks any input not locked yet, and keeps the others pinned.
       if (updates.length > 0) await updateInputs(nix, ref, updates);

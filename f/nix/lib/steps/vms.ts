@@ -5,12 +5,13 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, rmdirSync, rmSync } f
 import { basename, dirname, join } from "node:path";
 import { type ClosureDiff, compareClosures } from "../build/report.ts";
 import { removeTree } from "../build/root/generations.ts";
-import { validateVmName } from "../config/guest.ts";
+import { isVmName, validateVmName } from "../config/guest.ts";
 import { InputError, NixError, SetupError } from "../core/errors.ts";
 import { readIfExists } from "../core/files.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
+import { STORE_PATH } from "../nix/store_path.ts";
 import { lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
@@ -36,10 +37,15 @@ export interface VmInfo {
 
 const RENDERED_MARK = "# Rendered by nixos-closure";
 
-/** A config dir of ours: a directory holding a flake.nix and the default.nix render_config writes. */
+/**
+ * A config dir of ours: named as a VM can be, a directory holding a flake.nix
+ * and the default.nix render_config writes. (A copy under another name is
+ * not a VM: its name could be anything, and is offered to shells.)
+ */
 function isVmDir(dir: string): boolean {
   try {
     return (
+      isVmName(basename(dir)) &&
       lstatSync(dir).isDirectory() &&
       existsSync(join(dir, "flake.nix")) &&
       (readIfExists(join(dir, "default.nix")) ?? "").startsWith(RENDERED_MARK)
@@ -134,8 +140,12 @@ async function closureOfLive(nix: Nix, paths: readonly string[]): Promise<PathIn
       return await closureInfo(nix, live);
     } catch (error) {
       const gone = error instanceof NixError ? /path '([^']+)' is not valid/.exec(error.nixMessage)?.[1] : undefined;
-      if (gone === undefined || !live.includes(gone) || attempt >= 10) throw error;
-      live = live.filter((path) => path !== gone);
+      if (gone === undefined || attempt >= 10) throw error;
+      if (live.includes(gone)) live = live.filter((path) => path !== gone);
+      // Before Nix 2.9, path-info takes a .drv for its outputs: an unbuilt derivation somebody roots names an
+      // output that does not exist. Such roots then go (what they keep is build inputs, not a system's paths).
+      else if (live.some((path) => path.endsWith(".drv"))) live = live.filter((path) => !path.endsWith(".drv"));
+      else throw error;
     }
   }
 }
@@ -216,36 +226,47 @@ function vmDir(context: Context, name: unknown): string {
   return dir;
 }
 
+interface RemoveOptions {
+  dryRun?: boolean;
+  keepRoot?: boolean;
+  /** The worker's VMs as listed already (their sizes), to not ask Nix again. */
+  listed?: readonly VmInfo[];
+  /** Skips a VM in use (and says which) instead of refusing. */
+  onBusy?: (name: string) => void;
+}
+
 /**
  * Removes VMs: each one's config dir (and so its GC roots), its lock, its
  * caches and its prepared roots' generations (unless `keepRoot`), only
  * what is ours; refuses a name that is not a VM of this worker and a VM a
  * step is working on.
  */
-export async function removeVms(
-  context: Context,
-  names: readonly unknown[],
-  options: { dryRun?: boolean; keepRoot?: boolean } = {},
-): Promise<Removal[]> {
-  const dirs = names.map((name) => vmDir(context, name));
-  const listed = new Map((await listVms(context)).map((vm) => [vm.config_dir, vm]));
+export async function removeVms(context: Context, names: readonly unknown[], options: RemoveOptions = {}): Promise<Removal[]> {
+  const dirs = [...new Set(names.map((name) => vmDir(context, name)))];
+  if (dirs.length === 0) return [];
+  const listed = new Map((options.listed ?? (await listVms(context))).map((vm) => [vm.config_dir, vm]));
   const removals: Removal[] = [];
   for (const dir of dirs) {
     const holder = await lockHolderOf(dir, context.env);
+    if (holder !== null && options.onBusy) {
+      options.onBusy(basename(dir));
+      continue;
+    }
     if (holder !== null)
       throw new SetupError(`${basename(dir)} is in use by ${holder}; it was not removed: try again when it is done`);
     const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p));
     const roots = options.keepRoot ? [] : ownRootGenerations(dir);
     const removed = [dir, ...caches, ...roots, ...(existsSync(lockPathFor(dir)) ? [lockPathFor(dir)] : [])];
     if (!options.dryRun) {
-      // Held while the files go (a step starting now waits, then finds no VM); the lock file goes last.
+      // Held while the files go (a step starting now waits, then finds no VM); the lock file goes last, still
+      // held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
       await withDirLock(dir, { ...context, lockWaitSeconds: 0 }, async () => {
         for (const root of roots) removeTree(root);
         removeIfEmpty(`${dir}.roots`);
         rmSync(dir, { recursive: true, force: true });
         for (const file of caches) rmSync(file, { force: true });
+        rmSync(lockPathFor(dir), { force: true });
       });
-      rmSync(lockPathFor(dir), { force: true });
     }
     context.log.info(`${options.dryRun ? "would remove" : "removed"} ${removed.join(", ")}`);
     removals.push({
@@ -265,29 +286,31 @@ export interface SystemDiff {
   diff: ClosureDiff;
 }
 
+const SYSTEM_SPELLING = "must be VM, VM@previous, or a system's store path (/nix/store/<hash>-<name>)";
+
 /** A system named as the CLI takes it: a VM (its last build), `VM@previous` (the build before), or a store path. */
 function systemOf(context: Context, name: string): string {
-  if (name.startsWith("/nix/store/")) {
+  if (name.startsWith("/")) {
+    if (!STORE_PATH.test(name) || name.endsWith(".drv")) throw new InputError("system", name, SYSTEM_SPELLING);
     if (!existsSync(name)) throw new InputError("system", name, "is not in the store");
     return name;
   }
-  const [vm = "", which = ""] = name.split("@");
-  if (which !== "" && which !== "previous") throw new InputError("system", name, "must be VM, VM@previous, or a store path");
+  const spelled = /^([^@]+)(@previous)?$/.exec(name);
+  if (!spelled) throw new InputError("system", name, SYSTEM_SPELLING);
+  const [, vm = "", previous] = spelled;
   const dir = vmDir(context, vm);
-  const target = linkTarget(join(dir, which === "previous" ? "result-previous" : "result"));
-  if (target === null) {
-    throw new InputError("system", name, which === "previous" ? "has no previous build" : "has not been built");
-  }
+  const target = linkTarget(join(dir, previous ? "result-previous" : "result"));
+  if (target === null) throw new InputError("system", name, previous ? "has no previous build" : "has not been built");
   return target;
 }
 
 /** `a` against `b`; without `b`, a VM's previous build against its last one (`a` may be VM or VM@previous). */
 export async function diffSystems(context: Context, a: string, b?: string): Promise<SystemDiff> {
+  if (b === undefined && a.startsWith("/"))
+    throw new InputError("system", a, "is a store path, which has no previous build: name a second system to compare with");
+  const vm = a.replace(/@previous$/, "");
   const [from, to] =
-    b === undefined
-      ? // (VM@previous alone is not its own previous against itself: the spelling is checked, then the VM's two builds compared.)
-        [systemOf(context, `${a.split("@")[0]}@previous`), systemOf(context, a.replace(/@previous$/, ""))]
-      : [systemOf(context, a), systemOf(context, b)];
+    b === undefined ? [systemOf(context, `${vm}@previous`), systemOf(context, vm)] : [systemOf(context, a), systemOf(context, b)];
   const nix = await context.nix();
   const diff = await compareClosures(nix, from, await closureInfo(nix, [from]), to, await closureInfo(nix, [to]));
   return { from, to, diff };
@@ -320,27 +343,33 @@ export interface CleanUp {
  * garbage collector afterwards.
  */
 export async function cleanUpVms(context: Context, options: CleanUp): Promise<Collection> {
-  const removal = { dryRun: options.dryRun ?? false, keepRoot: options.keepRoot ?? false };
-  const removed = await removeVms(context, options.names ?? [], removal);
-  const inUse: string[] = [];
   const days = options.olderThanDays ?? null;
   if (days !== null && (typeof days !== "number" || !Number.isFinite(days) || days < 0)) {
     throw new InputError("older_than_days", days, "must be a number of days >= 0");
   }
+  const names = options.names ?? [];
+  // Listed once: each VM's size, and which are stale.
+  const listed = names.length > 0 || days !== null ? await listVms(context) : [];
+  const removal = { dryRun: options.dryRun ?? false, keepRoot: options.keepRoot ?? false, listed };
+  const removed = await removeVms(context, names, removal);
+  const inUse: string[] = [];
   if (days !== null) {
-    const vms = await listVms(context);
     const lastUsed = (vm: VmInfo) =>
       vm.built_at ? Date.parse(vm.built_at) : lstatSync(join(vm.config_dir, "default.nix")).mtimeMs;
     const cutoff = Date.now() - days * 24 * 3600 * 1000;
     // (0 days: every VM, including one rendered in this very millisecond.)
-    const stale = [...vms]
+    const stale = [...listed]
       .sort((x, y) => lastUsed(y) - lastUsed(x))
       .slice(Math.max(0, options.keep ?? 0))
       .filter((vm) => (days === 0 || lastUsed(vm) < cutoff) && !removed.some((r) => r.config_dir === vm.config_dir));
-    for (const vm of stale) {
-      if ((await lockHolderOf(vm.config_dir, context.env)) !== null) inUse.push(vm.vm_name);
-      else removed.push(...(await removeVms(context, [vm.vm_name], removal)));
-    }
+    const onBusy = (name: string) => inUse.push(name);
+    removed.push(
+      ...(await removeVms(
+        context,
+        stale.map((vm) => vm.vm_name),
+        { ...removal, onBusy },
+      )),
+    );
   }
   const collected = options.collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
   return { removed, in_use: inUse, collected };

@@ -2,9 +2,11 @@
 // once: two workers, a retry overlapping a slow first try, two VMs given the
 // same root. The lock is the kernel's: flock(1) locks a file beside the
 // directory (not inside: the `path:` fetcher copies the dir into the store)
-// through a descriptor this process opened and keeps. The file is never
-// deleted, so there is no stale lock to take over and no race in taking one
-// over; the kernel releases the lock when the holder exits, SIGKILL included.
+// through a descriptor this process opened and keeps. No stale lock to take
+// over: the kernel releases the lock when the holder exits, SIGKILL included.
+// The file is deleted only with its VM (`remove`), by the lock's holder; a
+// taker, once it holds a lock, checks that the path still names the file it
+// locked, else opens the path afresh: never two holders.
 // While held, the file names its holder, for the messages of those waiting.
 import { spawn } from "node:child_process";
 import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
@@ -51,6 +53,22 @@ const BUSY = 75;
  * file, so it lasts until this process closes the descriptor or dies.
  */
 async function tryLock(path: string, env: Env): Promise<number | null> {
+  for (;;) {
+    const fd = await tryLockOpened(path, env);
+    // `remove` deletes a VM's lock file while holding it: a waiter then holds a file no longer at the path,
+    // which would leave it and the next step holding two different locks. It opens the path afresh.
+    if (fd === null || namesFile(path, fd)) return fd;
+    closeSync(fd);
+  }
+}
+
+function namesFile(path: string, fd: number): boolean {
+  const now = lstatSync(path, { throwIfNoEntry: false });
+  const held = fstatSync(fd);
+  return now !== undefined && now.ino === held.ino && now.dev === held.dev;
+}
+
+async function tryLockOpened(path: string, env: Env): Promise<number | null> {
   const fd = openLockFile(path);
   try {
     const code = await new Promise<number | null>((resolve, reject) => {
@@ -200,6 +218,8 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
 /** The step holding the lock of `dir` now, or null when it is free. */
 export async function lockHolderOf(dir: string, env: Env): Promise<string | null> {
   const path = lockPathFor(dir);
+  // No lock file: nobody holds it (and asking makes none).
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return null;
   const fd = await tryLock(path, env);
   if (fd !== null) {
     closeSync(fd);

@@ -64,11 +64,20 @@ export class BuildProgress {
   private readonly failedDrvs = new Set<string>();
   private readonly now: () => number;
   private readonly options: TrackerOptions;
+  private interrupted = false;
 
   constructor(now: () => number = () => performance.now(), options: TrackerOptions = {}) {
     this.now = now;
     this.options = options;
     this.startedAt = now();
+  }
+
+  /**
+   * The step was interrupted: the builds Nix stops from now on were killed,
+   * not built (their stop events look the same as a finished build's).
+   */
+  interrupt(): void {
+    this.interrupted = true;
   }
 
   /**
@@ -109,7 +118,7 @@ export class BuildProgress {
       }
       case "stop": {
         const activity = this.activities.stop(event.id);
-        if (activity?.type === ActivityType.build && activity.drvPath && !this.isFailed(activity.drvPath)) {
+        if (activity?.type === ActivityType.build && activity.drvPath && !this.isFailed(activity.drvPath) && !this.interrupted) {
           this.built.push(activity.drvPath);
           this.builtSet.add(activity.drvPath);
         }
