@@ -9,6 +9,7 @@ import { join } from "node:path";
 import { removeTree } from "../f/nix/lib/build/root/generations.ts";
 import { privatePath } from "../f/nix/lib/core/files.ts";
 import { type Logger, shellQuote } from "../f/nix/lib/core/log.ts";
+import { pathFlakeRef } from "../f/nix/lib/nix/flake_ref.ts";
 import { flakeLock } from "../f/nix/lib/nix/operations.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
 import { type ContextOptions, createContext, standaloneEnv, withContextOptions } from "../f/nix/lib/steps/context.ts";
@@ -107,7 +108,8 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
     const context = { ...options, env };
     if (keep) writeDemoEnv(stateDir, env);
     // The example library pins its stand-in nixpkgs, as the real one pins nixpkgs.
-    await flakeLock(await createContext("demo", nixSettings(null), context).nix(), `path:${libraryDir}`);
+    const libraryRef = pathFlakeRef(libraryDir, "the demo's state directory (under TMPDIR)");
+    await flakeLock(await createContext("demo", nixSettings(null), context).nix(), libraryRef);
     const input = demoInput(hidden === null ? writeDemoSource(stateDir) : null);
     const run = await withContextOptions(context, () => runFlow(loadFlow(), input, runInProcess));
     log.info(

@@ -28,6 +28,7 @@ npx tsc -p .
 echo "== lint and format"
 npx biome ci .
 echo "== tests"
+nonexistent_before=$([ -e /nonexistent ] && echo yes || echo no)
 mapfile -t files < <(find tests -name '*.test.ts' | sort)
 tap=$(mktemp)
 trap 'rm -f "$tap"' EXIT
@@ -36,4 +37,9 @@ node --import tsx --test --test-reporter=spec --test-reporter-destination=stdout
   --test-reporter=tap --test-reporter-destination="$tap" "${files[@]}" || status=$?
 # The closing line, plain: "N passed, N failed".
 echo "$(sed -n 's/^# pass //p' "$tap") passed, $(sed -n 's/^# fail //p' "$tap") failed"
+# A test that took the calling shell's worker variables wrote where they point.
+if [ "$nonexistent_before" = no ] && [ -e /nonexistent ]; then
+  echo "a test wrote under /nonexistent (the worker variables above): it must use a workbench of its own"
+  status=1
+fi
 exit "$status"

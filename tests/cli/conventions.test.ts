@@ -17,8 +17,9 @@ import { runInTerminal } from "../helpers/terminal.ts";
 const BIN = join(ROOT, "dist", "nixos-closure.cjs");
 const scratch = mkdtempSync(join(tmpdir(), "nixos-closure-conventions-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-// No worker of anyone's: a state dir of this test's own.
-const env = { ...process.env, XDG_STATE_HOME: join(scratch, "state"), NO_COLOR: "", TERM: "xterm-256color" };
+// No worker of anyone's: a state dir of this test's own (the worker variables of the calling shell go).
+const { WORKERS_DIR: _w, WORKER_INDEX: _i, WORKBENCH_DIR: _b, SYSTEM_DIR: _s, ...outside } = process.env;
+const env = { ...outside, XDG_STATE_HOME: join(scratch, "state"), NO_COLOR: "", TERM: "xterm-256color" };
 
 const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>
   spawnSync(process.execPath, [BIN, ...args], { env: { ...env, ...extraEnv }, encoding: "utf8", timeout: 60_000 });

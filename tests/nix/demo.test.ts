@@ -85,6 +85,19 @@ for (const nix of testNixes()) {
       assert.equal(existsSync(env.XDG_STATE_HOME), false, "the user's worker dirs are not touched");
     });
 
+    test("a temp dir a path: flake URL cannot carry is named, and nothing is left in it", () => {
+      const spaced = join(scratch, "tmp with space");
+      mkdirSync(spaced);
+      const run = spawnSync(process.execPath, [BIN, "demo"], {
+        env: { ...env, TMPDIR: spaced },
+        encoding: "utf8",
+        timeout: 300_000,
+      });
+      assert.equal(run.status, 1, run.stderr);
+      assert.match(run.stderr, /the demo's state directory \(under TMPDIR\) ".*tmp with space.*" contains " "/);
+      assert.deepEqual(readdirSync(spaced), []);
+    });
+
     test("under a private temp dir it still runs, without the source directory Nix could not share", () => {
       const privateTemp = join(scratch, "private-tmp");
       mkdirSync(privateTemp, { mode: 0o700 });
