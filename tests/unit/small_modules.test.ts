@@ -7,7 +7,7 @@ import { describe, test } from "node:test";
 import { parseBootspec, readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
 import { formatClosureDiff, parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { readIfExists, writeFileAtomic } from "../../f/nix/lib/core/files.ts";
-import { shellCommand, shellQuote } from "../../f/nix/lib/core/log.ts";
+import { shellCommand, shellQuote, shortCommand, streamLogger, type Verbosity } from "../../f/nix/lib/core/log.ts";
 import { closestName, didYouMean } from "../../f/nix/lib/core/suggest.ts";
 import { parseBuildJson, parsePathInfoJson } from "../../f/nix/lib/nix/json.ts";
 import { updateInputsArgs } from "../../f/nix/lib/nix/operations.ts";
@@ -150,6 +150,23 @@ describe("copy-pasteable commands", () => {
     assert.equal(shellQuote("it's"), "'it'\\''s'");
     assert.equal(shellQuote(""), "''");
     assert.equal(shellCommand(["nix", "build"], { NO_COLOR: "1" }), "NO_COLOR=1 nix build");
+  });
+
+  test("a whole closure on a command line is cut at the normal level, printed whole with -v and in a job log", () => {
+    const paths = Array.from({ length: 2000 }, (_, i) => `/nix/store/${String(i).padStart(32, "a")}-p${i}`);
+    const argv = ["nix-store", "--dump-db", ...paths];
+    assert.equal(
+      shortCommand(argv),
+      `nix-store --dump-db ${paths.slice(0, 4).join(" ")} ... (and 1996 more store paths: -v prints the whole command)`,
+    );
+    assert.equal(shortCommand(argv.slice(0, 7)), shellCommand(argv.slice(0, 7)), "a few paths are printed as they are");
+    const printed = (verbosity: Verbosity) => {
+      const out: string[] = [];
+      streamLogger({ write: (t: string) => out.push(t), isTTY: false }, { verbosity }).command(argv);
+      return out.join("");
+    };
+    assert.equal(printed("normal"), `+ ${shortCommand(argv)}\n`);
+    assert.equal(printed("verbose"), `+ ${shellCommand(argv)}\n`);
   });
 });
 

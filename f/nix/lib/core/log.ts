@@ -89,6 +89,23 @@ export interface StreamLoggerOptions {
   color?: boolean;
 }
 
+/** Store paths a command shows at the normal level before its trailing list is cut. */
+const SHOWN_STORE_PATHS = 4;
+
+/**
+ * A command as `shellCommand` prints it, but a long trailing list of store
+ * paths (a whole closure given to Nix: thousands of paths on a real system)
+ * cut to its first few; -v, and a job log, print it whole.
+ */
+export function shortCommand(argv: readonly string[], env: Readonly<Record<string, string>> = {}, stdinFile?: string): string {
+  let start = argv.length;
+  while (start > 0 && argv[start - 1]?.startsWith("/nix/store/")) start--;
+  const paths = argv.length - start;
+  if (paths <= SHOWN_STORE_PATHS + 1 || stdinFile !== undefined) return shellCommand(argv, env, stdinFile);
+  const shown = shellCommand(argv.slice(0, start + SHOWN_STORE_PATHS), env);
+  return `${shown} ... (and ${paths - SHOWN_STORE_PATHS} more store paths: -v prints the whole command)`;
+}
+
 /** A Logger writing to a stream (process.stderr for a step). */
 export function streamLogger(stream: TextStream, options: StreamLoggerOptions = {}): Logger {
   const verbosity = options.verbosity ?? "verbose";
@@ -118,7 +135,10 @@ export function streamLogger(stream: TextStream, options: StreamLoggerOptions = 
     detail: (message) => atLeast("verbose") && write(`${message}\n`),
     warn: (message) => atLeast("normal") && write(`${style.yellow(style.bold("warning:"))} ${message}\n`),
     command: (argv, env = {}, stdinFile) =>
-      atLeast("normal") && write(`${style.dim(`+ ${shellCommand(argv, env, stdinFile)}`)}\n`),
+      atLeast("normal") &&
+      write(
+        `${style.dim(`+ ${verbosity === "verbose" ? shellCommand(argv, env, stdinFile) : shortCommand(argv, env, stdinFile)}`)}\n`,
+      ),
     file: (path, content) => {
       if (!atLeast("verbose")) return;
       const body = content.endsWith("\n") ? content : `${content}\n`;
