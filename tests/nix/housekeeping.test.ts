@@ -185,6 +185,13 @@ for (const nix of testNixes()) {
       assert.equal(readdirSync(nixDir).filter((n) => n.endsWith(".lock")).length, locksBefore, "a dry run makes no lock file");
       const twice = await cleanUpVms(context(), { names: ["hk-odd", "hk-odd"], dryRun: true });
       assert.equal(twice.removed.length, 1, "a name given twice is removed once");
+      // A render that failed before writing its config dir leaves only its lock file: remove takes that too.
+      const failed = join(nixDir, "hk-failed-render");
+      await withDirLock(failed, lockHolder("render_config", 0), async () => {});
+      assert.ok(existsSync(`${failed}.lock`) && !(await listVms(context())).some((v) => v.vm_name === "hk-failed-render"));
+      const leftover = await cleanUpVms(context(), { names: ["hk-failed-render"] });
+      assert.deepEqual(leftover.removed[0]?.removed, [`${failed}.lock`]);
+      assert.equal(existsSync(`${failed}.lock`), false);
     });
   });
 }

@@ -217,11 +217,17 @@ export interface Removal {
   dry_run: boolean;
 }
 
-/** The config dir of a VM of this worker, refusing a name that is not one. */
-function vmDir(context: Context, name: unknown): string {
+/**
+ * The config dir of a VM of this worker, refusing a name that is not one;
+ * with `leftovers`, also the name of one whose render failed before writing
+ * its config dir (only its lock file is there).
+ */
+function vmDir(context: Context, name: unknown, leftovers = false): string {
   const vmName = validateVmName(name);
   const dir = join(workerLayout(context.env).nixDir, vmName);
-  if (!isVmDir(dir))
+  const leftover = () =>
+    lstatSync(dir, { throwIfNoEntry: false }) === undefined && lstatSync(lockPathFor(dir), { throwIfNoEntry: false })?.isFile();
+  if (!isVmDir(dir) && !(leftovers && leftover()))
     throw new InputError("vm_name", name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
   return dir;
 }
@@ -242,7 +248,7 @@ interface RemoveOptions {
  * step is working on.
  */
 export async function removeVms(context: Context, names: readonly unknown[], options: RemoveOptions = {}): Promise<Removal[]> {
-  const dirs = [...new Set(names.map((name) => vmDir(context, name)))];
+  const dirs = [...new Set(names.map((name) => vmDir(context, name, true)))];
   if (dirs.length === 0) return [];
   const listed = new Map((options.listed ?? (await listVms(context))).map((vm) => [vm.config_dir, vm]));
   const removals: Removal[] = [];
@@ -256,7 +262,7 @@ export async function removeVms(context: Context, names: readonly unknown[], opt
       throw new SetupError(`${basename(dir)} is in use by ${holder}; it was not removed: try again when it is done`);
     const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p));
     const roots = options.keepRoot ? [] : ownRootGenerations(dir);
-    const removed = [dir, ...caches, ...roots, ...(existsSync(lockPathFor(dir)) ? [lockPathFor(dir)] : [])];
+    const removed = [dir, ...caches, ...roots, lockPathFor(dir)].filter((path) => existsSync(path));
     if (!options.dryRun) {
       // Held while the files go (a step starting now waits, then finds no VM); the lock file goes last, still
       // held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
