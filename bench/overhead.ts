@@ -13,7 +13,7 @@ import { median, ms, table } from "./stats.ts";
 
 const ROOT = resolve(import.meta.dirname, "..");
 const BUN = join(ROOT, "node_modules", ".bin", "bun");
-const RUNS = Number(process.env.BENCH_RUNS ?? 7);
+const RUNS = Number(process.env.BENCH_RUNS ?? 15);
 const BUDGET_MS = 100;
 const PYTHON_REFERENCE_MS = 45;
 
@@ -105,32 +105,38 @@ console.log(
 // same VM (render, lock, build, report) beside the bare Nix commands of a rebuild.
 const CLI = join(ROOT, "dist", "nixos-closure.cjs");
 const cliRun = (args: string[]) => () => execFileSync(process.execPath, [CLI, ...args], { env, stdio: "ignore" });
-const startMs = median(Array.from({ length: RUNS }, () => timed(cliRun(["--version"]))));
-const nodeMs = median(Array.from({ length: RUNS }, () => timed(() => execFileSync(process.execPath, ["-e", "0"]))));
 const rebuildArgs = ["build", "--vm-name", "bench-cli", "--profile", "devel", "--test-suite", "none", "--no-home"];
 cliRun(rebuildArgs)();
-const cliMs = median(Array.from({ length: RUNS }, () => timed(cliRun(rebuildArgs))));
-// The same bundle under Bun, the runtime of Windmill's workers.
-const bunCliMs = median(
-  Array.from({ length: RUNS }, () => timed(() => execFileSync(BUN, [CLI, ...rebuildArgs], { env, stdio: "ignore" }))),
-);
 const cliRef = `path:${join(wb.workersDir, "0", "nix", "bench-cli")}`;
-const bareMs = median(
-  Array.from({ length: RUNS }, () =>
-    timed(() => {
-      nixSync(nix, ["flake", "lock", cliRef]);
-      nixSync(nix, ["build", `${cliRef}#toplevel`, "--out-link", join(wb.workersDir, "0", "nix", "bench-cli", "result")]);
-    }),
-  ),
-);
-// The build alone: what the rebuild costs beyond Nix's build when its lock has nothing to fill (and is skipped).
-const buildOnlyMs = median(
-  Array.from({ length: RUNS }, () =>
-    timed(() =>
-      nixSync(nix, ["build", `${cliRef}#toplevel`, "--out-link", join(wb.workersDir, "0", "nix", "bench-cli", "result")]),
-    ),
-  ),
-);
+const cliResult = join(wb.workersDir, "0", "nix", "bench-cli", "result");
+// Each figure beside its baseline, measured in turns (one of each per round) so that the machine's
+// slow and fast moments fall on both alike.
+const cliCases = {
+  node: () => execFileSync(process.execPath, ["-e", "0"]),
+  version: cliRun(["--version"]),
+  cli: cliRun(rebuildArgs),
+  // The same bundle under Bun, the runtime of Windmill's workers.
+  bunCli: () => execFileSync(BUN, [CLI, ...rebuildArgs], { env, stdio: "ignore" }),
+  bare: () => {
+    nixSync(nix, ["flake", "lock", cliRef]);
+    nixSync(nix, ["build", `${cliRef}#toplevel`, "--out-link", cliResult]);
+  },
+  // The build alone: what the rebuild costs beyond Nix's build when its lock has nothing to fill (and is skipped).
+  buildOnly: () => nixSync(nix, ["build", `${cliRef}#toplevel`, "--out-link", cliResult]),
+};
+const cliTimes = Object.fromEntries(Object.keys(cliCases).map((name) => [name, [] as number[]])) as Record<
+  keyof typeof cliCases,
+  number[]
+>;
+for (let i = 0; i < RUNS; i++) {
+  for (const [name, run] of Object.entries(cliCases)) cliTimes[name as keyof typeof cliCases].push(timed(run));
+}
+const nodeMs = median(cliTimes.node);
+const startMs = median(cliTimes.version);
+const cliMs = median(cliTimes.cli);
+const bunCliMs = median(cliTimes.bunCli);
+const bareMs = median(cliTimes.bare);
+const buildOnlyMs = median(cliTimes.buildOnly);
 console.log("");
 table(
   ["command line (Node)", "ours", "baseline", "ratio or overhead", "target"],
