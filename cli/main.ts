@@ -73,12 +73,13 @@ function outputOptions(flags: BuildOutputFlags): Pick<ContextOptions, "output" |
   };
 }
 
-/** Runs a housekeeping command with a context of the CLI's own. */
+/** What -v adds to the housekeeping commands (they render no files). */
 const HOUSEKEEPING_VERBOSE = "also show the Nix used and Nix's own messages";
 
 /** The housekeeping commands' arguments, named as the command line has them. */
 const ARGUMENT_WORDS: Readonly<Record<string, string>> = { vm_name: "VM", system: "system" };
 
+/** Runs a housekeeping command with a context of the CLI's own. */
 async function withCliContext(name: string, flags: OutputFlags, work: (context: Context) => Promise<void>): Promise<void> {
   const interrupt = interruptSignal();
   const env = standaloneEnv();
@@ -112,15 +113,16 @@ const CLI_WORDS: Vocabulary = {
   library: "--nixos-flake",
 };
 
-/**
- * Names a bad field the way the user gave it: the flag (`--profile`), or
- * the field of the --input file; Windmill's field paths are for Windmill.
- */
+/** The flag that sets a field of the flow input, if one does. */
 function fieldFlag(group: string, field: string): string | undefined {
   const flags: Record<string, Record<string, string>> = FLAG_OF_FIELD;
   return Object.hasOwn(flags, group) && Object.hasOwn(flags[group] ?? {}, field) ? flags[group]?.[field] : undefined;
 }
 
+/**
+ * Names a bad field the way the user gave it: the flag (`--profile`), or
+ * the field of the --input file; Windmill's field paths are for Windmill.
+ */
 function inCallersWords(error: InputError, flags: CommonFlags): InputError {
   const match = /^(\w+)\.(\w+)(.*)$/.exec(error.field);
   if (!match) return flags.input ? new InputError(`--input ${flags.input}: ${error.field}`, error.value, error.reason) : error;

@@ -3,7 +3,7 @@
 // TypeScript loader and no dependency to fetch. No Nix needed.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
-import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -70,6 +70,9 @@ describe("npm install -g of a checkout, with nothing installed or built in it", 
         cpSync(join(ROOT, file), join(checkout, file));
       }
       assert.equal(existsSync(join(checkout, "dist")), false);
+      // A checkout built before the bundle was CommonJS, with a link made then (npm link) to dist/nixos-closure.js.
+      mkdirSync(join(checkout, "dist"));
+      writeFileSync(join(checkout, "dist", "nixos-closure.js"), 'console.log("the former bundle");\n');
       const prefix = join(work, "prefix");
       execFileSync("npm", ["install", "--global", "--prefix", prefix, checkout], {
         cwd: work,
@@ -85,6 +88,8 @@ describe("npm install -g of a checkout, with nothing installed or built in it", 
       });
       assert.equal(run.status, 0, run.stderr);
       assert.equal(run.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
+      const former = spawnSync(process.execPath, [join(checkout, "dist", "nixos-closure.js"), "--version"], { encoding: "utf8" });
+      assert.equal(former.stdout, run.stdout, "a link to the former bundle runs the new one");
     } finally {
       rmSync(work, { recursive: true, force: true });
     }

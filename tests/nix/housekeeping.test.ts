@@ -2,7 +2,7 @@
 // theirs), collecting the stale ones, and comparing systems.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, lutimesSync, readdirSync, utimesSync } from "node:fs";
+import { cpSync, existsSync, lutimesSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { formatVms } from "../../cli/output.ts";
@@ -14,7 +14,7 @@ import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
-import { asWorker, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
+import { asWorker, captureLog, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
 import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 
 for (const nix of testNixes()) {
@@ -177,8 +177,14 @@ for (const nix of testNixes()) {
         "-E",
         `derivation { name = "hk-unbuilt-${Date.now()}"; system = "x86_64-linux"; builder = "/bin/sh"; args = [ "-c" "echo > $out" ]; }`,
       ]);
-      const names = (await listVms(context())).map((v) => v.vm_name);
+      // An indirect root whose link is gone: Nix says it removes it as it lists the roots, which says nothing of VMs.
+      const staleLink = join(bench().root, "stale-root");
+      execFileSync(join(nix.bin, "nix-store"), ["--add-root", staleLink, "--indirect", "--realise", vm.toplevel]);
+      rmSync(staleLink);
+      const log = captureLog(null, "normal");
+      const names = (await listVms(testContext(bench(), "list", { log }))).map((v) => v.vm_name);
       assert.ok(names.includes("hk-odd") && !names.some((n) => /[ *$]/.test(n)), names.join(", "));
+      assert.doesNotMatch(log.text(), /removing stale/);
       const locksBefore = readdirSync(nixDir).filter((n) => n.endsWith(".lock")).length;
       const dry = await cleanUpVms(context(), { olderThanDays: 0, dryRun: true });
       assert.ok(dry.removed.some((r) => r.vm_name === "hk-odd"));
@@ -189,9 +195,12 @@ for (const nix of testNixes()) {
       const failed = join(nixDir, "hk-failed-render");
       await withDirLock(failed, lockHolder("render_config", 0), async () => {});
       assert.ok(existsSync(`${failed}.lock`) && !(await listVms(context())).some((v) => v.vm_name === "hk-failed-render"));
+      // A file of someone else's where a cache of ours would be: it stays.
+      writeFileSync(`${failed}.closure.json`, '{"not":"ours"}\n');
       const leftover = await cleanUpVms(context(), { names: ["hk-failed-render"] });
       assert.deepEqual(leftover.removed[0]?.removed, [`${failed}.lock`]);
       assert.equal(existsSync(`${failed}.lock`), false);
+      assert.equal(readFileSync(`${failed}.closure.json`, "utf8"), '{"not":"ours"}\n');
     });
   });
 }

@@ -2,7 +2,7 @@
 // against the fixture library and the stand-in nixpkgs, fully offline.
 import assert from "node:assert/strict";
 import { spawn, spawnSync } from "node:child_process";
-import { appendFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, writeFileSync } from "node:fs";
+import { appendFileSync, existsSync, mkdirSync, readFileSync, readlinkSync, realpathSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
@@ -279,6 +279,16 @@ for (const nix of testNixes()) {
       assert.equal((await lockRun()).ran, false);
       // flake.lock edited by hand (the same JSON, laid out otherwise): Nix is asked again.
       writeFileSync(lockFile, JSON.stringify(JSON.parse(readFileSync(lockFile, "utf8"))));
+      assert.equal((await lockRun()).ran, true);
+      // A file not ours where the stamp goes: Nix is asked every time, and the file stays.
+      const stamp = `${r.config_dir}.locked.json`;
+      writeFileSync(stamp, "not ours\n");
+      const foreign = captureLog();
+      await lockConfig(r.config_dir, false, { log: foreign });
+      assert.match(foreign.text(), /\+ .*nix .*flake lock/);
+      assert.match(foreign.text(), /locked\.json is not a file of nixos-closure/);
+      assert.equal(readFileSync(stamp, "utf8"), "not ours\n");
+      rmSync(stamp);
       assert.equal((await lockRun()).ran, true);
       // Another Nix binary: asked again.
       const other = testNixes().find((n) => n.bin !== nix.bin);

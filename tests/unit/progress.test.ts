@@ -6,7 +6,7 @@ import { drvName } from "../../f/nix/lib/build/plan.ts";
 import { formatProgress, ProgressReporter } from "../../f/nix/lib/build/progress/display.ts";
 import { columnsOf, printable } from "../../f/nix/lib/build/progress/live_area.ts";
 import { BuildProgress } from "../../f/nix/lib/build/progress/tracker.ts";
-import { streamLogger, type Verbosity } from "../../f/nix/lib/core/log.ts";
+import { type Logger, streamLogger, type Verbosity } from "../../f/nix/lib/core/log.ts";
 import { count, parseJsonExactIntegers, parseLogLine } from "../../f/nix/lib/nix/events.ts";
 import { emulator, type Screen } from "../helpers/terminal.ts";
 import { FIXTURES } from "../helpers/workbench.ts";
@@ -200,6 +200,19 @@ function twoBuilds(): string[] {
   ];
 }
 
+/** A reporter on `log`, fed the first eight events of twoBuilds a second apart (both builds running), then redrawn. */
+function midBuild(log: Logger) {
+  const clock = { now: 0 };
+  const reporter = new ProgressReporter(new BuildProgress(() => clock.now), log, { now: () => clock.now });
+  const events = twoBuilds();
+  for (const line of events.slice(0, 8)) {
+    clock.now += 1000;
+    reporter.line(line);
+  }
+  reporter.update(true);
+  return { reporter, clock, rest: events.slice(8) };
+}
+
 describe("showing progress", () => {
   const lines = recorded("failed-build-nix-2.26.log");
 
@@ -228,17 +241,10 @@ describe("showing progress", () => {
   });
 
   test("a terminal gets a live block: each running build with its time, phase and last line; then one summary line", async () => {
-    let clock = 0;
     const screen = emulator(60, 24);
     const { log } = terminalLog(screen);
     log.info("+ nix build (a command printed before the build)");
-    const reporter = new ProgressReporter(new BuildProgress(() => clock), log, { now: () => clock });
-    const events = twoBuilds();
-    for (const line of events.slice(0, 8)) {
-      clock += 1000;
-      reporter.line(line);
-    }
-    reporter.update(true);
+    const { reporter, clock, rest } = midBuild(log);
     const during = await screen.lines();
     assert.deepEqual(during, [
       "+ nix build (a command printed before the build)",
@@ -246,8 +252,8 @@ describe("showing progress", () => {
       "  00:01  fio-3.38                     fio: configure",
       "[00:08] building: 0/2 built",
     ]);
-    for (const line of events.slice(8)) {
-      clock += 1000;
+    for (const line of rest) {
+      clock.now += 1000;
       reporter.line(line);
     }
     reporter.finish("succeeded");
@@ -255,27 +261,20 @@ describe("showing progress", () => {
   });
 
   test("a resize mid-build redraws at the new width and leaves nothing of the old block", async () => {
-    let clock = 0;
     const screen = emulator(60, 24);
     const terminal = terminalLog(screen);
-    const reporter = new ProgressReporter(new BuildProgress(() => clock), terminal.log, { now: () => clock });
-    const events = twoBuilds();
-    for (const line of events.slice(0, 8)) {
-      clock += 1000;
-      reporter.line(line);
-    }
-    reporter.update(true);
+    const { reporter, clock, rest } = midBuild(terminal.log);
     await terminal.resize(25, 24); // narrower: the terminal re-wraps the old block's lines
     assert.deepEqual(await screen.lines(), ["  00:05  xfsprogs-6.13.…", "  00:01  fio-3.38      …", "[00:08] building: 0/2 b…"]);
     await terminal.resize(80, 24);
-    clock += 1000;
+    clock.now += 1000;
     reporter.update(true);
     assert.deepEqual(await screen.lines(), [
       "  00:06  xfsprogs-6.13.0  buildPhase  CC libxfs/xfs_btree.o and a line long en…",
       "  00:02  fio-3.38                     fio: configure",
       "[00:09] building: 0/2 built",
     ]);
-    for (const line of events.slice(8)) reporter.line(line);
+    for (const line of rest) reporter.line(line);
     reporter.finish("succeeded");
     assert.deepEqual(await screen.lines(), ["built 2 derivations in 9.0 s"]);
   });
@@ -302,19 +301,12 @@ describe("showing progress", () => {
   });
 
   test("a window shorter than the block: the block shrinks to fit, and no fragment stays", async () => {
-    let clock = 0;
     const screen = emulator(60, 3);
     const terminal = terminalLog(screen, { columns: 60, rows: 3 });
     terminal.log.info("+ nix build");
-    const reporter = new ProgressReporter(new BuildProgress(() => clock), terminal.log, { now: () => clock });
-    const events = twoBuilds();
-    for (const line of events.slice(0, 8)) {
-      clock += 1000;
-      reporter.line(line);
-    }
-    reporter.update(true);
+    const { reporter, rest } = midBuild(terminal.log);
     assert.deepEqual(await screen.lines(), ["+ nix build", "  and 2 more", "[00:08] building: 0/2 built"]);
-    for (const line of events.slice(8)) reporter.line(line);
+    for (const line of rest) reporter.line(line);
     reporter.finish("succeeded");
     assert.deepEqual(await screen.lines(), ["+ nix build", "built 2 derivations in 8.0 s"]);
   });

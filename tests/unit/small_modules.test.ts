@@ -6,7 +6,7 @@ import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { parseBootspec, readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
 import { formatClosureDiff, parseDiffClosures } from "../../f/nix/lib/build/report.ts";
-import { readIfExists, writeFileAtomic } from "../../f/nix/lib/core/files.ts";
+import { isOursOrFree, readCache, readIfExists, writeCache, writeFileAtomic } from "../../f/nix/lib/core/files.ts";
 import { shellCommand, shellQuote, shortCommand, streamLogger, type Verbosity } from "../../f/nix/lib/core/log.ts";
 import { closestName, didYouMean } from "../../f/nix/lib/core/suggest.ts";
 import { parseBuildJson, parsePathInfoJson } from "../../f/nix/lib/nix/json.ts";
@@ -171,6 +171,28 @@ describe("copy-pasteable commands", () => {
 });
 
 describe("files and locks", () => {
+  test("a cache file that is missing, garbled, not a file or not ours reads as no cache, and only ours is replaced", () => {
+    const dir = mkdtempSync(join(tmpdir(), "cache-"));
+    try {
+      assert.equal(readCache(join(dir, "missing.json")), null);
+      writeFileSync(join(dir, "garbled.json"), '{"key": "ab');
+      assert.equal(readCache(join(dir, "garbled.json")), null);
+      mkdirSync(join(dir, "dir.json"));
+      assert.equal(readCache(join(dir, "dir.json")), null);
+      // Not ours (no mark): neither read, nor replaced, nor removed.
+      writeFileSync(join(dir, "foreign.json"), '{"key":"ab"}\n');
+      assert.equal(readCache(join(dir, "foreign.json")), null);
+      assert.equal(isOursOrFree(join(dir, "foreign.json")), false);
+      assert.equal(writeCache(join(dir, "foreign.json"), { key: "cd" }), false);
+      assert.equal(readFileSync(join(dir, "foreign.json"), "utf8"), '{"key":"ab"}\n');
+      assert.equal(writeCache(join(dir, "good.json"), { key: "ab" }), true);
+      assert.deepEqual(readCache(join(dir, "good.json")), { by: "nixos-closure", key: "ab" });
+      assert.equal(isOursOrFree(join(dir, "good.json")), true);
+    } finally {
+      rmSync(dir, { recursive: true });
+    }
+  });
+
   test("atomic writes skip unchanged content", () => {
     const dir = mkdtempSync(join(tmpdir(), "files-"));
     try {

@@ -135,6 +135,43 @@ export function readSmallFile(path: string, maxBytes: number): string {
   }
 }
 
+/** The field that marks a cache file as ours. */
+const CACHE_MARK = { by: "nixos-closure" } as const;
+
+/**
+ * The fields of a cache file of ours (one beside a config dir), or null when
+ * it is missing, unreadable, not JSON or not ours: a cache is never a reason
+ * to fail.
+ */
+export function readCache(path: string): Record<string, unknown> | null {
+  try {
+    const value = JSON.parse(readIfExists(path) ?? "null") as Record<string, unknown> | null;
+    return value !== null && typeof value === "object" && value.by === CACHE_MARK.by ? value : null;
+  } catch {
+    return null;
+  }
+}
+
+/** Whether `path` holds nothing, or a cache of ours: only then may it be replaced or removed. */
+export function isOursOrFree(path: string): boolean {
+  return lstatSync(path, { throwIfNoEntry: false }) === undefined || readCache(path) !== null;
+}
+
+/**
+ * Writes a cache file, marked as ours, unless something not ours is there.
+ * A cache that cannot be written (a full disk) only costs the next run the
+ * work it saves, so it never fails a step: returns whether it was written.
+ */
+export function writeCache(path: string, fields: Record<string, unknown>): boolean {
+  if (!isOursOrFree(path)) return false;
+  try {
+    writeFileAtomic(path, `${JSON.stringify({ ...CACHE_MARK, ...fields })}\n`);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
 /** Reads a regular file, or null when it does not exist; refuses a FIFO or a device rather than wait on it. */
 export function readIfExists(path: string): string | null {
   try {

@@ -13,7 +13,7 @@ import { BuildProgress } from "../build/progress/tracker.ts";
 import { type ClosureReport, closureReport, formatClosureReport, formatLargest } from "../build/report.ts";
 import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
-import { MAX_NIX_FILE_BYTES, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
+import { MAX_NIX_FILE_BYTES, readCache, readSmallFile, writeCache } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
@@ -96,7 +96,7 @@ export async function checkedOverrides(
   let reports = cachedReports(cacheFile, key);
   if (reports === null) {
     reports = await verifyOverrides(nix, pathFlakeRef(dir), JSON.parse(lockText) as unknown, sourceInputs, optional);
-    writeFileAtomic(cacheFile, `${JSON.stringify({ key, reports })}\n`);
+    writeCache(cacheFile, { key, reports });
   }
   context.log.info(formatOverrides(reports));
   return reports;
@@ -109,23 +109,17 @@ export async function checkedOverrides(
  */
 async function closureOf(nix: Nix, dir: string, toplevel: string): Promise<PathInfo[]> {
   const cacheFile = configDirCaches(dir).closure;
-  try {
-    const cached = JSON.parse(readIfExists(cacheFile) ?? "null") as { toplevel?: unknown; closure?: PathInfo[] } | null;
-    if (cached?.toplevel === toplevel && Array.isArray(cached.closure)) return cached.closure;
-  } catch {}
+  const cached = readCache(cacheFile) as { toplevel?: unknown; closure?: PathInfo[] } | null;
+  if (cached?.toplevel === toplevel && Array.isArray(cached.closure)) return cached.closure;
   const closure = await closureInfo(nix, [toplevel]);
   const sizes = closure.map((info) => ({ path: info.path, narSize: info.narSize, references: [] }));
-  writeFileAtomic(cacheFile, `${JSON.stringify({ toplevel, closure: sizes })}\n`);
+  writeCache(cacheFile, { toplevel, closure: sizes });
   return closure;
 }
 
 function cachedReports(file: string, key: string): OverrideReport[] | null {
-  try {
-    const cached = JSON.parse(readIfExists(file) ?? "null") as { key?: unknown; reports?: OverrideReport[] } | null;
-    return cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
-  } catch {
-    return null;
-  }
+  const cached = readCache(file) as { key?: unknown; reports?: OverrideReport[] } | null;
+  return cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
 }
 
 export async function buildClosure(

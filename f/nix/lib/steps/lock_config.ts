@@ -6,7 +6,15 @@ import { realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import { sourceInputsOf } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
-import { MAX_NIX_FILE_BYTES, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
+import {
+  isOursOrFree,
+  MAX_NIX_FILE_BYTES,
+  readCache,
+  readIfExists,
+  readSmallFile,
+  writeCache,
+  writeFileAtomic,
+} from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { Nix } from "../nix/locate.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
@@ -54,31 +62,22 @@ function lockKey(nix: Nix, flake: string, lock: string): string {
 }
 
 function lastLockKey(file: string): string | null {
-  try {
-    const stamp = JSON.parse(readIfExists(file) ?? "null") as { key?: unknown } | null;
-    return typeof stamp?.key === "string" ? stamp.key : null;
-  } catch {
-    return null;
-  }
+  const stamp = readCache(file) as { key?: unknown } | null;
+  return typeof stamp?.key === "string" ? stamp.key : null;
 }
 
 // The stamp is a cache: a stale one names files that no longer are (its key
 // cannot match them), and failing to write it only costs the next run a Nix
-// call. So neither of these fails a lock that Nix did.
+// call. So neither of these fails a lock that Nix did; what is not ours there
+// stays, and is named.
 function forgetLastLock(file: string, context: Context): void {
-  try {
-    rmSync(file, { force: true });
-  } catch {
-    context.log.warn(
-      `${file} is not a file of nixos-closure: its last lock cannot be remembered (nix flake lock runs every time)`,
-    );
+  if (isOursOrFree(file)) {
+    try {
+      rmSync(file, { force: true });
+      return;
+    } catch {}
   }
-}
-
-function rememberLock(file: string, key: string): void {
-  try {
-    writeFileAtomic(file, `${JSON.stringify({ key })}\n`);
-  } catch {}
+  context.log.warn(`${file} is not a file of nixos-closure: its last lock cannot be remembered (nix flake lock runs every time)`);
 }
 
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
@@ -122,7 +121,7 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
     }
     const text = readIfExists(lockFile);
     if (text === null) throw new SetupError(`nix flake lock succeeded but wrote no ${lockFile}`);
-    rememberLock(stampFile, lockKey(nix, flake, text));
+    writeCache(stampFile, { key: lockKey(nix, flake, text) });
     return { config_dir: dir, lock: JSON.parse(text) as Record<string, unknown>, src_inputs: srcInputs };
   });
 }

@@ -7,7 +7,7 @@ import { type ClosureDiff, compareClosures } from "../build/report.ts";
 import { removeTree } from "../build/root/generations.ts";
 import { isVmName, validateVmName } from "../config/guest.ts";
 import { InputError, NixError, SetupError } from "../core/errors.ts";
-import { readIfExists } from "../core/files.ts";
+import { readCache, readIfExists } from "../core/files.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
@@ -260,7 +260,8 @@ export async function removeVms(context: Context, names: readonly unknown[], opt
     }
     if (holder !== null)
       throw new SetupError(`${basename(dir)} is in use by ${holder}; it was not removed: try again when it is done`);
-    const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p));
+    // Only caches of ours: a file of someone else's there stays.
+    const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p) && readCache(p) !== null);
     const roots = options.keepRoot ? [] : ownRootGenerations(dir);
     const removed = [dir, ...caches, ...roots, lockPathFor(dir)].filter((path) => existsSync(path));
     if (!options.dryRun) {
