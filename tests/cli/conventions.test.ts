@@ -7,6 +7,7 @@ import { chmodSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rm
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, describe, test } from "node:test";
+import { installExamples } from "../../cli/examples.ts";
 import { ROOT } from "../../cli/flow.ts";
 import { program } from "../../cli/main.ts";
 import { joinNixOptionArgs } from "../../cli/options.ts";
@@ -211,14 +212,19 @@ describe("shell completion, generated from the same definitions", () => {
     assert.deepEqual(complete("nixos-closure render --pub"), []);
   });
 
-  test("VM names: remove, diff and --vm-name offer this worker's VMs, read from their config dirs", () => {
+  test("VM names: remove, diff and --vm-name offer this worker's VMs, read from their config dirs", (t) => {
     // The real command on PATH this time: the shells ask it for the names.
     const realBin = join(scratch, "real-bin");
     mkdirSync(realBin, { recursive: true });
     writeFileSync(join(realBin, "nixos-closure"), `#!/bin/sh\nexec ${process.execPath} ${BIN} "$@"\n`);
     chmodSync(join(realBin, "nixos-closure"), 0o755);
+    // A copy of the example library readable by all, as render requires (the checkout may sit in a private dir).
+    const shared = mkdtempSync(join(tmpdir(), "nixos-closure-library-"));
+    chmodSync(shared, 0o755);
+    t.after(() => rmSync(shared, { recursive: true, force: true }));
+    const library = installExamples(shared).libraryDir;
     for (const vm of ["alpha", "beta"]) {
-      const run = cli(["render", "--nixos-flake", join(ROOT, "examples", "nixos-flake"), "--vm-name", vm, "-q"]);
+      const run = cli(["render", "--nixos-flake", library, "--vm-name", vm, "-q"]);
       assert.equal(run.status, 0, run.stderr);
     }
     // A directory that is not a VM of ours is not offered, nor a copy of one under a name no VM can have
