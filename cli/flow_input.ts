@@ -16,6 +16,7 @@ export interface FlowFlags {
   share?: string[];
   home?: boolean;
   homeDir?: string;
+  hostnameAtBoot?: boolean;
   profile?: string[];
   testSuite?: string[];
   override?: string[];
@@ -34,6 +35,8 @@ export interface FlowFlags {
   maxJobs?: string;
   cores?: string;
   option?: string[];
+  /** false with --no-eval-cache. */
+  evalCache?: boolean;
   publishTo?: string[];
   substituteOnDestination?: boolean;
 }
@@ -47,6 +50,7 @@ export const FLAG_OF_FIELD = {
     shares: "--share",
     home: "--home",
     home_dir: "--home-dir",
+    hostname_at_boot: "--hostname-at-boot",
   },
   closure: {
     profiles: "--profile",
@@ -185,6 +189,7 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
   if (flags.share !== undefined) guest.shares = Object.fromEntries(flags.share.map(parseShare));
   if (flags.home !== undefined) guest.home = flags.home;
   if (flags.homeDir !== undefined) guest.home_dir = flags.homeDir;
+  if (flags.hostnameAtBoot !== undefined) guest.hostname_at_boot = flags.hostnameAtBoot;
 
   const profiles = listFlag(flags.profile);
   if (profiles !== undefined) closure.profiles = profiles;
@@ -219,6 +224,7 @@ export function flowInputFromFlags(flags: FlowFlags): FlowInput {
   if (flags.cores !== undefined) nix.cores = flags.cores;
   if (flags.option !== undefined)
     nix.options = { ...(nix.options as object), ...Object.fromEntries(flags.option.map(parseOption)) };
+  if (flags.evalCache === false) nix.options = { ...(nix.options as object), "eval-cache": "false" };
   if (flags.publishTo !== undefined) nix.publish_to = flags.publishTo;
   if (flags.substituteOnDestination !== undefined) nix.substitute_on_destination = flags.substituteOnDestination;
 

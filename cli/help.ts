@@ -40,8 +40,10 @@ const HELP: Record<string, CommandHelp> = {
       "nixos-closure build --vm-name vm1 --profile devel --test-suite fstests",
       "nixos-closure build --vm-name vm1 --override xfsprogs=$HOME/src/xfsprogs -L",
       "nixos-closure build --input vm1.json --prepare-root --json",
+      "nixos-closure build --hostname-at-boot --vm-name xfs_crc --vm-name xfs_reflink    (one evaluation, one system)",
     ],
     environment: FLOW,
+    exitCodes: [...EXIT_CODES, "  with several --vm-name: the highest code of the VMs' runs (an interrupt stops them all)"],
   },
   plan: {
     examples: [

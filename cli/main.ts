@@ -45,7 +45,7 @@ import {
   type OutputFlags,
   vmArgument,
 } from "./options.ts";
-import { cliLogger, errorStyle, formatVms, printCleanUp, printResult } from "./output.ts";
+import { cliLogger, errorStyle, formatVmRuns, formatVms, printCleanUp, printResult, type VmRunRow } from "./output.ts";
 
 const EXIT_FAILURE = 1;
 const EXIT_BAD_INPUT = 2;
@@ -145,14 +145,71 @@ function inCallersWords(error: InputError, flags: CommonFlags): InputError {
  * library and progress choice, stderr, and Ctrl-C.
  */
 async function runSteps(steps: string[] | null, flags: CommonFlags, planOnly = false): Promise<void> {
+  printResult(await runStepsOf(steps, flags, planOnly), flags.json);
+}
+
+/** The flow's result of one VM's run of `steps` (all when null), its errors in the caller's words. */
+async function runStepsOf(steps: string[] | null, flags: CommonFlags, planOnly: boolean): Promise<Record<string, unknown>> {
   const input = flowInputFromFlags(flags);
   const env = standaloneEnv();
   // The whole input is checked before any step runs: a bad nix or root field writes nothing.
   try {
-    await runCheckedSteps(steps, flags, input, env, planOnly);
+    return await runCheckedSteps(steps, flags, input, env, planOnly);
   } catch (error) {
     throw error instanceof InputError ? inCallersWords(error, flags) : error;
   }
+}
+
+/** Ends the CLI with this exit code, its messages already shown. */
+class ExitCode extends Error {
+  override name = "ExitCode";
+  constructor(readonly code: number) {
+    super(`exit ${code}`);
+  }
+}
+
+/**
+ * Builds several VMs of one input, one after another: every VM's input is
+ * checked before anything is written, each distinct system is evaluated
+ * once (VMs with equal files share the first one's evaluation record), a
+ * VM that fails does not stop the others, and a table ends the run. The
+ * exit code is the highest of the runs; an interrupt stops them all.
+ */
+async function buildMany(names: readonly string[], steps: string[] | null, flags: CommonFlags, planOnly: boolean) {
+  const env = standaloneEnv();
+  const vms = [...new Set(names)];
+  for (const vm of vms) {
+    try {
+      checkFlowInput(env, flowInputFromFlags({ ...flags, vmName: vm }));
+    } catch (error) {
+      throw error instanceof InputError ? inCallersWords(error, flags) : error;
+    }
+  }
+  const style = errorStyle(flags.color ? [`--color=${flags.color}`] : [], env);
+  const runs: VmRunRow[] = [];
+  for (const vm of vms) {
+    const started = performance.now();
+    let run: VmRunRow;
+    try {
+      const result = await runStepsOf(steps, { ...flags, vmName: vm }, planOnly);
+      run = { vm, exitCode: 0, seconds: 0, result };
+    } catch (error) {
+      if (error instanceof Interrupted) throw error;
+      const failure = failureOf(error);
+      process.stderr.write(`${style.red(style.bold("error:"))} ${vm}: ${failure.message}\n`);
+      run = { vm, exitCode: failure.code, seconds: 0, result: null };
+    }
+    run.seconds = Math.round(performance.now() - started) / 1000;
+    runs.push(run);
+  }
+  if (flags.json) {
+    const rows = runs.map((r) => ({ vm_name: r.vm, exit_code: r.exitCode, seconds: r.seconds, result: r.result }));
+    process.stdout.write(`${JSON.stringify(rows)}\n`);
+  } else {
+    process.stdout.write(formatVmRuns(runs));
+  }
+  const worst = Math.max(...runs.map((r) => r.exitCode));
+  if (worst !== 0) throw new ExitCode(worst);
 }
 
 async function runCheckedSteps(
@@ -161,7 +218,7 @@ async function runCheckedSteps(
   input: FlowInput,
   env: Env,
   planOnly: boolean,
-): Promise<void> {
+): Promise<Record<string, unknown>> {
   checkFlowInput(env, input);
   // Steps run alone get the config dir earlier steps would have returned
   // (prepare_root then takes the toplevel of the dir's last build itself).
@@ -206,7 +263,7 @@ async function runCheckedSteps(
         runFlow(loadFlow(), input, runInProcess, { ...(steps ? { only: steps } : {}), results, extraArgs }),
       ),
     );
-    printResult(run.result, flags.json);
+    return run.result;
   } finally {
     interrupt.dispose();
   }
@@ -228,7 +285,7 @@ export function program(): Command {
 
   addBuildOutputOptions(
     addRootOptions(
-      addDeliveryOptions(addNixBuildOptions(addUpdateLockOption(addClosureOptions(addGuestOptions(flowCommand("build")))))),
+      addDeliveryOptions(addNixBuildOptions(addUpdateLockOption(addClosureOptions(addGuestOptions(flowCommand("build"), true))))),
     ),
   )
     .description("render, lock and build (the whole flow); prints the result: config_dir, toplevel, init, initrd, ...")
@@ -236,12 +293,18 @@ export function program(): Command {
     .option("--dry-run", "only say what the build would build and fetch (the same as `plan`)")
     .option("--only", "run only the build step, on an already rendered and locked config dir")
     .addOption(new Option("--config-dir <dir>", "with --only: the config dir (default: the one of --vm-name)"))
-    .action((flags: CommonFlags) => {
+    .action((given: Omit<CommonFlags, "vmName"> & { vmName?: string[] }) => {
+      const { vmName: names = [], ...flags } = given;
       if (flags.dryRun && flags.prepareRoot) {
         throw new InputError("--prepare-root", true, "cannot go with --dry-run: a dry run builds nothing to make a root of");
       }
       const steps = flags.only ? ["build_closure"] : flags.dryRun ? ["render_config", "lock_config", "build_closure"] : null;
-      return runSteps(steps, flags, flags.dryRun === true);
+      if (new Set(names).size > 1) {
+        if (flags.configDir !== undefined)
+          throw new InputError("--config-dir", flags.configDir, "names one VM's config dir: give one --vm-name with it");
+        return buildMany(names, steps, flags, flags.dryRun === true);
+      }
+      return runSteps(steps, { ...flags, vmName: names[0] }, flags.dryRun === true);
     });
 
   addOutputOptions(addNixBuildOptions(addUpdateLockOption(addClosureOptions(addGuestOptions(flowCommand("plan"))))))
@@ -382,22 +445,19 @@ export async function run(argv: string[]): Promise<number> {
       if (error.exitCode === 0) return 0; // --help, --version
       return EXIT_BAD_INPUT;
     }
+    if (error instanceof ExitCode) return error.code;
     const style = errorStyle(argv, standaloneEnv());
-    const prefix = style.red(style.bold("error:"));
-    if (error instanceof Interrupted) {
-      process.stderr.write(`${prefix} ${error.message}\n`);
-      return 128 + constants.signals[error.signal];
-    }
-    if (error instanceof InputError) {
-      process.stderr.write(`${prefix} bad input: ${error.message}\n`);
-      return EXIT_BAD_INPUT;
-    }
-    if (isFileSystemError(error)) {
-      process.stderr.write(`${prefix} ${fileSystemMessage(error)}\n`);
-      return EXIT_FAILURE;
-    }
-    const known = error instanceof Error && ["SetupError", "NixError", "SpawnError"].includes(error.name);
-    process.stderr.write(`${prefix} ${known ? (error as Error).message : ((error as Error)?.stack ?? String(error))}\n`);
-    return EXIT_FAILURE;
+    const failure = failureOf(error);
+    process.stderr.write(`${style.red(style.bold("error:"))} ${failure.message}\n`);
+    return failure.code;
   }
+}
+
+/** What an error says to the operator, and the exit code it ends the CLI with. */
+function failureOf(error: unknown): { code: number; message: string } {
+  if (error instanceof Interrupted) return { code: 128 + constants.signals[error.signal], message: error.message };
+  if (error instanceof InputError) return { code: EXIT_BAD_INPUT, message: `bad input: ${error.message}` };
+  if (isFileSystemError(error)) return { code: EXIT_FAILURE, message: fileSystemMessage(error) };
+  const known = error instanceof Error && ["SetupError", "NixError", "SpawnError"].includes(error.name);
+  return { code: EXIT_FAILURE, message: known ? (error as Error).message : ((error as Error)?.stack ?? String(error)) };
 }

@@ -67,20 +67,37 @@ export function addVmNameOption(command: Command): Command {
   );
 }
 
+/** `build`'s --vm-name: several VMs of one input in one run, each distinct system evaluated once. */
+function addVmNamesOption(command: Command): Command {
+  return command.addOption(
+    repeatable(
+      "--vm-name <name>",
+      "host name of the guest and name of its config dir (default: nixos); several: one VM each, then a table",
+      "vm",
+    ),
+  );
+}
+
 export function addConfigDirOption(command: Command, description: string): Command {
   return command.addOption(option("--config-dir <dir>", description, "directory"));
 }
 
-/** The guest: who it is, what it trusts, what it mounts. */
-export function addGuestOptions(command: Command): Command {
-  return addVmNameOption(command)
+/** The guest: who it is, what it trusts, what it mounts; `manyVms`: --vm-name may be repeated. */
+export function addGuestOptions(command: Command, manyVms = false): Command {
+  return (manyVms ? addVmNamesOption : addVmNameOption)(command)
     .addOption(option("--user <name>", "the unprivileged account (default: kdevops)"))
     .addOption(repeatable("--ssh-key <line>", "an OpenSSH public key line to trust"))
     .addOption(repeatable("--ssh-key-file <file>", "a file of public key lines to trust", "file"))
     .addOption(repeatable("--share <mount=tag[:opt,...]>", "a virtiofs share, e.g. /mnt/linux=linux:ro"))
     .addOption(option("--home", "share your home into the guest and make it root's home (the default)"))
     .addOption(option("--no-home", "do not share a home"))
-    .addOption(option("--home-dir <dir>", "the home to share (default: $HOME under /home/, else /home/kdevops)", "directory"));
+    .addOption(option("--home-dir <dir>", "the home to share (default: $HOME under /home/, else /home/kdevops)", "directory"))
+    .addOption(
+      option(
+        "--hostname-at-boot",
+        "leave the host name to the kernel command line: append the result's kernel_params; VMs equal but for their name share one system",
+      ),
+    );
 }
 
 /** What goes into the closure, and from which library. */
@@ -128,7 +145,10 @@ export function addNixBuildOptions(command: Command): Command {
     .addOption(repeatable("--substituter <uri>", "an extra binary cache"))
     .addOption(repeatable("--trusted-public-key <key>", "a trusted cache key, name:base64"))
     .addOption(option("--max-jobs <n>", "derivations built at once here (a number or auto)"))
-    .addOption(option("--cores <n>", "cores per build (0: all)"));
+    .addOption(option("--cores <n>", "cores per build (0: all)"))
+    .addOption(
+      option("--no-eval-cache", "evaluate the system even when its inputs are unchanged (the same as --option eval-cache false)"),
+    );
 }
 
 export function addDeliveryOptions(command: Command): Command {

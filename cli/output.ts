@@ -65,6 +65,9 @@ export function printResult(result: Record<string, unknown>, json: boolean | und
       (typeof v !== "object" && v !== undefined && !(typeof v === "string" && v.includes("\n"))) ||
       (v === null && meaningfulNull.includes(k)),
   );
+  // What the caller must put on the guest's kernel command line is shown whole, as one line to paste.
+  const params = result.kernel_params;
+  if (Array.isArray(params) && params.length > 0) shown.push(["kernel_params", params.join(" ")]);
   const width = Math.max(4, ...shown.map(([k]) => k.length));
   for (const [key, value] of shown) {
     const text = typeof value === "number" && SIZE_FIELDS.test(key) ? formatBytes(value) : (value ?? "(none)");
@@ -73,9 +76,11 @@ export function printResult(result: Record<string, unknown>, json: boolean | und
   const timing = result.timing as Timing | undefined;
   if (timing) {
     const parts =
-      timing.evaluation_seconds === null || timing.build_seconds === null
-        ? []
-        : [`evaluation ${formatSeconds(timing.evaluation_seconds)}, build ${formatSeconds(timing.build_seconds)}, `];
+      result.evaluated === false
+        ? ["evaluation skipped (inputs unchanged), "]
+        : timing.evaluation_seconds === null || timing.build_seconds === null
+          ? []
+          : [`evaluation ${formatSeconds(timing.evaluation_seconds)}, build ${formatSeconds(timing.build_seconds)}, `];
     process.stdout.write(`${"time".padEnd(width)}  ${parts.join("")}total ${formatSeconds(timing.total_seconds)}\n`);
   }
 }
@@ -114,4 +119,45 @@ export function printCleanUp(result: Collection, json: boolean | undefined): voi
   if (result.removed.length === 0) process.stdout.write("nothing to remove\n");
   for (const name of result.in_use) process.stdout.write(`kept ${name}: in use\n`);
   if (result.collected) process.stdout.write(`${result.collected}\n`);
+}
+
+/** One VM's run in a build of several, as the table shows it. */
+export interface VmRunRow {
+  vm: string;
+  exitCode: number;
+  seconds: number;
+  result: Record<string, unknown> | null;
+}
+
+/** `/nix/store/<hash>-nixos-system-vm1-26.05` -> `<first 7 of hash>…-nixos-system-vm1-26.05` */
+function shortStorePath(path: string): string {
+  const base = path.replace(/^.*\//, "");
+  return base.length > 40 ? `${base.slice(0, 7)}…${base.slice(32)}` : base;
+}
+
+/** The table that ends a build of several VMs: each VM, its system, whether it was evaluated or shared, its time. */
+export function formatVmRuns(runs: readonly VmRunRow[]): string {
+  const rows = runs.map((run) => {
+    const toplevel = run.result?.toplevel;
+    const system = typeof toplevel === "string" ? shortStorePath(toplevel) : "-";
+    const evaluation =
+      run.exitCode !== 0
+        ? `failed (exit ${run.exitCode})`
+        : run.result?.evaluated === false
+          ? run.result.evaluated_by === run.vm
+            ? "unchanged"
+            : `shared (${String(run.result.evaluated_by)})`
+          : typeof toplevel === "string"
+            ? "evaluated"
+            : "planned";
+    return [run.vm, system, evaluation, formatSeconds(run.seconds)];
+  });
+  const header = ["VM", "system", "evaluation", "time"];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((cell, i) => (i === cells.length - 1 ? cell : cell.padEnd(widths[i] as number)))
+      .join("  ")
+      .trimEnd();
+  return `${[line(header), ...rows.map(line)].join("\n")}\n`;
 }

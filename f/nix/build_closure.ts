@@ -14,6 +14,18 @@
  *
  * With plan_only: `nix build "path:$dir#toplevel" --dry-run`, nothing built.
  *
+ * Evaluate once: the key of the evaluation (the config dir's files as
+ * `path:` copies them, the Nix binary and version, `nix config show`, the
+ * NIX_* environment) is recorded with the system it gave, in
+ * $WORKERS_DIR/evaluations/<key>.json, shared by every VM of the worker.
+ * When a build's key has a record whose system is still in the store, it
+ * evaluates nothing:
+ *
+ *   nix build "$recorded_toplevel" --out-link "$dir/result"
+ *
+ * Runs of one key at once evaluate it once (the others wait for its
+ * record); eval-cache = false (nix.options, nix.conf) evaluates anyway.
+ *
  * `path:` copies the directory into the store, so nothing needs to be in git.
  * Nix replaces `result` only when the build succeeded, under the config
  * dir's lock; a failed or interrupted build keeps the previous one, and a
@@ -27,6 +39,7 @@
  * @param plan_only Only report what the build would build and fetch (nix build --dry-run).
  * @param optional_overrides Overrides allowed to reach nothing in this VM's closure (render_config's optional_overrides); any other override that reaches nothing fails the step before anything is built.
  * @param nix_settings The flow's nix group: builders, substituters, trusted_public_keys, max_jobs, cores, options, and publish_to (store URIs to copy the closure to, with substitute_on_destination).
+ * @param render_id render_config's render_id: the step stops, building nothing, when another run has rendered the VM with other inputs since. Empty: build whatever the config dir holds.
  */
 import { type BuildClosureResult, buildClosure } from "./lib/steps/build_closure.ts";
 import { expectFlag, runStep } from "./lib/steps/context.ts";
@@ -37,6 +50,7 @@ export async function main(
   plan_only: boolean = false,
   nix_settings: object = {},
   optional_overrides: string[] = [],
+  render_id: string = "",
 ): Promise<BuildClosureResult | PlanResult> {
   return runStep(
     "build_closure",
@@ -44,6 +58,6 @@ export async function main(
     (context): Promise<BuildClosureResult | PlanResult> =>
       expectFlag("plan_only", plan_only)
         ? planBuild(context, config_dir, optional_overrides ?? [])
-        : buildClosure(context, config_dir, optional_overrides ?? []),
+        : buildClosure(context, config_dir, optional_overrides ?? [], render_id ?? ""),
   );
 }

@@ -17,10 +17,18 @@
  * @param config_dir The config dir render_config returned.
  * @param update Re-pin the nixos-flake library input (after the library changed).
  * @param nix_settings The flow's nix group: builders, substituters, trusted_public_keys, max_jobs, cores, options.
+ * @param render_id render_config's render_id: the step stops, changing nothing, when another run has rendered the VM with other inputs since. Empty: lock whatever the config dir holds.
  */
 import { expectFlag, runStep } from "./lib/steps/context.ts";
 import { type LockResult, lockConfig } from "./lib/steps/lock_config.ts";
 
-export async function main(config_dir: string, update: boolean = false, nix_settings: object = {}): Promise<LockResult> {
-  return runStep("lock_config", nix_settings, (context) => lockConfig(context, config_dir, expectFlag("update", update)));
+export async function main(
+  config_dir: string,
+  update: boolean = false,
+  nix_settings: object = {},
+  render_id: string = "",
+): Promise<LockResult> {
+  return runStep("lock_config", nix_settings, (context) =>
+    lockConfig(context, config_dir, expectFlag("update", update), render_id),
+  );
 }

@@ -24,6 +24,7 @@
  * @param user_name The unprivileged account in the guest.
  * @param home Share the operator's home into the guest (tag "home") and make it root's home.
  * @param home_dir The home to share (empty: $HOME when under /home/, else /home/kdevops).
+ * @param hostname_at_boot Leave the host name out of the system (NixOS names it "unnamed") and return kernel_params ["systemd.hostname=<vm_name>"]: append them to the guest's kernel command line. VMs equal but for their name then share one evaluation and one closure.
  * @param nixos_flake The nixos-flake library: a directory or a flake reference (github:linux-kdevops/nixos-flake, git+file:///..., path:/...), fetched by Nix; empty: $NIXOS_FLAKE_DIR, else $VENDOR_DIR/nixos-flake, else github:linux-kdevops/nixos-flake.
  * @param flow_input The whole flow input, when the flow runs this step: checked first (unknown fields, the nix and root groups), so a bad field anywhere writes nothing.
  */
@@ -44,6 +45,7 @@ export async function main(
   user_name: string = "kdevops",
   home: boolean = true,
   home_dir: string = "",
+  hostname_at_boot: boolean = false,
   nixos_flake: string = "",
   flow_input: object = {},
 ): Promise<RenderResult> {
@@ -59,6 +61,7 @@ export async function main(
       user_name,
       home,
       home_dir,
+      hostname_at_boot,
       nixos_flake,
     }),
   );

@@ -60,6 +60,7 @@ const override = fc.record({
 
 const guest: fc.Arbitrary<GuestConfig> = fc.record({
   vmName: text,
+  hostnameAtBoot: fc.constant(false),
   userName: nonEmpty,
   profiles: fc.subarray(["build-tools", "controller", "devel", "monitoring"] as const),
   testSuites: fc.subarray(["fstests", "ltp"] as const),

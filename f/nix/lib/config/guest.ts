@@ -2,7 +2,7 @@
 // InputError that names the field and the value. Reads the disk (to check
 // override directories) but never writes.
 import { InputError } from "../core/errors.ts";
-import { checkDepth, expectString, isBlank, oneOf } from "./fields.ts";
+import { checkDepth, expectBoolean, expectString, isBlank, oneOf } from "./fields.ts";
 import {
   DEFAULT_PROFILES,
   DEFAULT_TEST_SUITES,
@@ -93,6 +93,7 @@ export function composeGuest(input: RenderInput, context: ValidationContext): Gu
   const rootHome = homeDir(input.home, input.home_dir, context.defaultHome);
   return {
     vmName,
+    hostnameAtBoot: expectBoolean("hostname_at_boot", input.hostname_at_boot, false),
     userName,
     profiles,
     testSuites,

@@ -54,6 +54,8 @@ export interface RenderInput {
   user_name?: string | null;
   home?: boolean | null;
   home_dir?: string | null;
+  /** Leave the host name to the kernel command line (systemd.hostname=<vm_name>), so VMs equal but for their name share one system. */
+  hostname_at_boot?: boolean | null;
   /** The nixos-flake library: a directory or a flake reference; empty: the worker's, else upstream's. */
   nixos_flake?: unknown;
 }
@@ -78,6 +80,8 @@ export interface SourceOverride {
 
 export interface GuestConfig {
   vmName: string;
+  /** The host name comes from the kernel command line at boot: the system itself is unnamed. */
+  hostnameAtBoot: boolean;
   userName: string;
   profiles: Profile[];
   testSuites: TestSuite[];

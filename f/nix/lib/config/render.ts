@@ -55,6 +55,18 @@ export function sourceInputsOf(flakeNix: string): string[] {
   return [...flakeNix.matchAll(SOURCE_INPUT)].map((m) => m[1] as string);
 }
 
+/** The line default.nix has when the host name is left to the kernel command line (hostname_at_boot). */
+const HOSTNAME_AT_BOOT_LINE = '  networking.hostName = "";';
+
+/**
+ * What the caller appends to the guest's kernel command line for a config
+ * dir's system: `systemd.hostname=<vm_name>` when its default.nix leaves the
+ * host name to boot, else nothing.
+ */
+export function kernelParamsOf(defaultNix: string, vmName: string): string[] {
+  return defaultNix.split("\n").includes(HOSTNAME_AT_BOOT_LINE) ? [`systemd.hostname=${vmName}`] : [];
+}
+
 function block(lines: string[]): string[] {
   return lines.length === 0 ? [] : ["", ...lines];
 }
@@ -89,7 +101,8 @@ export function renderDefault(guest: GuestConfig): string {
     "{",
     ...(imports.length === 0 ? ["  imports = [ ];"] : ["  imports = [", ...imports.map((i) => `    ${i}`), "  ];"]),
     "",
-    `  networking.hostName = ${nixString(guest.vmName)};`,
+    // Empty: NixOS names the system "unnamed" and writes no /etc/hostname; systemd takes the name from the kernel command line.
+    `  networking.hostName = ${nixString(guest.hostnameAtBoot ? "" : guest.vmName)};`,
     `  nixos-flake.user.name = ${nixString(guest.userName)};`,
     ...(guest.rootHome === null ? [] : [`  users.users.root.home = lib.mkForce ${nixString(guest.rootHome)};`]),
     ...block(guest.profiles.flatMap((p) => (GATED_PROFILE_OPTIONS[p] ? [`  ${GATED_PROFILE_OPTIONS[p]} = true;`] : []))),

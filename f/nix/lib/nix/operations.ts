@@ -232,6 +232,21 @@ export async function gcRoots(nix: Nix): Promise<GcRoot[]> {
   });
 }
 
+/**
+ * The settings Nix runs with, as it resolves them (its defaults, the
+ * nix.conf files it reads and their includes, NIX_CONFIG, and the step's own
+ * --option arguments): name -> value. `nix config show --json` from 2.20 on
+ * (`show-config` is a deprecated alias there); before, and in Lix,
+ * `nix show-config --json`.
+ */
+export async function effectiveSettings(nix: Nix): Promise<Record<string, unknown>> {
+  const version = await nix.version();
+  const command = version.flavour !== "lix" && atLeast(version, 2, 20) ? ["config", "show"] : ["show-config"];
+  const result = await runNix(nix, [...command, "--json"], { summary: "reading Nix's settings failed" });
+  const parsed = JSON.parse(result.stdout) as Record<string, { value?: unknown } | null>;
+  return Object.fromEntries(Object.entries(parsed).map(([name, setting]) => [name, setting?.value ?? null]));
+}
+
 /** `nix-store --gc`: deletes every store path no GC root holds; returns Nix's summary line. */
 export async function collectGarbage(nix: Nix): Promise<string> {
   const result = await runNix(nix, ["--gc"], { summary: "collecting garbage failed", legacy: "nix-store" });

@@ -32,7 +32,7 @@ export type FlowInput = Record<string, Record<string, unknown> | undefined>;
 
 /** The groups of the flow input and their fields, as flow.yaml's schema declares them (a test ties the two). */
 export const FLOW_INPUT_FIELDS = {
-  guest: ["vm_name", "user_name", "ssh_keys", "shares", "home", "home_dir"],
+  guest: ["vm_name", "user_name", "ssh_keys", "shares", "home", "home_dir", "hostname_at_boot"],
   closure: ["profiles", "test_suites", "overrides", "extra_overrides", "nixos_flake"],
   lock: ["update_lock"],
   root: ["prepare", "dir", "closures", "closure_files", "channel", "nix_build"],

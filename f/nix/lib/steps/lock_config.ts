@@ -20,6 +20,7 @@ import type { Nix } from "../nix/locate.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, existingConfigDir } from "../worker/layout.ts";
+import { checkRenderId } from "../worker/render_identity.ts";
 import type { Context } from "./context.ts";
 
 export interface LockResult {
@@ -80,11 +81,17 @@ function forgetLastLock(file: string, context: Context): void {
   context.log.warn(`${file} is not a file of nixos-closure: its last lock cannot be remembered (nix flake lock runs every time)`);
 }
 
-export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
+export async function lockConfig(
+  context: Context,
+  configDir: string,
+  updateLibrary: boolean,
+  renderId = "",
+): Promise<LockResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
   context.log.detail(`using ${nix.program}`);
   return withDirLock(dir, context, async () => {
+    checkRenderId(dir, renderId, context.step);
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);
     const flake = readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES);

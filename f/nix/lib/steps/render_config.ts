@@ -3,13 +3,14 @@
 import { join } from "node:path";
 import { composeGuest, type ValidationContext, validateVmName } from "../config/guest.ts";
 import { FALLBACK_HOME, type RenderInput } from "../config/model.ts";
-import { renderDefault, renderFlake } from "../config/render.ts";
+import { kernelParamsOf, renderDefault, renderFlake } from "../config/render.ts";
 import { SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, makeDirs, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
 import type { Env } from "../core/process.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirFor, type Layout, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
+import { renderIdOf } from "../worker/render_identity.ts";
 import type { Context } from "./context.ts";
 import { checkFlowInput } from "./flow_input.ts";
 import { libraryDir } from "./library.ts";
@@ -22,6 +23,10 @@ export interface RenderResult {
   vm_name: string;
   /** The overrides allowed to reach nothing (build_closure takes them). */
   optional_overrides: string[];
+  /** Which render the config dir holds: lock, build and prepare_root check it (another run may render the same VM). */
+  render_id: string;
+  /** For the guest's kernel command line: `systemd.hostname=<vm_name>` with hostname_at_boot, else none. */
+  kernel_params: string[];
 }
 
 function readTemplate(context: Context, libraryDir: string): { path: string; text: string } {
@@ -89,5 +94,7 @@ export async function renderConfig(context: Context, flowInput: unknown, input: 
     nixos_flake: library,
     vm_name: guest.vmName,
     optional_overrides: guest.overrides.filter((o) => o.optional).map((o) => o.pkg),
+    render_id: renderIdOf(flake, defaultNix),
+    kernel_params: kernelParamsOf(defaultNix, guest.vmName),
   };
 }

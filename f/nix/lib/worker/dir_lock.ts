@@ -183,8 +183,27 @@ function openLockFile(path: string): number {
   }
 }
 
-/** Runs `work` holding the lock of `dir`; waits for a live holder, then refuses. */
-export async function withDirLock<T>(dir: string, holder: LockHolder, work: () => Promise<T>): Promise<T> {
+/** The holder of a lock, as those waiting for it see it. */
+export interface LockOwner {
+  /** The holder's step (or what it named itself). */
+  name: string;
+  /** `(pid 12 on host, since ...)` */
+  details: string;
+}
+
+/** How a wait for a lock other than a config dir's is told, and what happens when it ends without the lock. */
+export interface LockWait<T> {
+  /** The line shown once while waiting. */
+  waiting(owner: LockOwner | null): string;
+  /** Runs, without the lock, instead of refusing when the wait is over. */
+  timedOut(owner: LockOwner | null): Promise<T>;
+}
+
+/**
+ * Runs `work` holding the lock of `dir`; waits for a live holder, then
+ * refuses (or, with `wait`, says so its own way and runs its timedOut).
+ */
+export async function withDirLock<T>(dir: string, holder: LockHolder, work: () => Promise<T>, wait?: LockWait<T>): Promise<T> {
   const { step, log, signal } = holder;
   if (holder.heldLocks?.has(dir)) return work();
   const path = lockPathFor(dir);
@@ -192,15 +211,17 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
   let announced = false;
   let fd = await tryLock(path, holder.env);
   while (fd === null) {
-    const owner = readOwner(path);
-    const who = owner ? `${owner.step} (pid ${owner.pid} on ${owner.host}, since ${owner.since})` : "another step";
+    const found = readOwner(path);
+    const owner = found ? { name: found.step, details: `(pid ${found.pid} on ${found.host}, since ${found.since})` } : null;
+    const who = owner ? `${owner.name} ${owner.details}` : "another step";
     if (signal.aborted) throw new Interrupted(abortSignalName(signal));
     if (Date.now() >= deadline) {
+      if (wait) return wait.timedOut(owner);
       throw new SetupError(
         `${dir} is in use by ${who}; refusing to run ${step} at the same time. Wait for it to finish, then try again.`,
       );
     }
-    if (!announced) log.info(`waiting for ${who} to release ${dir} ...`);
+    if (!announced) log.info(wait ? wait.waiting(owner) : `waiting for ${who} to release ${dir} ...`);
     announced = true;
     await new Promise((resolve) => setTimeout(resolve, 200));
     fd = await tryLock(path, holder.env);

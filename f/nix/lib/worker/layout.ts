@@ -11,6 +11,8 @@ export interface Layout {
   nixDir: string;
   /** The nixos-flake library: `$NIXOS_FLAKE_DIR` or `$VENDOR_DIR/nixos-flake`. */
   libraryDir: string;
+  /** `$WORKERS_DIR/evaluations`: the evaluation records every VM of every slot shares (the slots share one store). */
+  evaluationsDir: string;
 }
 
 function absoluteVariable(env: Env, name: string, fallback?: string): string {
@@ -30,7 +32,12 @@ export function workerLayout(env: Env): Layout {
   const systemDir = absoluteVariable(env, "SYSTEM_DIR", join(workbenchDir, "system"));
   const vendorDir = absoluteVariable(env, "VENDOR_DIR", join(dirname(workbenchDir), "vendor"));
   const libraryDir = absoluteVariable(env, "NIXOS_FLAKE_DIR", join(vendorDir, "nixos-flake"));
-  return { systemDir, nixDir: join(workersDir, workerIndex, "nix"), libraryDir };
+  return {
+    systemDir,
+    nixDir: join(workersDir, workerIndex, "nix"),
+    libraryDir,
+    evaluationsDir: join(workersDir, "evaluations"),
+  };
 }
 
 /**

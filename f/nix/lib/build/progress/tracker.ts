@@ -44,6 +44,9 @@ const FAILED_BUILDER = /builder for '([^']+\.drv)' failed/;
 const FAILED_LOG_LINES = 25;
 const UNREACHABLE_BUILDER = /cannot build on '([^']+)':(?:\s*error:)?(.*)/;
 
+/** Messages the evaluation itself prints at Nix's error level: traces (NixOS's warnings among them). */
+const EVALUATION_OUTPUT = /^(?:trace|evaluation warning): /;
+
 export class BuildProgress {
   readonly startedAt: number;
   evaluationMs: number | null = null;
@@ -157,8 +160,9 @@ export class BuildProgress {
       this.builtSet.delete(failed);
       this.failedBuilds.push(failed);
     }
-    // Errors are the step's to report, once, when Nix has exited.
-    return level === 0 ? [] : text.split("\n");
+    // Errors are the step's to report, once, when Nix has exited. What the evaluation printed at error level
+    // (builtins.trace, and so NixOS's lib.warn; builtins.warn) is not an error: the operator sees it now.
+    return level === 0 && !EVALUATION_OUTPUT.test(text) ? [] : text.split("\n");
   }
 
   /**

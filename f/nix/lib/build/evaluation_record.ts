@@ -1,0 +1,220 @@
+// Evaluate once. Evaluating a locked `path:` flake is a pure function of
+// what it reads: the config dir's files (flake.lock pins every input by its
+// NAR hash, source overrides included), the Nix that evaluates, and the
+// settings it runs with. Nix 2.26 and later cache no evaluation of a `path:`
+// flake, so a record of our own maps that key to the system it gave; a build
+// with the same key and that system still in the store evaluates nothing.
+// The records are shared by every VM of the worker (VMs equal but for their
+// name, with hostname_at_boot, render equal files and so share one), each
+// named by its key and marked as ours.
+import { createHash } from "node:crypto";
+import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { join } from "node:path";
+import { SetupError } from "../core/errors.ts";
+import { MAX_NIX_FILE_BYTES, makeDirs, writeCache } from "../core/files.ts";
+import { STORE_PATH } from "../nix/store_path.ts";
+import type { OverrideReport } from "./overrides.ts";
+
+/** Bumped when what goes into a key changes: records of another format are never matched. */
+const KEY_FORMAT = "nixos-closure evaluation 1";
+
+export interface EvaluationRecord {
+  key: string;
+  /** The system the evaluation gave (the toplevel's output path). */
+  toplevel: string;
+  /** Its derivation. */
+  drv: string | null;
+  /** When it was evaluated (ISO 8601). */
+  evaluated_at: string;
+  /** The VM whose build evaluated it. */
+  evaluated_by: string;
+  /** What the override check found in that evaluation. */
+  overrides: OverrideReport[];
+}
+
+/** Besides the config dir's files, what an evaluation depends on. */
+export interface EvaluatorIdentity {
+  /** The nix binary as a file (so an upgrade in place counts), and what `nix --version` says. */
+  nix: { path: string; ino: number; size: number; mtimeMs: number; version: string };
+  /** Every setting Nix resolved (defaults, nix.conf and its includes, NIX_CONFIG, our --option arguments). */
+  settings: Record<string, unknown>;
+  /** The NIX_* variables of the environment Nix runs in (a store, a state dir, a config dir). */
+  environment: Record<string, string>;
+}
+
+/** The config dir's files as the key sees them, or why no key can be made (then every build evaluates). */
+export type ConfigDirDigest = { files: [string, string][] } | { unkeyable: string };
+
+/** Entries of a config dir that the evaluation never reads: our links to its results and roots, and a root's lock. */
+const IGNORED_LINKS = new Set(["result", "result-previous", "root"]);
+const IGNORED_FILES = new Set(["root.lock"]);
+const MAX_ENTRIES = 64;
+const MAX_RECORD_BYTES = 256 * 1024;
+
+/** Opens a file without following a link or waiting on a FIFO; null when it does not exist. */
+function openPlain(path: string): number | null {
+  try {
+    return openSync(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    throw error;
+  }
+}
+
+/** The content of a regular file of at most `maxBytes`, read through `fd`, or why not. */
+function readOpened(fd: number, maxBytes: number): Buffer | string {
+  const stat = fstatSync(fd);
+  if (!stat.isFile()) return "not a regular file";
+  if (stat.size > maxBytes) return `larger than ${maxBytes} bytes`;
+  const buffer = Buffer.alloc(stat.size);
+  const read = readSync(fd, buffer, 0, stat.size, 0);
+  return buffer.subarray(0, read);
+}
+
+/**
+ * The files of a config dir that Nix copies with its `path:` flake, each by
+ * its SHA-256. Anything there but our files and links (a directory, a file
+ * someone added) is read into the key too if it is a small regular file;
+ * else no key is made: what the evaluation could read is not known.
+ */
+export function configDirDigest(dir: string): ConfigDirDigest {
+  const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
+  if (entries.length > MAX_ENTRIES) return { unkeyable: `it holds ${entries.length} entries` };
+  const files: [string, string][] = [];
+  for (const entry of entries) {
+    if (entry.isSymbolicLink() && IGNORED_LINKS.has(entry.name)) continue;
+    if (entry.isFile() && IGNORED_FILES.has(entry.name)) continue;
+    if (!entry.isFile()) return { unkeyable: `${entry.name} in it is not a regular file` };
+    const fd = openPlain(join(dir, entry.name));
+    if (fd === null) return { unkeyable: `${entry.name} went away while it was read` };
+    try {
+      const content = readOpened(fd, MAX_NIX_FILE_BYTES);
+      if (typeof content === "string") return { unkeyable: `${entry.name} in it is ${content}` };
+      files.push([entry.name, createHash("sha256").update(content).digest("hex")]);
+    } finally {
+      closeSync(fd);
+    }
+  }
+  if (!files.some(([name]) => name === "flake.lock")) return { unkeyable: "it has no flake.lock yet" };
+  return { files };
+}
+
+/** The key of an evaluation: a digest of everything it depends on. */
+export function evaluationKey(files: readonly [string, string][], evaluator: EvaluatorIdentity): string {
+  const sorted = (record: Record<string, unknown>) =>
+    Object.keys(record)
+      .sort()
+      .map((name) => [name, record[name]]);
+  return createHash("sha256")
+    .update(
+      JSON.stringify([KEY_FORMAT, files, evaluator.nix, sorted(evaluator.settings), sorted(evaluator.environment), process.arch]),
+    )
+    .digest("hex");
+}
+
+export function recordPath(recordsDir: string, key: string): string {
+  return join(recordsDir, `${key}.json`);
+}
+
+/**
+ * Why records in `dir` cannot be trusted, or null when they can: the
+ * directory must be a real directory of this user that nobody else may
+ * write (a record names the system a VM boots).
+ */
+export function untrustedDirectory(dir: string): string | null {
+  const stat = lstatSync(dir, { throwIfNoEntry: false });
+  if (stat === undefined) return null;
+  if (!stat.isDirectory()) return `${dir} is not a directory`;
+  if (typeof process.getuid === "function" && stat.uid !== process.getuid()) return `${dir} belongs to another user`;
+  if ((stat.mode & 0o022) !== 0) return `others may write to ${dir}`;
+  return null;
+}
+
+function isReport(value: unknown): value is OverrideReport {
+  const r = value as OverrideReport | null;
+  return (
+    typeof r?.pkg === "string" &&
+    typeof r.source === "string" &&
+    STORE_PATH.test(r.source) &&
+    typeof r.optional === "boolean" &&
+    Array.isArray(r.built) &&
+    r.built.every((path) => typeof path === "string" && STORE_PATH.test(path))
+  );
+}
+
+function asRecord(value: unknown, key: string): EvaluationRecord | string {
+  const r = value as (Partial<EvaluationRecord> & { by?: unknown }) | null;
+  if (r === null || typeof r !== "object" || r.by !== "nixos-closure") return "it is not a record of nixos-closure";
+  if (r.key !== key) return "it is the record of another key";
+  if (typeof r.toplevel !== "string" || !STORE_PATH.test(r.toplevel)) return "its toplevel is not a store path";
+  if (r.drv !== null && (typeof r.drv !== "string" || !STORE_PATH.test(r.drv) || !r.drv.endsWith(".drv")))
+    return "its derivation is not a .drv store path";
+  if (typeof r.evaluated_at !== "string" || Number.isNaN(Date.parse(r.evaluated_at))) return "its time is not a date";
+  if (typeof r.evaluated_by !== "string") return "it names no VM";
+  if (!Array.isArray(r.overrides) || !r.overrides.every(isReport)) return "its override reports are malformed";
+  return {
+    key,
+    toplevel: r.toplevel,
+    drv: r.drv ?? null,
+    evaluated_at: r.evaluated_at,
+    evaluated_by: r.evaluated_by,
+    overrides: r.overrides,
+  };
+}
+
+/** A record found: usable, or not (and why); null when there is none. */
+export type RecordLookup = { record: EvaluationRecord } | { unusable: string } | null;
+
+/**
+ * The record of `key`, read as a file we may not have written: no link
+ * followed, no FIFO waited on, a size cap, this user's and nobody else's to
+ * write; corrupt, truncated or foreign content is unusable, never quoted.
+ */
+export function readRecord(recordsDir: string, key: string): RecordLookup {
+  const path = recordPath(recordsDir, key);
+  try {
+    const distrust = untrustedDirectory(recordsDir);
+    if (distrust !== null) return { unusable: distrust };
+    const fd = openPlain(path);
+    if (fd === null) return null;
+    try {
+      const stat = fstatSync(fd);
+      if (typeof process.getuid === "function" && stat.uid !== process.getuid())
+        return { unusable: `${path} belongs to another user` };
+      if ((stat.mode & 0o022) !== 0) return { unusable: `others may write to ${path}` };
+      const content = readOpened(fd, MAX_RECORD_BYTES);
+      if (typeof content === "string") return { unusable: `${path} is ${content}` };
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(content.toString("utf8"));
+      } catch {
+        return { unusable: `${path} is not JSON (a write cut short?)` };
+      }
+      const record = asRecord(parsed, key);
+      return typeof record === "string" ? { unusable: `${path}: ${record}` } : { record };
+    } finally {
+      closeSync(fd);
+    }
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code;
+    return { unusable: `${path} cannot be read${code ? ` (${code})` : ""}` };
+  }
+}
+
+/**
+ * Writes the record of an evaluation; a record that cannot be written (a
+ * full disk, a directory others may write) only costs the next build an
+ * evaluation, so it never fails one: returns why not, or null.
+ */
+export function writeRecord(recordsDir: string, record: EvaluationRecord): string | null {
+  try {
+    makeDirs(recordsDir, 0o755);
+  } catch (error) {
+    return error instanceof SetupError ? error.message : String(error);
+  }
+  const distrust = untrustedDirectory(recordsDir);
+  if (distrust !== null) return distrust;
+  return writeCache(recordPath(recordsDir, record.key), { ...record })
+    ? null
+    : `${recordPath(recordsDir, record.key)} cannot be written`;
+}
