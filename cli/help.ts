@@ -37,7 +37,6 @@ interface CommandHelp {
 const HELP: Record<string, CommandHelp> = {
   build: {
     examples: [
-      "nixos-closure build --vm-name vm1 --profile devel --test-suite fstests",
       "nixos-closure build --vm-name vm1 --override xfsprogs=$HOME/src/xfsprogs -L",
       "nixos-closure build --input vm1.json --prepare-root --json",
       "nixos-closure build --hostname-at-boot --vm-name xfs_crc --vm-name xfs_reflink    (one evaluation, one system)",

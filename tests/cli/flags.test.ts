@@ -72,6 +72,7 @@ describe("FLAG_OF_FIELD says which flag sets each field", () => {
     "guest.shares": ["/mnt/x=x"],
     "guest.home": false,
     "guest.home_dir": "/home/u",
+    "guest.hostname_at_boot": true,
     "closure.profiles": ["devel"],
     "closure.test_suites": ["ltp"],
     "closure.overrides": ["fio=/src/fio"],

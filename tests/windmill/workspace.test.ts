@@ -149,7 +149,7 @@ describe("the flow's modules, transforms and schema fit together", () => {
     const used = [...flowYaml.matchAll(/flow_input\.(\w+)\??\.(\w+)/g)].map(
       ([, group = "", field = ""]) => [group, field] as const,
     );
-    assert.equal(used.length, 18, "one use per flow input field");
+    assert.equal(used.length, 19, "one use per flow input field");
     assert.equal([...flowYaml.matchAll(/expr: flow_input\.nix$/gm)].length, 3, "the nix group reaches every step that calls Nix");
     for (const [group, field] of used)
       assert.ok(flowSchema.properties[group]?.properties[field], `flow_input.${group}.${field} is not in the schema`);

@@ -46,8 +46,8 @@ export interface EvaluatorIdentity {
 export type ConfigDirDigest = { files: [string, string][] } | { unkeyable: string };
 
 /** Entries of a config dir that the evaluation never reads: our links to its results and roots, and a root's lock. */
-const IGNORED_LINKS = new Set(["result", "result-previous", "root"]);
-const IGNORED_FILES = new Set(["root.lock"]);
+const IGNORED_LINKS: readonly string[] = ["result", "result-previous", "root"];
+const IGNORED_FILES: readonly string[] = ["root.lock"];
 const MAX_ENTRIES = 64;
 const MAX_RECORD_BYTES = 256 * 1024;
 
@@ -82,8 +82,8 @@ export function configDirDigest(dir: string): ConfigDirDigest {
   if (entries.length > MAX_ENTRIES) return { unkeyable: `it holds ${entries.length} entries` };
   const files: [string, string][] = [];
   for (const entry of entries) {
-    if (entry.isSymbolicLink() && IGNORED_LINKS.has(entry.name)) continue;
-    if (entry.isFile() && IGNORED_FILES.has(entry.name)) continue;
+    if (entry.isSymbolicLink() && IGNORED_LINKS.includes(entry.name)) continue;
+    if (entry.isFile() && IGNORED_FILES.includes(entry.name)) continue;
     if (!entry.isFile()) return { unkeyable: `${entry.name} in it is not a regular file` };
     const fd = openPlain(join(dir, entry.name));
     if (fd === null) return { unkeyable: `${entry.name} went away while it was read` };
