@@ -60,10 +60,13 @@ export function printResult(result: Record<string, unknown>, json: boolean | und
     return;
   }
   const meaningfulNull = ["initrd"];
+  // Whether the system was evaluated is the time line's to say (and the log's, whose record it shared).
+  const said = ["evaluated", "evaluated_by"];
   const shown = Object.entries(result).filter(
     ([k, v]) =>
-      (typeof v !== "object" && v !== undefined && !(typeof v === "string" && v.includes("\n"))) ||
-      (v === null && meaningfulNull.includes(k)),
+      !said.includes(k) &&
+      ((typeof v !== "object" && v !== undefined && !(typeof v === "string" && v.includes("\n"))) ||
+        (v === null && meaningfulNull.includes(k))),
   );
   // What the caller must put on the guest's kernel command line is shown whole, as one line to paste.
   const params = result.kernel_params;

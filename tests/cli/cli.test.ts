@@ -2,7 +2,7 @@
 // Ctrl-C.
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, readFileSync, readlinkSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
@@ -434,6 +434,46 @@ describe(`nixos-closure with ${nix?.version}`, () => {
       assert.match(fromFifo.stderr, /is not a regular file/);
       assert.ok(Date.now() - started < 15_000);
     }
+  });
+
+  test("several --vm-name: every input checked first, one evaluation per distinct system, a table, the highest exit code", () => {
+    const nixDir = join(wb.root, "state", "nixos-closure", "workers", "0", "nix");
+    const common = ["--no-home", "--profile", "none", "--test-suite", "fstests"];
+    const bad = cli(["build", "--hostname-at-boot", "--vm-name", "many-ok", "--vm-name", "many-bad-", ...common]);
+    assert.equal(bad.status, 2, bad.stderr);
+    assert.match(bad.stderr, /--vm-name: "many-bad-" is not a valid NixOS host name/);
+    assert.equal(existsSync(join(nixDir, "many-ok")), false, "a VM was written before every input was checked");
+
+    // One VM whose lock cannot be taken fails; the others go on.
+    mkdirSync(nixDir, { recursive: true });
+    symlinkSync("/dev/null", join(nixDir, "many-c.lock"));
+    const names = ["many-a", "many-b", "many-c", "many-a"].flatMap((vm) => ["--vm-name", vm]);
+    const run = cli(["build", "--hostname-at-boot", ...names, ...common]);
+    assert.equal(run.status, 1, run.stderr);
+    const table = run.stdout.trim().split("\n");
+    assert.match(table[0] ?? "", /^VM\s+system\s+evaluation\s+time$/);
+    assert.match(table[1] ?? "", /^many-a\s+\S+-nixos-system-unnamed-\S+\s+evaluated\s+\d+\.\d s$/);
+    assert.match(table[2] ?? "", /^many-b\s+\S+-nixos-system-unnamed-\S+\s+shared \(many-a\)\s+\d+\.\d s$/);
+    assert.match(table[3] ?? "", /^many-c\s+-\s+failed \(exit 1\)\s+\d+\.\d s$/);
+    assert.equal(table.length, 4, "a name given twice is built once");
+    assert.match(run.stderr, /error: many-c: .*many-c\.lock is a symbolic link/);
+    rmSync(join(nixDir, "many-c.lock"));
+
+    const json = cli(["build", "--hostname-at-boot", "--vm-name", "many-a", "--vm-name", "many-c", ...common, "--json"]);
+    assert.equal(json.status, 0, json.stderr);
+    const rows = JSON.parse(json.stdout.trim().split("\n").at(-1) ?? "[]");
+    assert.deepEqual(
+      rows.map((r: { vm_name: string; exit_code: number; result: { evaluated: boolean; kernel_params: string[] } }) => [
+        r.vm_name,
+        r.exit_code,
+        r.result.evaluated,
+        r.result.kernel_params,
+      ]),
+      [
+        ["many-a", 0, false, ["systemd.hostname=many-a"]],
+        ["many-c", 0, false, ["systemd.hostname=many-c"]],
+      ],
+    );
   });
 
   test("list, diff, remove and gc as a user runs them", () => {

@@ -54,6 +54,12 @@ export const GOLDEN_CASES: GoldenCase[] = [
     },
     context: { managedKey: { path: "/srv/system/ssh/id_ed25519.pub", line: MANAGED }, defaultHome: "/home/kdevops" },
   },
+  {
+    // The host name given at boot: no name in the system, so VMs equal but for their name render equal files.
+    name: "hostname-at-boot",
+    input: { vm_name: "xfs_crc", hostname_at_boot: true, test_suites: ["fstests"], ssh_keys: [ED25519] },
+    context: { managedKey: null, defaultHome: "/home/kdevops" },
+  },
 ];
 
 export function renderCase(c: GoldenCase): { flake: string; defaultNix: string } {

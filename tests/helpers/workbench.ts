@@ -2,7 +2,17 @@
 // library (locked against the stand-in nixpkgs), and a complete environment
 // naming them, which tests hand to the steps (never through process.env, so
 // worker variables set in the calling shell change nothing).
-import { chmodSync, type Dirent, mkdirSync, mkdtempSync, readdirSync, readFileSync, readlinkSync, rmSync } from "node:fs";
+import {
+  chmodSync,
+  type Dirent,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, before } from "node:test";
@@ -50,7 +60,23 @@ export function baseEnv(): Record<string, string> {
   );
 }
 
-export function createWorkbench(nix: TestNix | null, extra: Record<string, string> = {}): Workbench {
+/** What a workbench's stand-in nixpkgs does beyond the shipped one. */
+export interface WorkbenchOptions {
+  /**
+   * Steps of work every evaluation of a system does (examples/nixpkgs/nixos/base.nix),
+   * each evaluation then printing `trace: stand-in nixpkgs: evaluating the system of <name>`.
+   */
+  evaluationWork?: number;
+}
+
+/** What each evaluation of a system with a weighed stand-in prints (one line per evaluation). */
+export const EVALUATION_TRACE = /trace: stand-in nixpkgs: evaluating the system of/g;
+
+export function createWorkbench(
+  nix: TestNix | null,
+  extra: Record<string, string> = {},
+  options: WorkbenchOptions = {},
+): Workbench {
   const root = mkdtempSync(join(tmpdir(), "nixos-closure-test-"));
   // Sources made under it are copied into the store, which everyone reads: a private root would refuse them.
   chmodSync(root, 0o755);
@@ -62,6 +88,12 @@ export function createWorkbench(nix: TestNix | null, extra: Record<string, strin
   mkdirSync(workersDir, { recursive: true });
   mkdirSync(vendorDir, { recursive: true });
   const { libraryDir, nixpkgsDir } = installExamples(vendorDir);
+  if (options.evaluationWork !== undefined) {
+    writeFileSync(
+      join(nixpkgsDir, "evaluation-weight.json"),
+      `${JSON.stringify({ work: options.evaluationWork, trace: true })}\n`,
+    );
+  }
   if (nix) nixSync(nix, ["flake", "lock", `path:${libraryDir}`]);
   const env: Record<string, string> = {
     ...baseEnv(),
@@ -111,10 +143,14 @@ export function snapshot(dir: string): Map<string, string> {
 }
 
 /** A workbench for the tests of one describe block (with `extra` in its environment): created before them, removed after. */
-export function useWorkbench(nix: TestNix | null, extra: Record<string, string> = {}): () => Workbench {
+export function useWorkbench(
+  nix: TestNix | null,
+  extra: Record<string, string> = {},
+  options: WorkbenchOptions = {},
+): () => Workbench {
   let wb: Workbench | undefined;
   before(() => {
-    wb = createWorkbench(nix, extra);
+    wb = createWorkbench(nix, extra, options);
   });
   after(() => wb?.cleanup());
   return () => {

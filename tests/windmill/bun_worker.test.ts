@@ -1,17 +1,18 @@
 // The flow run step by step under Bun, the way a Windmill worker runs it,
 // with the real nix.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
+import { execFileSync, spawnSync } from "node:child_process";
 import { existsSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
-import { FLOW_FILE, type FlowInput, loadFlow, runFlow } from "../../cli/flow.ts";
+import { FLOW_FILE, type FlowInput, loadFlow, moduleArgs, ROOT, runFlow } from "../../cli/flow.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
 import { testNixes } from "../helpers/nix.ts";
 import { createWorkbench, type Workbench } from "../helpers/workbench.ts";
 import { BUN, type BunRun, bunExecutor } from "./worker.ts";
 
 const flowYaml = readFileSync(FLOW_FILE, "utf8");
+const CLI = join(ROOT, "dist", "nixos-closure.cjs");
 const flow = loadFlow();
 
 const [nix] = testNixes();
@@ -45,8 +46,10 @@ describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
       "config_dir",
       "default",
       "flake",
+      "kernel_params",
       "nixos_flake",
       "optional_overrides",
+      "render_id",
       "vm_name",
     ]);
     assert.deepEqual(Object.keys(run.results.lock_config ?? {}).sort(), ["config_dir", "lock", "src_inputs"]);
@@ -84,6 +87,63 @@ describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
     assert.ok(existsSync(join(String(run.result.store_dir), String(run.result.toplevel).slice("/nix/store/".length))));
   });
 
+  test("the steps under Bun and the CLI share one evaluation record; the system is named at boot", async () => {
+    const input = (vm_name: string): FlowInput => ({
+      guest: { vm_name, hostname_at_boot: true, home: false },
+      closure: { profiles: [], test_suites: ["fstests"] },
+    });
+    const run = await runFlow(flow, input("bunshare-a"), bunExecutor(wb.env));
+    assert.equal(run.result.evaluated, true);
+    assert.deepEqual(run.result.kernel_params, ["systemd.hostname=bunshare-a"]);
+    assert.deepEqual(run.results.render_config?.kernel_params, ["systemd.hostname=bunshare-a"]);
+    const cli = spawnSync(
+      process.execPath,
+      [
+        CLI,
+        "build",
+        "--vm-name",
+        "bunshare-b",
+        "--hostname-at-boot",
+        "--no-home",
+        "--profile",
+        "none",
+        "--test-suite",
+        "fstests",
+        "--json",
+      ],
+      { env: wb.env, encoding: "utf8", timeout: 300_000 },
+    );
+    assert.equal(cli.status, 0, cli.stderr);
+    const result = JSON.parse(cli.stdout.trim().split("\n").at(-1) ?? "{}");
+    assert.equal(result.evaluated, false);
+    assert.equal(result.evaluated_by, "bunshare-a");
+    assert.equal(result.toplevel, run.result.toplevel);
+    assert.deepEqual(result.kernel_params, ["systemd.hostname=bunshare-b"]);
+  });
+
+  test("two runs of one vm_name interleaved: the run whose render was replaced stops at lock and build", async () => {
+    const execute = bunExecutor(wb.env);
+    const [render, lock, build] = flow.modules;
+    assert.ok(render && lock && build);
+    const mine: FlowInput = { guest: { vm_name: "interleaved", ssh_keys: [ED25519], home: false } };
+    const theirs: FlowInput = { guest: { vm_name: "interleaved", home: false } };
+    const myRender = await execute(render, moduleArgs(render, mine, {}));
+    const theirRender = await execute(render, moduleArgs(render, theirs, {}));
+    await assert.rejects(
+      execute(lock, moduleArgs(lock, mine, { render_config: myRender })),
+      /rendered again, with other inputs, by another run/,
+    );
+    await assert.rejects(
+      execute(build, moduleArgs(build, mine, { render_config: myRender })),
+      /rendered again, with other inputs, by another run/,
+    );
+    // The run that rendered last goes on: its system holds its input, not the other's key.
+    await execute(lock, moduleArgs(lock, theirs, { render_config: theirRender }));
+    const built = await execute(build, moduleArgs(build, theirs, { render_config: theirRender }));
+    const evaluated = JSON.parse(readFileSync(join(String(built.toplevel), "etc", "evaluated.json"), "utf8"));
+    assert.deepEqual(evaluated.users.root.keys, []);
+  });
+
   test("a bad field anywhere in the flow input stops the flow at render_config, before anything is written", async () => {
     const inputs: [FlowInput, RegExp][] = [
       [
@@ -91,6 +151,7 @@ describe(`the flow under Bun, as a worker runs it (${nix?.version})`, () => {
         /guest: "vm_nmae" is not a field of the guest group .*did you mean "vm_name"\?/,
       ],
       [{ guest: { vm_name: "bunbad" }, root: { prepare: "false" } }, /root\.prepare: "false" must be true or false/],
+      [{ guest: { vm_name: "bunbad", hostname_at_boot: "yes" } }, /guest\.hostname_at_boot: "yes" must be true or false/],
       [{ guest: { vm_name: "bunbad" }, nix: { options: { "post-build-hook": "/x" } } }, /not a setting the flow input may set/],
     ];
     for (const [input, message] of inputs) {

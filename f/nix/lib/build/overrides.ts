@@ -5,6 +5,7 @@
 import { InputError, NixError } from "../core/errors.ts";
 import { didYouMean } from "../core/suggest.ts";
 import { derivationOutputs } from "../nix/derivation.ts";
+import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { attributeNames, derivationClosure, derivationOf } from "../nix/operations.ts";
 import { sourcePathOf } from "../nix/store_path.ts";
@@ -44,11 +45,24 @@ async function whyUnreached(nix: Nix, flakeRef: string, pkg: string): Promise<In
   );
 }
 
+/** The override reports, and the toplevel's derivation the check instantiated (the build realises it without evaluating again). */
+export interface OverrideCheck {
+  reports: OverrideReport[];
+  toplevelDrv: string | null;
+}
+
+/** The derivation of a closure's root: the one .drv no other path of the closure refers to. */
+function rootDerivation(requisites: readonly PathInfo[]): string | null {
+  const referred = new Set(requisites.flatMap((info) => info.references.filter((ref) => ref !== info.path)));
+  const roots = requisites.filter((info) => info.path.endsWith(".drv") && !referred.has(info.path));
+  return roots.length === 1 ? (roots[0] as PathInfo).path : null;
+}
+
 /**
  * Checks every source override of a locked config dir against the
- * toplevel's derivation (which Nix instantiates here, and caches for the
- * build); refuses, before anything is built, an override that reaches
- * nothing unless it is optional.
+ * toplevel's derivation (which Nix instantiates here: the evaluation of
+ * the system); refuses, before anything is built, an override that
+ * reaches nothing unless it is optional.
  */
 export async function verifyOverrides(
   nix: Nix,
@@ -56,8 +70,8 @@ export async function verifyOverrides(
   lock: unknown,
   sourceInputs: readonly string[],
   optional: readonly string[],
-): Promise<OverrideReport[]> {
-  if (sourceInputs.length === 0) return [];
+): Promise<OverrideCheck> {
+  if (sourceInputs.length === 0) return { reports: [], toplevelDrv: null };
   const requisites = await derivationClosure(nix, `${flakeRef}#toplevel`);
   const paths = new Set(requisites.map((info) => info.path));
   const nodes = (lock as { nodes?: Record<string, { locked?: { narHash?: unknown } }> } | null)?.nodes ?? {};
@@ -75,7 +89,7 @@ export async function verifyOverrides(
     }
     reports.push(report);
   }
-  return reports;
+  return { reports, toplevelDrv: rootDerivation(requisites) };
 }
 
 /** One line per override for the log. */

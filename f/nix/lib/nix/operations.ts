@@ -58,6 +58,14 @@ export async function build(
   return parseBuildJson(result.stdout);
 }
 
+/**
+ * The installable of a derivation's `out` output: `<drv>^out` from Nix 2.13
+ * (and in Lix); before, a bare `.drv` path stands for its outputs.
+ */
+export function derivationInstallable(version: NixVersion, drv: string): string {
+  return version.flavour === "lix" || atLeast(version, 2, 13) ? `${drv}^out` : drv;
+}
+
 /** `nix build --dry-run`: Nix's text of what a build would build and fetch, building nothing. */
 export async function dryRun(nix: Nix, installable: string): Promise<string[]> {
   const lines: string[] = [];

@@ -7,7 +7,7 @@ import { basename, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import { type Delivery, deliver } from "../build/deliver.ts";
 import type { EvaluationRecord } from "../build/evaluation_record.ts";
-import { formatOverrides, type OverrideReport, verifyOverrides } from "../build/overrides.ts";
+import { formatOverrides, type OverrideCheck, type OverrideReport, verifyOverrides } from "../build/overrides.ts";
 import type { BuildPlan } from "../build/plan.ts";
 import { ProgressReporter } from "../build/progress/display.ts";
 import { BuildProgress } from "../build/progress/tracker.ts";
@@ -18,7 +18,7 @@ import { MAX_NIX_FILE_BYTES, readCache, readIfExists, readSmallFile, writeCache 
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
-import { addGcRoot, build, closureInfo, type EventStream } from "../nix/operations.ts";
+import { addGcRoot, build, closureInfo, derivationInstallable, type EventStream } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, existingConfigDir } from "../worker/layout.ts";
 import { checkRenderId } from "../worker/render_identity.ts";
@@ -92,22 +92,23 @@ export async function checkedOverrides(
   nix: Nix,
   dir: string,
   optional: readonly string[],
-): Promise<OverrideReport[]> {
+): Promise<OverrideCheck> {
   const flake = readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES);
   const lockText = readSmallFile(join(dir, "flake.lock"), MAX_NIX_FILE_BYTES);
   const sourceInputs = sourceInputsOf(flake);
-  if (sourceInputs.length === 0) return [];
+  if (sourceInputs.length === 0) return { reports: [], toplevelDrv: null };
   const key = createHash("sha256")
     .update(JSON.stringify([flake, readSmallFile(join(dir, "default.nix"), MAX_NIX_FILE_BYTES), lockText, [...optional].sort()]))
     .digest("hex");
   const cacheFile = configDirCaches(dir).overrides;
-  let reports = cachedReports(cacheFile, key);
-  if (reports === null) {
-    reports = await verifyOverrides(nix, pathFlakeRef(dir), JSON.parse(lockText) as unknown, sourceInputs, optional);
-    writeCache(cacheFile, { key, reports });
-  }
-  context.log.info(formatOverrides(reports));
-  return reports;
+  const cached = cachedReports(cacheFile, key);
+  // A cached answer has no derivation: it may have come from other settings, so the build evaluates itself.
+  const check = cached
+    ? { reports: cached, toplevelDrv: null }
+    : await verifyOverrides(nix, pathFlakeRef(dir), JSON.parse(lockText) as unknown, sourceInputs, optional);
+  if (!cached) writeCache(cacheFile, { key, reports: check.reports });
+  context.log.info(formatOverrides(check.reports));
+  return check;
 }
 
 /**
@@ -195,8 +196,12 @@ async function evaluateAndBuild(
   start: BuildStart,
   optionalOverrides: readonly string[],
 ): Promise<BuildOutcome & { drv: string | null }> {
-  const installable = toplevelInstallable(start.dir);
-  const overrides = await checkedOverrides(context, nix, start.dir, optionalOverrides);
+  const checkStarted = performance.now();
+  const check = await checkedOverrides(context, nix, start.dir, optionalOverrides);
+  // The override check evaluated the system: its derivation is built as it is, not evaluated a second time.
+  const checkMs = check.toplevelDrv === null ? 0 : performance.now() - checkStarted;
+  const installable =
+    check.toplevelDrv === null ? toplevelInstallable(start.dir) : derivationInstallable(await nix.version(), check.toplevelDrv);
   const tracker =
     context.progress === "off"
       ? null
@@ -219,7 +224,8 @@ async function evaluateAndBuild(
   const totalMs = performance.now() - start.started;
   const toplevel = built[0]?.outputs.out;
   if (toplevel === undefined) throw new SetupError(`nix build ${installable} reported no output path`);
-  const evaluationMs = tracker?.evaluationMs ?? null;
+  const evaluationMs =
+    tracker?.evaluationMs === undefined || tracker.evaluationMs === null ? null : tracker.evaluationMs + checkMs;
   const plan = tracker?.plan ?? null;
   return {
     toplevel,
@@ -235,7 +241,7 @@ async function evaluateAndBuild(
     },
     substituted: tracker?.substituted ?? [],
     unreachable_builders: tracker?.unreachableBuilders ?? [],
-    overrides,
+    overrides: check.reports,
   };
 }
 

@@ -28,7 +28,7 @@ export async function planBuild(
   // Under the config dir's lock: Nix reads (and may complete) flake.lock while it plans.
   return withDirLock(dir, context, async () => {
     checkLockFile(context, dir);
-    const overrides = await checkedOverrides(context, nix, dir, optionalOverrides);
+    const overrides = (await checkedOverrides(context, nix, dir, optionalOverrides)).reports;
     const plan = parsePlan(await dryRun(nix, toplevelInstallable(dir)));
     // The plan is the result: the CLI prints it; a job log shows it here.
     context.log.detail(formatPlan(plan));

@@ -1,0 +1,355 @@
+// Evaluate once: a rebuild of unchanged inputs, and VMs equal but for their
+// name (hostname_at_boot), evaluate nothing; everything the evaluation
+// depends on changes the key; records that are not ours, or whose system
+// was collected, are never served. The stand-in nixpkgs is weighed, so every
+// evaluation leaves one trace line in the log: evaluations are counted.
+import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
+import { join } from "node:path";
+import { describe, test } from "node:test";
+import type { RenderInput } from "../../f/nix/lib/config/model.ts";
+import { buildClosure } from "../../f/nix/lib/steps/build_closure.ts";
+import { lockConfig } from "../../f/nix/lib/steps/lock_config.ts";
+import { ED25519 } from "../helpers/golden_cases.ts";
+import { nixSync, type TestNix, testNixes } from "../helpers/nix.ts";
+import { type CapturedLog, captureLog, type StepOptions, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { EVALUATION_TRACE, useWorkbench, type Workbench } from "../helpers/workbench.ts";
+
+/** Enough work that an evaluation is not free, little enough for a test. */
+const WORK = 20_000;
+
+const evaluations = (log: CapturedLog) => (log.text().match(EVALUATION_TRACE) ?? []).length;
+
+/**
+ * Nix before 2.26 keeps an evaluation cache of its own for a `path:` flake
+ * whose files did not change (same directory, same times): there, a build
+ * we let evaluate may leave no trace. On the others every evaluation does.
+ */
+function ownEvaluationCache(nix: TestNix): boolean {
+  const minor = Number(/ 2\.(\d+)/.exec(nix.version)?.[1] ?? 0);
+  return minor < 26;
+}
+
+/** The build evaluated (we did not serve a record): once by the trace, where Nix's own cache cannot hide it. */
+function assertEvaluated(nix: TestNix, run: { result: { evaluated: boolean }; log: CapturedLog }, what = ""): void {
+  assert.equal(run.result.evaluated, true, `${what} served from a record`);
+  if (ownEvaluationCache(nix)) assert.ok(evaluations(run.log) <= 1, what);
+  else assert.equal(evaluations(run.log), 1, `${what}: no evaluation`);
+}
+
+/** Builds a VM's input (render, lock, build) with a log of its own; returns the result and that log. */
+async function buildVm(wb: Workbench, input: RenderInput, options: StepOptions = {}) {
+  const log = captureLog();
+  const steps = vmSteps(wb, { ...options, log });
+  const rendered = await steps.render({ home: false, ...input });
+  await steps.lock(rendered.config_dir);
+  const result = await steps.build(rendered.config_dir);
+  return { result, log, rendered };
+}
+
+/** The records (file names) of the evaluations a VM's builds made. */
+function recordFiles(wb: Workbench, vm: string): string[] {
+  const dir = join(wb.workersDir, "evaluations");
+  if (!existsSync(dir)) return [];
+  const by = (name: string) => {
+    try {
+      return JSON.parse(readFileSync(join(dir, name), "utf8")).evaluated_by;
+    } catch {
+      return null; // a record a test spoiled
+    }
+  };
+  return readdirSync(dir).filter((name) => name.endsWith(".json") && by(name) === vm);
+}
+
+for (const nix of testNixes()) {
+  describe(`evaluate once (${nix.version})`, () => {
+    const workbench = useWorkbench(nix, {}, { evaluationWork: WORK });
+
+    test("a rebuild of an unchanged VM evaluates nothing, and keeps all a build gives", async () => {
+      const wb = workbench();
+      const first = await buildVm(wb, { vm_name: "same", test_suites: ["fstests"] });
+      assert.equal(evaluations(first.log), 1);
+      assert.equal(first.result.evaluated, true);
+      assert.equal(first.result.evaluated_by, "same");
+
+      const again = await buildVm(wb, { vm_name: "same", test_suites: ["fstests"] });
+      assert.equal(evaluations(again.log), 0, "the second build evaluated");
+      assert.equal(again.result.evaluated, false);
+      assert.equal(again.result.toplevel, first.result.toplevel);
+      assert.equal(again.result.init, first.result.init);
+      assert.equal(again.result.initrd, first.result.initrd);
+      assert.deepEqual(again.result.built, []);
+      assert.equal(again.result.timing.evaluation_seconds, 0);
+      assert.equal(again.result.closure.paths, first.result.closure.paths);
+      assert.equal(readlinkSync(join(again.result.config_dir, "result")), first.result.toplevel);
+      assert.match(again.log.text(), /inputs unchanged since \d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC: evaluation skipped/);
+    });
+
+    test("VMs equal but for their name share one evaluation and one system with hostname_at_boot", async () => {
+      const wb = workbench();
+      const a = await buildVm(wb, { vm_name: "named-a", hostname_at_boot: true, ssh_keys: [ED25519] });
+      const b = await buildVm(wb, { vm_name: "named-b", hostname_at_boot: true, ssh_keys: [ED25519] });
+      assert.equal(a.rendered.default, b.rendered.default, "the config files differ");
+      assert.equal(a.rendered.flake, b.rendered.flake);
+      assert.equal(evaluations(a.log) + evaluations(b.log), 1);
+      assert.equal(b.result.evaluated, false);
+      assert.equal(b.result.evaluated_by, "named-a");
+      assert.equal(b.result.toplevel, a.result.toplevel);
+      assert.deepEqual(a.result.kernel_params, ["systemd.hostname=named-a"]);
+      assert.deepEqual(b.result.kernel_params, ["systemd.hostname=named-b"]);
+      assert.deepEqual(b.rendered.kernel_params, ["systemd.hostname=named-b"]);
+      assert.match(b.log.text(), /same inputs as named-a \(evaluated .*\): evaluation skipped/);
+      // NixOS names a system without a host name "unnamed" and writes no /etc/hostname.
+      assert.match(a.result.toplevel, /-nixos-system-unnamed-/);
+      const evaluated = JSON.parse(readFileSync(join(a.result.toplevel, "etc", "evaluated.json"), "utf8"));
+      assert.equal(evaluated.hostName, "");
+
+      // Without the option each VM is its own system, named, with no kernel parameter to add.
+      const c = await buildVm(wb, { vm_name: "named-c", ssh_keys: [ED25519] });
+      assert.equal(evaluations(c.log), 1);
+      assert.deepEqual(c.result.kernel_params, []);
+      assert.match(c.result.toplevel, /-nixos-system-named-c-/);
+    });
+
+    test("every input the evaluation depends on makes it evaluate again", async () => {
+      const wb = workbench();
+      const base: RenderInput = { vm_name: "inputs", test_suites: ["fstests"] };
+      const src = join(wb.root, "xfsprogs-src");
+      mkdirSync(src);
+      writeFileSync(join(src, "configure"), "#!/bin/sh\n");
+      chmodSync(wb.root, 0o755);
+      const withOverride: RenderInput = { ...base, overrides: [{ pkg: "xfsprogs", src }] };
+      await buildVm(wb, base);
+      const cases: [string, () => ReturnType<typeof buildVm>][] = [
+        ["an SSH key", () => buildVm(wb, { ...base, ssh_keys: [ED25519] })],
+        ["a profile", () => buildVm(wb, { ...base, ssh_keys: [ED25519], profiles: ["devel"] })],
+        ["an override", () => buildVm(wb, { ...withOverride, ssh_keys: [ED25519], profiles: ["devel"] })],
+        [
+          "the override's source content",
+          () => {
+            writeFileSync(join(src, "configure"), "#!/bin/sh\n# edited\n");
+            return buildVm(wb, { ...withOverride, ssh_keys: [ED25519], profiles: ["devel"] });
+          },
+        ],
+        [
+          "an evaluation setting the user gives Nix (NIX_CONFIG)",
+          () =>
+            buildVm(
+              wb,
+              { ...withOverride, ssh_keys: [ED25519], profiles: ["devel"] },
+              { env: { NIX_CONFIG: `${wb.env.NIX_CONFIG}\nallow-import-from-derivation = false` } },
+            ),
+        ],
+        [
+          "a setting of the nix group",
+          () =>
+            buildVm(
+              wb,
+              { ...withOverride, ssh_keys: [ED25519], profiles: ["devel"] },
+              { nix: { options: { "tarball-ttl": "7" } } },
+            ),
+        ],
+      ];
+      for (const [what, run] of cases) assertEvaluated(nix, await run(), `${what} changed, yet it was`);
+      // And each of those is recorded: the same inputs again evaluate nothing.
+      const again = await buildVm(
+        wb,
+        { ...withOverride, ssh_keys: [ED25519], profiles: ["devel"] },
+        { nix: { options: { "tarball-ttl": "7" } } },
+      );
+      assert.equal(evaluations(again.log), 0);
+      assert.equal(again.result.overrides.length, 1, "the override's report comes with the record");
+      assert.ok((again.result.overrides[0]?.built.length ?? 0) > 0);
+    });
+
+    test("update_lock bringing a new library evaluates again", async () => {
+      const wb = workbench();
+      const first = await buildVm(wb, { vm_name: "library" });
+      assert.equal(evaluations(first.log), 1);
+      const module = join(wb.libraryDir, "modules", "profiles", "devel.nix");
+      const steps = vmSteps(wb, { log: captureLog() });
+      const unchanged = captureLog();
+      await vmSteps(wb, { log: unchanged }).build(first.result.config_dir);
+      assert.equal(evaluations(unchanged), 0);
+      writeFileSync(module, `${readFileSync(module, "utf8")}\n# a change of the library\n`);
+      await steps.lock(first.result.config_dir, true);
+      const log = captureLog();
+      const result = await vmSteps(wb, { log }).build(first.result.config_dir);
+      assert.equal(evaluations(log), 1);
+      assert.equal(result.evaluated, true);
+    });
+
+    test("eval-cache = false evaluates whatever the record says", async () => {
+      const wb = workbench();
+      await buildVm(wb, { vm_name: "forced" });
+      const forced = await buildVm(wb, { vm_name: "forced" }, { nix: { options: { "eval-cache": "false" } } });
+      assert.equal(evaluations(forced.log), 1);
+      assert.equal(forced.result.evaluated, true);
+      assert.equal(recordFiles(wb, "forced").length, 1, "a forced evaluation is recorded too");
+      const byNixConf = await buildVm(
+        wb,
+        { vm_name: "forced" },
+        { env: { NIX_CONFIG: `${wb.env.NIX_CONFIG}\neval-cache = false` } },
+      );
+      assert.equal(evaluations(byNixConf.log), 1);
+    });
+
+    test("a record that is foreign, corrupt, cut short, a link, or in a directory others may write is never served", async () => {
+      const wb = workbench();
+      const first = await buildVm(wb, { vm_name: "records" });
+      const [name] = recordFiles(wb, "records");
+      assert.ok(name, "no record was written");
+      const records = join(wb.workersDir, "evaluations");
+      const record = join(records, name);
+      const good = readFileSync(record, "utf8");
+      const elsewhere = join(wb.root, "elsewhere.json");
+      writeFileSync(elsewhere, good);
+      const bad: [string, () => void][] = [
+        ["foreign", () => writeFileSync(record, JSON.stringify({ ...JSON.parse(good), by: "someone-else" }))],
+        ["corrupt", () => writeFileSync(record, "\u0000\u0001 not json")],
+        ["cut short", () => writeFileSync(record, good.slice(0, good.length / 2))],
+        ["of another key", () => writeFileSync(record, JSON.stringify({ ...JSON.parse(good), key: "0".repeat(64) }))],
+        [
+          "naming another system",
+          () => writeFileSync(record, JSON.stringify({ ...JSON.parse(good), toplevel: "/nix/store/not-a-store-path" })),
+        ],
+        [
+          "a link",
+          () => {
+            rmSync(record);
+            symlinkSync(elsewhere, record);
+          },
+        ],
+        ["group-writable", () => chmodSync(record, 0o664)],
+        ["in a directory others may write", () => chmodSync(records, 0o777)],
+      ];
+      for (const [what, spoil] of bad) {
+        rmSync(record, { force: true });
+        writeFileSync(record, good, { mode: 0o644 });
+        chmodSync(record, 0o644);
+        chmodSync(records, 0o755);
+        spoil();
+        const run = await buildVm(wb, { vm_name: "records" });
+        assertEvaluated(nix, run, `a ${what} record`);
+        assert.equal(run.result.toplevel, first.result.toplevel);
+      }
+      chmodSync(records, 0o755);
+      assert.equal(readFileSync(elsewhere, "utf8"), good, "the link's target was written");
+    });
+
+    test("a record whose system was collected evaluates and builds again", async () => {
+      const wb = workbench();
+      const first = await buildVm(wb, { vm_name: "collected", profiles: [], test_suites: [] });
+      rmSync(join(first.result.config_dir, "result"));
+      nixSync(nix, ["store", "delete", first.result.toplevel]);
+      assert.equal(existsSync(first.result.toplevel), false);
+      const again = await buildVm(wb, { vm_name: "collected", profiles: [], test_suites: [] });
+      assertEvaluated(nix, again);
+      assert.equal(again.result.toplevel, first.result.toplevel);
+      assert.ok(existsSync(again.result.toplevel));
+    });
+
+    test("runs of one system at once evaluate it once; the others wait for it", async () => {
+      const wb = workbench();
+      const names = ["once-a", "once-b", "once-c"];
+      const logs = names.map(() => captureLog());
+      const rendered = [];
+      for (const [i, vm_name] of names.entries()) {
+        const steps = vmSteps(wb, { log: logs[i] });
+        const r = await steps.render({ vm_name, hostname_at_boot: true, home: false });
+        await steps.lock(r.config_dir);
+        rendered.push(r);
+      }
+      const results = await within(
+        120_000,
+        "three builds at once",
+        Promise.all(rendered.map((r, i) => vmSteps(wb, { log: logs[i] }).build(r.config_dir))),
+      );
+      assert.equal(
+        logs.reduce((n, log) => n + evaluations(log), 0),
+        1,
+      );
+      assert.equal(results.filter((r) => r.evaluated).length, 1);
+      assert.equal(new Set(results.map((r) => r.toplevel)).size, 1);
+      assert.ok(
+        logs.some((log) => /waiting for once-[abc]'s evaluation of the same system/.test(log.text())),
+        "nobody said it waited",
+      );
+    });
+
+    test("a run whose holder died evaluates itself", async () => {
+      const wb = workbench();
+      const first = await buildVm(wb, { vm_name: "holder", profiles: [], test_suites: [] });
+      const [name] = recordFiles(wb, "holder");
+      assert.ok(name);
+      const key = name.replace(/\.json$/, "");
+      const records = join(wb.workersDir, "evaluations");
+      rmSync(join(records, name));
+      // Another run holds the key's lock (as evaluating), then dies.
+      const lockFile = join(records, `${key}.lock`);
+      writeFileSync(lockFile, "");
+      // Its own process group: flock and the sleep holding the lock die together.
+      const holder = spawn("flock", ["--exclusive", lockFile, "sleep", "60"], { stdio: "ignore", detached: true });
+      await new Promise((resolve) => setTimeout(resolve, 300));
+      const log = captureLog();
+      const build = buildClosure(testContext(wb, "build_closure", { log }), first.result.config_dir);
+      await waitFor(30_000, "the build to wait for the holder", () => /evaluation of the same system/.test(log.text()));
+      process.kill(-(holder.pid as number), "SIGKILL");
+      const result = await within(60_000, "the build after its holder died", build);
+      assertEvaluated(nix, { result, log });
+      assert.deepEqual(recordFiles(wb, "holder"), [name], "the evaluation is recorded again");
+    });
+
+    test("a run that lost its render to another run of the same VM stops, changing nothing", async () => {
+      const wb = workbench();
+      const steps = vmSteps(wb, { log: captureLog() });
+      const mine = await steps.render({ vm_name: "shared-name", ssh_keys: [ED25519], home: false });
+      await steps.lock(mine.config_dir);
+      const built = await steps.build(mine.config_dir);
+      const theirs = await steps.render({ vm_name: "shared-name", home: false });
+      assert.notEqual(theirs.render_id, mine.render_id);
+      const lockBefore = readFileSync(join(mine.config_dir, "flake.lock"), "utf8");
+      await assert.rejects(
+        lockConfig(testContext(wb, "lock_config"), mine.config_dir, false, mine.render_id),
+        /rendered again, with other inputs, by another run/,
+      );
+      await assert.rejects(
+        buildClosure(testContext(wb, "build_closure"), mine.config_dir, [], mine.render_id),
+        /rendered again, with other inputs, by another run/,
+      );
+      assert.equal(readFileSync(join(mine.config_dir, "flake.lock"), "utf8"), lockBefore);
+      assert.equal(readlinkSync(join(mine.config_dir, "result")), built.toplevel);
+      // Their own run goes on, and equal inputs agree.
+      await lockConfig(testContext(wb, "lock_config"), theirs.config_dir, false, theirs.render_id);
+      const again = await steps.render({ vm_name: "shared-name", home: false });
+      assert.equal(again.render_id, theirs.render_id);
+    });
+  });
+}
+
+/** The same VM built by one Nix and then another: the second evaluates (the key names the Nix). */
+const [first, second] = testNixes() as (TestNix | undefined)[];
+if (first && second) {
+  describe(`another Nix evaluates again (${first.version}, then ${second.version})`, () => {
+    const workbench = useWorkbench(first, {}, { evaluationWork: WORK });
+    test("the key names the Nix binary and its version", async () => {
+      const wb = workbench();
+      const one = await buildVm(wb, { vm_name: "two-nixes" });
+      assert.equal(evaluations(one.log), 1);
+      const other = await buildVm(wb, { vm_name: "two-nixes" }, { env: { NIX_BIN: second.bin } });
+      assert.equal(evaluations(other.log), 1);
+      assert.equal(other.result.toplevel, one.result.toplevel, "two Nix versions built two systems");
+    });
+  });
+}
