@@ -8,6 +8,7 @@ import { formatClosureDiff } from "../f/nix/lib/build/report.ts";
 import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, makeDirs } from "../f/nix/lib/core/files.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
+import type { NixVersions } from "../f/nix/lib/nix/locate.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
 import {
   type Context,
@@ -46,6 +47,9 @@ import {
   vmArgument,
 } from "./options.ts";
 import { cliLogger, errorStyle, formatVmRuns, formatVms, printCleanUp, printResult, type VmRunRow } from "./output.ts";
+
+/** Each Nix is asked its version once per CLI run, whatever the steps and VMs it runs. */
+const NIX_VERSIONS: NixVersions = new Map();
 
 const EXIT_FAILURE = 1;
 const EXIT_BAD_INPUT = 2;
@@ -254,6 +258,7 @@ async function runCheckedSteps(
     signal: interrupt.signal,
     words: CLI_WORDS,
     heldLocks: new Set([runDir]),
+    nixVersions: NIX_VERSIONS,
     ...outputOptions(flags),
   };
   try {

@@ -213,6 +213,18 @@ function midBuild(log: Logger) {
   return { reporter, clock, rest: events.slice(8) };
 }
 
+describe("what the evaluation prints", () => {
+  test("traces and evaluation warnings are shown as they come; Nix's errors wait for the end", () => {
+    const { shown, progress } = feed([
+      '@nix {"action":"msg","level":0,"msg":"trace: warning: the option `foo` is deprecated"}',
+      '@nix {"action":"msg","level":0,"msg":"evaluation warning: something to act on"}',
+      '@nix {"action":"msg","level":0,"msg":"error: attribute \'x\' missing"}',
+    ]);
+    assert.deepEqual(shown, ["trace: warning: the option `foo` is deprecated", "evaluation warning: something to act on"]);
+    assert.ok(progress.messages.includes("error: attribute 'x' missing"));
+  });
+});
+
 describe("showing progress", () => {
   const lines = recorded("failed-build-nix-2.26.log");
 

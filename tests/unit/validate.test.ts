@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { composeGuest, type ValidationContext } from "../../f/nix/lib/config/guest.ts";
 import type { OverrideInput, RenderInput } from "../../f/nix/lib/config/model.ts";
+import { kernelParamsOf, renderDefault } from "../../f/nix/lib/config/render.ts";
 import { InputError } from "../../f/nix/lib/core/errors.ts";
 import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
 
@@ -41,6 +42,23 @@ describe("vm_name", () => {
     assert.equal(composeGuest({ vm_name: `a${"b".repeat(61)}c` }, context).vmName.length, 63);
     assert.equal(composeGuest({ vm_name: "" }, context).vmName, "nixos");
     assert.equal(composeGuest({ vm_name: null }, context).vmName, "nixos");
+  });
+});
+
+describe("hostname_at_boot", () => {
+  test("takes only a boolean; with it the system has no host name and the kernel command line gives it", () => {
+    rejects({ hostname_at_boot: "yes" as never }, "hostname_at_boot", '"yes"', /must be true or false/);
+    rejects({ hostname_at_boot: 1 as never }, "hostname_at_boot", "1", /must be true or false/);
+    const named = composeGuest({ vm_name: "a" }, context);
+    const atBoot = composeGuest({ vm_name: "a", hostname_at_boot: true }, context);
+    assert.equal(named.hostnameAtBoot, false);
+    assert.equal(atBoot.hostnameAtBoot, true);
+    assert.equal(composeGuest({ vm_name: "a", hostname_at_boot: null }, context).hostnameAtBoot, false);
+    const a = renderDefault(atBoot);
+    assert.equal(a, renderDefault(composeGuest({ vm_name: "other-name", hostname_at_boot: true }, context)));
+    assert.match(a, /^ {2}networking\.hostName = "";$/m);
+    assert.deepEqual(kernelParamsOf(a, "a"), ["systemd.hostname=a"]);
+    assert.deepEqual(kernelParamsOf(renderDefault(named), "a"), []);
   });
 });
 

@@ -50,6 +50,8 @@ const IGNORED_LINKS: readonly string[] = ["result", "result-previous", "root"];
 const IGNORED_FILES: readonly string[] = ["root.lock"];
 const MAX_ENTRIES = 64;
 const MAX_RECORD_BYTES = 256 * 1024;
+/** A real NixOS closure has thousands of paths, about 150 bytes each here. */
+const MAX_CLOSURE_BYTES = 16 * 1024 * 1024;
 
 /** Opens a file without following a link or waiting on a FIFO; null when it does not exist. */
 function openPlain(path: string): number | null {
@@ -172,8 +174,16 @@ export type RecordLookup = { record: EvaluationRecord } | { unusable: string } |
  */
 export function readRecord(recordsDir: string, key: string): RecordLookup {
   const path = recordPath(recordsDir, key);
+  const found = readOwnJson(recordsDir, path, MAX_RECORD_BYTES);
+  if (found === null || "unusable" in found) return found;
+  const record = asRecord(found.value, key);
+  return typeof record === "string" ? { unusable: `${path}: ${record}` } : { record };
+}
+
+/** JSON of ours in `dir`, read with the care of readRecord: the value, or why it cannot be used; null when missing. */
+function readOwnJson(dir: string, path: string, maxBytes: number): { value: unknown } | { unusable: string } | null {
   try {
-    const distrust = untrustedDirectory(recordsDir);
+    const distrust = untrustedDirectory(dir);
     if (distrust !== null) return { unusable: distrust };
     const fd = openPlain(path);
     if (fd === null) return null;
@@ -182,16 +192,16 @@ export function readRecord(recordsDir: string, key: string): RecordLookup {
       if (typeof process.getuid === "function" && stat.uid !== process.getuid())
         return { unusable: `${path} belongs to another user` };
       if ((stat.mode & 0o022) !== 0) return { unusable: `others may write to ${path}` };
-      const content = readOpened(fd, MAX_RECORD_BYTES);
+      const content = readOpened(fd, maxBytes);
       if (typeof content === "string") return { unusable: `${path} is ${content}` };
-      let parsed: unknown;
       try {
-        parsed = JSON.parse(content.toString("utf8"));
+        const value: unknown = JSON.parse(content.toString("utf8"));
+        if ((value as { by?: unknown } | null)?.by !== "nixos-closure")
+          return { unusable: `${path} is not a file of nixos-closure` };
+        return { value };
       } catch {
         return { unusable: `${path} is not JSON (a write cut short?)` };
       }
-      const record = asRecord(parsed, key);
-      return typeof record === "string" ? { unusable: `${path}: ${record}` } : { record };
     } finally {
       closeSync(fd);
     }
@@ -207,14 +217,50 @@ export function readRecord(recordsDir: string, key: string): RecordLookup {
  * evaluation, so it never fails one: returns why not, or null.
  */
 export function writeRecord(recordsDir: string, record: EvaluationRecord): string | null {
+  return writeOwnJson(recordsDir, recordPath(recordsDir, record.key), { ...record });
+}
+
+/** Writes JSON of ours into `dir` (made if need be, and trusted as readRecord trusts it); why not, or null. */
+function writeOwnJson(dir: string, path: string, fields: Record<string, unknown>): string | null {
   try {
-    makeDirs(recordsDir, 0o755);
+    makeDirs(dir, 0o755);
   } catch (error) {
     return error instanceof SetupError ? error.message : String(error);
   }
-  const distrust = untrustedDirectory(recordsDir);
+  const distrust = untrustedDirectory(dir);
   if (distrust !== null) return distrust;
-  return writeCache(recordPath(recordsDir, record.key), { ...record })
-    ? null
-    : `${recordPath(recordsDir, record.key)} cannot be written`;
+  return writeCache(path, fields) ? null : `${path} cannot be written`;
+}
+
+/** Closure sizes as the closure report takes them. */
+export interface ClosureSize {
+  path: string;
+  narSize: number;
+}
+
+/** A system's closure never changes: kept beside the records, by the system's store path, for every VM that has it. */
+function closurePath(recordsDir: string, toplevel: string): string {
+  const base = toplevel.slice(toplevel.lastIndexOf("/") + 1);
+  return join(recordsDir, `${base.slice(0, 32)}.closure.json`);
+}
+
+/** The closure of `toplevel` another build kept, or null (missing, unusable, or not this system's). */
+export function readSharedClosure(recordsDir: string, toplevel: string): ClosureSize[] | null {
+  const found = readOwnJson(recordsDir, closurePath(recordsDir, toplevel), MAX_CLOSURE_BYTES);
+  if (found === null || "unusable" in found) return null;
+  const cached = found.value as { toplevel?: unknown; closure?: unknown };
+  if (cached.toplevel !== toplevel || !Array.isArray(cached.closure)) return null;
+  const closure = cached.closure as ClosureSize[];
+  const wellFormed = closure.every(
+    (info) => typeof info?.path === "string" && STORE_PATH.test(info.path) && Number.isSafeInteger(info.narSize),
+  );
+  return wellFormed && closure.some((info) => info.path === toplevel) ? closure : null;
+}
+
+/** Keeps a system's closure for the next VM that has it; a failure only costs that VM a Nix call. */
+export function writeSharedClosure(recordsDir: string, toplevel: string, closure: readonly ClosureSize[]): void {
+  writeOwnJson(recordsDir, closurePath(recordsDir, toplevel), {
+    toplevel,
+    closure: closure.map(({ path, narSize }) => ({ path, narSize })),
+  });
 }

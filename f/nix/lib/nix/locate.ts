@@ -29,12 +29,15 @@ export function isExecutable(path: string): boolean {
   }
 }
 
+/** What `nix --version` said, by program: a caller running many steps (the CLI) asks each Nix once. */
+export type NixVersions = Map<string, Promise<NixVersion>>;
+
 /**
  * Finds nix and detects its version: in $NIX_BIN when it is set (and only
  * there: a NIX_BIN without nix is an error, not a reason to take another
  * Nix), else in Nix's default profile, then on PATH.
  */
-export function locateNix(runner: Runner, settings: readonly string[] = []): Nix {
+export function locateNix(runner: Runner, settings: readonly string[] = [], versions: NixVersions = new Map()): Nix {
   const given = runner.env.NIX_BIN ?? "";
   if (given !== "" && !isAbsolute(given)) throw new SetupError(`NIX_BIN=${JSON.stringify(given)} must be an absolute path`);
   const path = (runner.env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
@@ -57,9 +60,10 @@ export function locateNix(runner: Runner, settings: readonly string[] = []): Nix
     ...runner,
     env: { ...runner.env, PATH: [dir, runner.env.PATH ?? ""].filter((p) => p !== "").join(delimiter) },
   };
-  let asked: Promise<NixVersion> | null = null;
   const version = () => {
-    asked ??= run(nixRunner, [program, "--version"], { onStderrLine: () => {} }).then((result) => {
+    const known = versions.get(program);
+    if (known) return known;
+    const asked = run(nixRunner, [program, "--version"], { onStderrLine: () => {} }).then((result) => {
       const parsed = result.exitCode === 0 ? parseNixVersion(result.stdout) : null;
       if (parsed === null) {
         throw new SetupError(
@@ -68,6 +72,7 @@ export function locateNix(runner: Runner, settings: readonly string[] = []): Nix
       }
       return parsed;
     });
+    versions.set(program, asked);
     return asked;
   };
   return { program, version, settings: [...settings], runner: nixRunner };

@@ -6,7 +6,7 @@ import { existsSync, readlinkSync } from "node:fs";
 import { basename, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import { type Delivery, deliver } from "../build/deliver.ts";
-import type { EvaluationRecord } from "../build/evaluation_record.ts";
+import { type EvaluationRecord, readSharedClosure, writeSharedClosure } from "../build/evaluation_record.ts";
 import { formatOverrides, type OverrideCheck, type OverrideReport, verifyOverrides } from "../build/overrides.ts";
 import type { BuildPlan } from "../build/plan.ts";
 import { ProgressReporter } from "../build/progress/display.ts";
@@ -20,7 +20,7 @@ import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { addGcRoot, build, closureInfo, derivationInstallable, type EventStream } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
-import { configDirCaches, existingConfigDir } from "../worker/layout.ts";
+import { configDirCaches, existingConfigDir, workerLayout } from "../worker/layout.ts";
 import { checkRenderId } from "../worker/render_identity.ts";
 import type { Context } from "./context.ts";
 import { asOnlyEvaluation, recordEvaluation, recordedEvaluation, usableRecord } from "./evaluation.ts";
@@ -113,14 +113,18 @@ export async function checkedOverrides(
 
 /**
  * The closure of a toplevel with its sizes. A store path's closure never
- * changes, so the last one asked is kept beside the config dir and a no-op
- * rebuild reports without asking Nix again.
+ * changes, so the last one asked is kept beside the config dir (a no-op
+ * rebuild reports without asking Nix again) and beside the evaluation
+ * records (a VM sharing another's system too).
  */
-async function closureOf(nix: Nix, dir: string, toplevel: string): Promise<PathInfo[]> {
+async function closureOf(context: Context, nix: Nix, dir: string, toplevel: string): Promise<PathInfo[]> {
   const cacheFile = configDirCaches(dir).closure;
   const cached = readCache(cacheFile) as { toplevel?: unknown; closure?: PathInfo[] } | null;
   if (cached?.toplevel === toplevel && Array.isArray(cached.closure)) return cached.closure;
-  const closure = await closureInfo(nix, [toplevel]);
+  const recordsDir = workerLayout(context.env).evaluationsDir;
+  const shared = readSharedClosure(recordsDir, toplevel);
+  const closure = shared ? shared.map((info) => ({ ...info, references: [] })) : await closureInfo(nix, [toplevel]);
+  if (!shared) writeSharedClosure(recordsDir, toplevel, closure);
   const sizes = closure.map((info) => ({ path: info.path, narSize: info.narSize, references: [] }));
   writeCache(cacheFile, { toplevel, closure: sizes });
   return closure;
@@ -163,7 +167,7 @@ async function finishBuild(context: Context, nix: Nix, start: BuildStart, outcom
   if (previous !== null && previous !== toplevel) await addGcRoot(nix, previous, join(dir, "result-previous"));
   const boot = readBootInfo(toplevel);
   for (const warning of boot.warnings) log.warn(warning);
-  const closure = await closureOf(nix, dir, toplevel);
+  const closure = await closureOf(context, nix, dir, toplevel);
   const report = await closureReport(nix, closure, toplevel, previous);
   log.detail(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
   log.info(formatClosureReport(report));

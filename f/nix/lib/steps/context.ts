@@ -11,7 +11,7 @@ import { fileSystemMessage, isFileSystemError } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { streamLogger } from "../core/log.ts";
 import { abortSignalName, type Env } from "../core/process.ts";
-import { locateNix, type Nix } from "../nix/locate.ts";
+import { locateNix, type Nix, type NixVersions } from "../nix/locate.ts";
 import { type NixSettings, nixSettings, type SettingsPolicy, settingsArgs } from "../nix/settings.ts";
 
 /** `auto`: live progress from Nix's events; `off`: Nix's own output. */
@@ -73,6 +73,8 @@ export interface ContextOptions {
   heldLocks?: ReadonlySet<string>;
   /** None of them unless given. */
   output?: Partial<OutputOptions>;
+  /** Nix versions already asked, shared by the steps of one run (the CLI's). */
+  nixVersions?: NixVersions;
 }
 
 const DEFAULT_LOCK_WAIT_SECONDS = 60;
@@ -95,7 +97,7 @@ export function createContext(step: string, settings: NixSettings, options: Cont
     words: options.words ?? WINDMILL_VOCABULARY,
     heldLocks: options.heldLocks ?? new Set(),
     nix() {
-      located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, nixArgs));
+      located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, nixArgs, options.nixVersions));
       return located;
     },
   };
