@@ -5,6 +5,7 @@
  *
  *   nix path-info --derivation --recursive --json "path:$dir#toplevel"   # with overrides: each one reaches the system
  *   nix build "path:$dir#toplevel" --json --out-link "$dir/result" --log-format internal-json -v
+ *   #   (with overrides: nix build "$toplevel_drv^out" ..., the derivation the check instantiated)
  *   nix build "$previous" --out-link "$dir/result-previous"   # keep the last closure rooted
  *   jq -r '."org.nixos.bootspec.v1" | .init, .initrd' "$dir/result/boot.json"
  *   nix path-info --json --recursive "$dir/result"            # closure report
