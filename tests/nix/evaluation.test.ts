@@ -18,6 +18,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { buildClosure } from "../../f/nix/lib/steps/build_closure.ts";
 import { lockConfig } from "../../f/nix/lib/steps/lock_config.ts";
@@ -25,6 +26,8 @@ import { ED25519 } from "../helpers/golden_cases.ts";
 import { nixSync, type TestNix, testNixes } from "../helpers/nix.ts";
 import { type CapturedLog, captureLog, type StepOptions, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { EVALUATION_TRACE, useWorkbench, type Workbench } from "../helpers/workbench.ts";
+
+const CLI = join(ROOT, "dist", "nixos-closure.cjs");
 
 /** Enough work that an evaluation is not free, little enough for a test. */
 const WORK = 20_000;
@@ -286,6 +289,28 @@ for (const nix of testNixes()) {
         logs.some((log) => /waiting for once-[abc]'s evaluation of the same system/.test(log.text())),
         "nobody said it waited",
       );
+    });
+
+    test("three CLI processes building VMs of one system at once evaluate it once", async () => {
+      const wb = workbench();
+      const cli = (vm: string) =>
+        new Promise<{ code: number | null; stderr: string }>((resolve) => {
+          const child = spawn(
+            process.execPath,
+            [CLI, "build", "--hostname-at-boot", "--vm-name", vm, "--no-home", "--profile", "none", "--test-suite", "ltp"],
+            { env: wb.env, stdio: ["ignore", "ignore", "pipe"] },
+          );
+          let stderr = "";
+          child.stderr.on("data", (chunk) => {
+            stderr += chunk;
+          });
+          child.on("exit", (code) => resolve({ code, stderr }));
+        });
+      const runs = await within(180_000, "three CLI builds", Promise.all(["proc-a", "proc-b", "proc-c"].map(cli)));
+      for (const run of runs) assert.equal(run.code, 0, run.stderr);
+      const traces = runs.reduce((n, run) => n + (run.stderr.match(EVALUATION_TRACE) ?? []).length, 0);
+      assert.equal(traces, 1, runs.map((run) => run.stderr).join("\n-----\n"));
+      assert.equal(runs.filter((run) => /evaluation skipped, its system shared/.test(run.stderr)).length, 2);
     });
 
     test("a run whose holder died evaluates itself", async () => {
