@@ -8,7 +8,7 @@
 // name, with hostname_at_boot, render equal files and so share one), each
 // named by its key and marked as ours.
 import { createHash } from "node:crypto";
-import { closeSync, constants, fstatSync, lstatSync, openSync, readdirSync, readSync } from "node:fs";
+import { closeSync, constants, existsSync, fstatSync, lstatSync, openSync, readdirSync, readSync, rmSync } from "node:fs";
 import { join } from "node:path";
 import { SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, makeDirs, writeCache } from "../core/files.ts";
@@ -263,4 +263,25 @@ export function writeSharedClosure(recordsDir: string, toplevel: string, closure
     toplevel,
     closure: closure.map(({ path, narSize }) => ({ path, narSize })),
   });
+}
+
+/**
+ * Forgets the records and kept closures whose system is no longer in the
+ * store (after Nix's garbage collector): only files of ours, in a directory
+ * we trust, each read again before it goes. Returns how many went.
+ */
+export function forgetCollected(recordsDir: string): number {
+  if (lstatSync(recordsDir, { throwIfNoEntry: false }) === undefined || untrustedDirectory(recordsDir) !== null) return 0;
+  let forgotten = 0;
+  for (const name of readdirSync(recordsDir)) {
+    if (!/^[0-9a-z]+(?:\.closure)?\.json$/.test(name)) continue;
+    const path = join(recordsDir, name);
+    const found = readOwnJson(recordsDir, path, MAX_CLOSURE_BYTES);
+    if (found === null || "unusable" in found) continue;
+    const toplevel = (found.value as { toplevel?: unknown }).toplevel;
+    if (typeof toplevel !== "string" || !STORE_PATH.test(toplevel) || existsSync(toplevel)) continue;
+    rmSync(path, { force: true });
+    forgotten++;
+  }
+  return forgotten;
 }
