@@ -186,7 +186,7 @@ async function buildMany(names: readonly string[], steps: string[] | null, flags
     try {
       checkFlowInput(env, flowInputFromFlags({ ...flags, vmName: vm }));
     } catch (error) {
-      throw error instanceof InputError ? inCallersWords(error, flags) : error;
+      throw error instanceof InputError ? inCallersWords(error, { ...flags, vmName: vm }) : error;
     }
   }
   const style = errorStyle(flags.color ? [`--color=${flags.color}`] : [], env);
