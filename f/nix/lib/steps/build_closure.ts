@@ -119,7 +119,9 @@ async function closureOf(nix: Nix, dir: string, toplevel: string): Promise<PathI
 
 function cachedReports(file: string, key: string): OverrideReport[] | null {
   const cached = readCache(file) as { key?: unknown; reports?: OverrideReport[] } | null;
-  return cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
+  // Reports of an older release lack what is asked of them now (how the source was taken): made afresh.
+  const reports = cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
+  return reports?.every((r) => typeof r?.kind === "string") ? reports : null;
 }
 
 export async function buildClosure(

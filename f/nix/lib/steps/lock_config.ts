@@ -4,7 +4,9 @@
 import { createHash } from "node:crypto";
 import { realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { sourceInputsOf } from "../config/render.ts";
+import type { WorkTreeSnapshot } from "../config/model.ts";
+import { sourceInputsOf, withWorkTreeSnapshots, workTreeInputsOf } from "../config/render.ts";
+import { snapshotWorkTree } from "../config/work_tree.ts";
 import { SetupError } from "../core/errors.ts";
 import {
   isOursOrFree,
@@ -15,6 +17,7 @@ import {
   writeCache,
   writeFileAtomic,
 } from "../core/files.ts";
+import { runningUid } from "../core/process.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { Nix } from "../nix/locate.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
@@ -80,6 +83,29 @@ function forgetLastLock(file: string, context: Context): void {
   context.log.warn(`${file} is not a file of nixos-closure: its last lock cannot be remembered (nix flake lock runs every time)`);
 }
 
+/**
+ * flake.nix with each git work tree's input at a snapshot of the tree as it
+ * is now (rewritten when the tree changed: an edit lands in the next lock,
+ * as a directory's does).
+ */
+async function followWorkTrees(context: Context, flakeFile: string): Promise<{ flake: string; given: string }> {
+  const flake = readSmallFile(flakeFile, MAX_NIX_FILE_BYTES);
+  const uid = runningUid();
+  const snapshots = new Map<string, WorkTreeSnapshot>();
+  for (const tree of workTreeInputsOf(flake)) {
+    const { snapshot } = await snapshotWorkTree(
+      context,
+      { field: `${flakeFile}: ${tree.input}`, subject: `override ${tree.input.replace(/-src$/, "")}`, dir: tree.dir },
+      uid,
+    );
+    snapshots.set(tree.input, snapshot);
+    if (snapshot.rev !== tree.rev) context.log.info(`${tree.dir} changed: ${tree.input} now takes its snapshot ${snapshot.rev}`);
+  }
+  const followed = withWorkTreeSnapshots(flake, snapshots);
+  writeFileAtomic(flakeFile, followed);
+  return { flake: followed, given: flake };
+}
+
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   const nix = await context.nix();
@@ -87,7 +113,7 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
   return withDirLock(dir, context, async () => {
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);
-    const flake = readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES);
+    const { flake, given } = await followWorkTrees(context, join(dir, "flake.nix"));
     const srcInputs = sourceInputsOf(flake);
     const previous = readIfExists(lockFile);
     const stampFile = configDirCaches(dir).locked;
@@ -117,6 +143,8 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
     } catch (error) {
       if (previous === null) rmSync(lockFile, { force: true });
       else writeFileAtomic(lockFile, previous);
+      // flake.nix names the snapshots flake.lock pins.
+      writeFileAtomic(join(dir, "flake.nix"), given);
       throw error;
     }
     const text = readIfExists(lockFile);
