@@ -4,8 +4,9 @@
 import { createHash } from "node:crypto";
 import { realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
+import { type CopiedSource, watchCopies } from "../build/progress/source_copy.ts";
 import type { WorkTreeSnapshot } from "../config/model.ts";
-import { sourceInputsOf, withWorkTreeSnapshots, workTreeInputsOf } from "../config/render.ts";
+import { pathInputsOf, sourceInputsOf, withWorkTreeSnapshots, workTreeInputsOf } from "../config/render.ts";
 import { snapshotWorkTree } from "../config/work_tree.ts";
 import { SetupError } from "../core/errors.ts";
 import {
@@ -14,6 +15,7 @@ import {
   readCache,
   readIfExists,
   readSmallFile,
+  surveyTree,
   writeCache,
   writeFileAtomic,
 } from "../core/files.ts";
@@ -86,12 +88,19 @@ function forgetLastLock(file: string, context: Context): void {
 /**
  * flake.nix with each git work tree's input at a snapshot of the tree as it
  * is now (rewritten when the tree changed: an edit lands in the next lock,
- * as a directory's does).
+ * as a directory's does), and the sources the lock copies into the store.
  */
-async function followWorkTrees(context: Context, flakeFile: string): Promise<{ flake: string; given: string }> {
+async function followWorkTrees(
+  context: Context,
+  flakeFile: string,
+): Promise<{ flake: string; given: string; copied: CopiedSource[] }> {
   const flake = readSmallFile(flakeFile, MAX_NIX_FILE_BYTES);
   const uid = runningUid();
   const snapshots = new Map<string, WorkTreeSnapshot>();
+  const copied: CopiedSource[] = pathInputsOf(flake).map(({ dir }) => ({
+    what: dir,
+    bytes: () => surveyTree(dir, { uid }).bytes,
+  }));
   for (const tree of workTreeInputsOf(flake)) {
     const { snapshot } = await snapshotWorkTree(
       context,
@@ -99,11 +108,12 @@ async function followWorkTrees(context: Context, flakeFile: string): Promise<{ f
       uid,
     );
     snapshots.set(tree.input, snapshot);
+    copied.push({ what: `the files git tracks in ${tree.dir}`, bytes: () => snapshot.bytes });
     if (snapshot.rev !== tree.rev) context.log.info(`${tree.dir} changed: ${tree.input} now takes its snapshot ${snapshot.rev}`);
   }
   const followed = withWorkTreeSnapshots(flake, snapshots);
   writeFileAtomic(flakeFile, followed);
-  return { flake: followed, given: flake };
+  return { flake: followed, given: flake, copied };
 }
 
 export async function lockConfig(context: Context, configDir: string, updateLibrary: boolean): Promise<LockResult> {
@@ -113,7 +123,7 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
   return withDirLock(dir, context, async () => {
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);
-    const { flake, given } = await followWorkTrees(context, join(dir, "flake.nix"));
+    const { flake, given, copied } = await followWorkTrees(context, join(dir, "flake.nix"));
     const srcInputs = sourceInputsOf(flake);
     const previous = readIfExists(lockFile);
     const stampFile = configDirCaches(dir).locked;
@@ -136,16 +146,20 @@ export async function lockConfig(context: Context, configDir: string, updateLibr
       return { config_dir: dir, lock: JSON.parse(previous) as Record<string, unknown>, src_inputs: srcInputs };
     }
     forgetLastLock(stampFile, context);
+    const watch = context.progress === "off" ? null : watchCopies(context.log, copied);
+    const onLine = watch ? (line: string) => watch.line(line) : undefined;
     try {
       // One Nix call: updating the named inputs also locks any input not locked yet, and keeps the others pinned.
-      if (updates.length > 0) await updateInputs(nix, ref, updates);
-      else await flakeLock(nix, ref);
+      if (updates.length > 0) await updateInputs(nix, ref, updates, onLine);
+      else await flakeLock(nix, ref, onLine);
     } catch (error) {
       if (previous === null) rmSync(lockFile, { force: true });
       else writeFileAtomic(lockFile, previous);
       // flake.nix names the snapshots flake.lock pins.
       writeFileAtomic(join(dir, "flake.nix"), given);
       throw error;
+    } finally {
+      watch?.finish();
     }
     const text = readIfExists(lockFile);
     if (text === null) throw new SetupError(`nix flake lock succeeded but wrote no ${lockFile}`);
