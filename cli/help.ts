@@ -38,7 +38,8 @@ const HELP: Record<string, CommandHelp> = {
   build: {
     examples: [
       "nixos-closure build --vm-name vm1 --profile devel --test-suite fstests",
-      "nixos-closure build --vm-name vm1 --override xfsprogs=$HOME/src/xfsprogs -L",
+      "nixos-closure build --vm-name vm1 --override xfsprogs=$HOME/src/xfsprogs -L    (a git work tree: its tracked files)",
+      "nixos-closure build --vm-name vm1 --override xfsprogs=path:$HOME/src/xfsprogs    (the whole directory)",
       "nixos-closure build --input vm1.json --prepare-root --json",
     ],
     environment: FLOW,

@@ -20,6 +20,11 @@ describe("flags mirror the flow input", () => {
       ref: "v33",
     });
     assert.deepEqual(parseOverride("fio=/src/a#b"), { pkg: "fio", src: "/src/a#b" });
+    // A directory's kind, in Nix's words: path:DIR whole, git+file://DIR (or git+file:DIR) as git takes it.
+    assert.deepEqual(parseOverride("fio=path:/src/fio"), { pkg: "fio", src: "/src/fio", kind: "path" });
+    assert.deepEqual(parseOverride("fio=git+file:///src/fio"), { pkg: "fio", src: "/src/fio", kind: "git" });
+    assert.deepEqual(parseOverride("fio=git+file:/src/fio"), { pkg: "fio", src: "/src/fio", kind: "git" });
+    assert.deepEqual(parseOverride("fio=path:relative"), { pkg: "fio", src: "path:relative" }, "left for validation to refuse");
     assert.throws(() => parseOverride("fio"), /PKG=SRC/);
   });
 
