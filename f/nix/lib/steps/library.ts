@@ -4,7 +4,7 @@
 // given and nothing vendored, the upstream library.
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { InputError, SetupError } from "../core/errors.ts";
+import { InputError, NixError, SetupError } from "../core/errors.ts";
 import { forbiddenPart, publishedPrivately, surveyTree } from "../core/files.ts";
 import { runningUid } from "../core/process.ts";
 import { flakeSource } from "../nix/operations.ts";
@@ -108,7 +108,7 @@ export async function libraryDir(context: Context, given: unknown): Promise<stri
   if (text === "") {
     // The worker's library: $NIXOS_FLAKE_DIR when set (it must be there), else the vendored one when there is one.
     const worker = workerLayout(context.env).libraryDir;
-    dir = context.env.NIXOS_FLAKE_DIR || isDirectory(worker) ? worker : await fetched(context, UPSTREAM_LIBRARY);
+    dir = context.env.NIXOS_FLAKE_DIR || isDirectory(worker) ? worker : await upstream(context, worker);
     if (!existsSync(join(dir, TEMPLATE))) {
       throw new SetupError(
         `the nixos-flake library at ${dir} has no ${TEMPLATE}; point ${context.words.library} at a checkout of the library`,
@@ -133,6 +133,17 @@ export async function libraryDir(context: Context, given: unknown): Promise<stri
     throw new InputError("closure.nixos_flake", text, `is not the nixos-flake library: ${dir} has no ${TEMPLATE}`);
   }
   return dir;
+}
+
+/** The upstream library, fetched; when that fails (offline, say), the error says where else a library comes from. */
+async function upstream(context: Context, vendored: string): Promise<string> {
+  try {
+    return await fetched(context, UPSTREAM_LIBRARY);
+  } catch (error) {
+    if (!(error instanceof NixError)) throw error;
+    error.message += `\nno library was given and none is at ${vendored}: ${context.words.unfetchedLibrary}`;
+    throw error;
+  }
 }
 
 async function fetched(context: Context, ref: string): Promise<string> {
