@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/lib/config/model.ts";
+import { PRIVATE_KEY } from "../f/nix/lib/config/ssh_keys.ts";
 import { InputError } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, readSmallFile } from "../f/nix/lib/core/files.ts";
 import type { FlowInput } from "./flow.ts";
@@ -172,6 +173,10 @@ function sshKeysFromFile(path: string): string[] {
       path,
       `cannot be read as a public key file: ${why}; give the .pub file of a key pair (make one with \`ssh-keygen -t ed25519\`)`,
     );
+  }
+  if (PRIVATE_KEY.test(text)) {
+    const pub = `${path}.pub`;
+    throw new InputError("--ssh-key-file", path, `is a private key; give the .pub file${existsSync(pub) ? ` (${pub})` : ""}`);
   }
   return text.split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
 }

@@ -213,6 +213,15 @@ describe("overrides", () => {
 });
 
 describe("ssh_keys", () => {
+  test("a private key is refused as one, its secret not shown", () => {
+    const secret = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ";
+    assert.throws(
+      () => composeGuest({ ssh_keys: [`-----BEGIN OPENSSH PRIVATE KEY-----\n${secret}`] }, context),
+      (e: Error) =>
+        e instanceof InputError &&
+        e.message === 'ssh_keys[0]: "(not shown)" is a private key; give its public key (the .pub file\'s line)',
+    );
+  });
   test("rejects an unknown key type", () => {
     rejects({ ssh_keys: ["ssh-foo AAAA"] }, "ssh_keys[0]", '"ssh-foo AAAA"', /unknown key type "ssh-foo"/);
   });
