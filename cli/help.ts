@@ -39,7 +39,6 @@ const HELP: Record<string, CommandHelp> = {
     examples: [
       "nixos-closure build --vm-name vm1 --profile devel --test-suite fstests",
       "nixos-closure build --vm-name vm1 --override xfsprogs=$HOME/src/xfsprogs -L    (a git work tree: its tracked files)",
-      "nixos-closure build --vm-name vm1 --override xfsprogs=path:$HOME/src/xfsprogs    (the whole directory)",
       "nixos-closure build --input vm1.json --prepare-root --json",
     ],
     environment: FLOW,
@@ -55,6 +54,7 @@ const HELP: Record<string, CommandHelp> = {
     examples: [
       "nixos-closure render --vm-name vm1 --profile devel -v    (-v shows the files)",
       "nixos-closure render --input vm1.json --nixos-flake ~/src/nixos-flake",
+      "nixos-closure render --vm-name vm1 --override xfsprogs=path:$HOME/src/xfsprogs    (the whole directory, not what git tracks)",
     ],
     environment: [...COMMON, "NIXOS_FLAKE_DIR", "VENDOR_DIR", "SYSTEM_DIR"],
   },
