@@ -14,7 +14,7 @@ import { type Runner, run } from "../core/process.ts";
 import type { WorkTreeSnapshot } from "./model.ts";
 
 /** Who the snapshot commits are by: the same for every user, so one state of a tree is one rev. */
-const IDENTITY = ["-c", "user.name=nixos-closure", "-c", "user.email=nixos-closure@localhost"];
+const IDENTITY = ["-c", "user.name=nixos-closure", "-c", "user.email=nixos-closure@nixos-closure.invalid"];
 
 /**
  * Where a tree with submodules keeps its last snapshot. Nix before 2.20 (its
@@ -38,7 +38,7 @@ async function git(runner: Runner, tree: WorkTree, args: readonly string[], env:
     throw new InputError(
       tree.field,
       tree.dir,
-      'is a git work tree, taken with git, and git is not installed here: install git, or give "kind": "path"',
+      'is a git work tree, taken with git, and git is not installed here: install git, or give kind "path"',
     );
   }
   if (result.exitCode !== 0) {
@@ -71,19 +71,21 @@ export async function snapshotWorkTree(
     throw new InputError(
       tree.field,
       tree.dir,
-      `tracks ${hidden.path}, which only its owner may read; Nix copies a source into the store, where everyone can read it: ` +
-        "make it readable (chmod o+rX) or choose another tree",
+      `holds ${hidden.path}, which only its owner may read and git tracks; Nix copies a source into the store, where ` +
+        "everyone can read it: make it readable (chmod o+rX) or choose another tree",
     );
   }
   let head: string[];
   try {
     head = (await git(runner, tree, ["show", "-s", "--format=%H %ct", "HEAD"])).trim().split(" ");
   } catch (error) {
-    if (!(error instanceof InputError)) throw error;
+    // A HEAD that names no commit yet (exit 1, quietly); any other failure says what git said.
+    const verify = await run(runner, ["git", "-C", tree.dir, "rev-parse", "-q", "--verify", "HEAD"], { onStderrLine: () => {} });
+    if (!(error instanceof InputError) || verify.exitCode !== 1) throw error;
     throw new InputError(
       tree.field,
       tree.dir,
-      'is a git work tree with no commit yet: git takes a tree from its commits; commit once, or give "kind": "path"',
+      'is a git work tree with no commit yet: git takes a tree from its commits; commit once, or give kind "path"',
     );
   }
   const [headRev = "", headTime = "0"] = head;
