@@ -74,7 +74,14 @@ function writeDemoEnv(stateDir: string, env: Record<string, string | undefined>)
   );
 }
 
-/** Runs the demo; the state directory is removed afterwards unless `keep`. */
+/** The result less the fields that name a path in `dir` (removed: config_dir, root_dir, ...). */
+function withoutPathsIn(result: Record<string, unknown>, dir: string): Record<string, unknown> {
+  return Object.fromEntries(
+    Object.entries(result).filter(([, value]) => !(typeof value === "string" && (value === dir || value.startsWith(`${dir}/`)))),
+  );
+}
+
+/** Runs the demo; the state directory is removed afterwards unless `keep` (and the result names nothing in it). */
 export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolean): Promise<DemoRun> {
   const log: Logger = options.log;
   const stateDir = mkdtempSync(join(tmpdir(), "nixos-closure-demo-"));
@@ -118,9 +125,9 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
             `  . ${shellQuote(join(stateDir, "env.sh"))}\n` +
             "  nixos-closure build --vm-name vm2 --profile devel -L\n" +
             "  nixos-closure list"
-        : `${stateDir} is removed now: its config dir and root below go with it (the store paths stay until a garbage collection)`,
+        : `${stateDir} is removed now, with the config dir and the root made in it (the store paths stay until a garbage collection)`,
     );
-    return { stateDir, result: run.result };
+    return { stateDir, result: keep ? run.result : withoutPathsIn(run.result, stateDir) };
   } finally {
     // The root's store files are read-only, as in any store: removeTree makes them writable first.
     if (!keep) removeTree(stateDir);

@@ -3,6 +3,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/lib/config/model.ts";
+import { PRIVATE_KEY } from "../f/nix/lib/config/ssh_keys.ts";
 import { InputError } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, readSmallFile } from "../f/nix/lib/core/files.ts";
 import type { FlowInput } from "./flow.ts";
@@ -131,12 +132,25 @@ export function parseShare(spec: string): [string, { tag: string; options: strin
   return [mount, { tag, options }];
 }
 
-/** `PKG=SRC[#REF]`; a ref only after a git URL (an absolute path keeps any '#'). */
-export function parseOverride(spec: string): { pkg: string; src: string; ref?: string } {
+/** How a directory is asked to be taken, in Nix's own words: `path:DIR` whole, `git+file://DIR` as git takes it. */
+const KIND_PREFIXES: readonly (readonly [string, "path" | "git"])[] = [
+  ["path:", "path"],
+  ["git+file://", "git"],
+  ["git+file:", "git"],
+];
+
+/**
+ * `PKG=SRC[#REF]`; a ref only after a git URL (an absolute path keeps any
+ * '#'). A directory that is a git work tree gives its tracked files;
+ * `PKG=path:DIR` the whole directory, `PKG=git+file://DIR` insists on git.
+ */
+export function parseOverride(spec: string): { pkg: string; src: string; kind?: "path" | "git"; ref?: string } {
   const eq = spec.indexOf("=");
   if (eq <= 0) throw new InputError("--override", spec, "must look like PKG=SRC[#REF], e.g. fio=/home/me/src/fio");
   const pkg = spec.slice(0, eq);
   const target = spec.slice(eq + 1);
+  const prefix = KIND_PREFIXES.find(([word]) => target.startsWith(word) && isAbsolute(target.slice(word.length)));
+  if (prefix !== undefined) return { pkg, src: target.slice(prefix[0].length), kind: prefix[1] };
   const hash = target.lastIndexOf("#");
   if (isAbsolute(target) || hash < 0) return { pkg, src: target };
   return { pkg, src: target.slice(0, hash), ref: target.slice(hash + 1) };
@@ -163,6 +177,10 @@ function sshKeysFromFile(path: string): string[] {
       path,
       `cannot be read as a public key file: ${why}; give the .pub file of a key pair (make one with \`ssh-keygen -t ed25519\`)`,
     );
+  }
+  if (PRIVATE_KEY.test(text)) {
+    const pub = `${path}.pub`;
+    throw new InputError("--ssh-key-file", path, `is a private key; give the .pub file${existsSync(pub) ? ` (${pub})` : ""}`);
   }
   return text.split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
 }

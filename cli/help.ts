@@ -37,7 +37,7 @@ interface CommandHelp {
 const HELP: Record<string, CommandHelp> = {
   build: {
     examples: [
-      "nixos-closure build --vm-name vm1 --override xfsprogs=$HOME/src/xfsprogs -L",
+      "nixos-closure build --vm-name vm1 --override xfsprogs=$HOME/src/xfsprogs -L    (a git work tree: its tracked files)",
       "nixos-closure build --input vm1.json --prepare-root --json",
       "nixos-closure build --hostname-at-boot --vm-name xfs_crc --vm-name xfs_reflink    (one evaluation, one system)",
     ],
@@ -55,6 +55,7 @@ const HELP: Record<string, CommandHelp> = {
     examples: [
       "nixos-closure render --vm-name vm1 --profile devel -v    (-v shows the files)",
       "nixos-closure render --input vm1.json --nixos-flake ~/src/nixos-flake",
+      "nixos-closure render --vm-name vm1 --override xfsprogs=path:$HOME/src/xfsprogs    (the whole directory, not what git tracks)",
     ],
     environment: [...COMMON, "NIXOS_FLAKE_DIR", "VENDOR_DIR", "SYSTEM_DIR"],
   },

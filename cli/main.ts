@@ -115,6 +115,9 @@ const CLI_WORDS: Vocabulary = {
       prepare_root: "nixos-closure prepare-root",
     })[name],
   library: "--nixos-flake",
+  unfetchedLibrary:
+    "give a checkout with --nixos-flake DIR, or put one there ($VENDOR_DIR/nixos-flake); " +
+    "`nixos-closure demo` shows the whole flow offline, against an example library",
 };
 
 /** The flag that sets a field of the flow input, if one does. */

@@ -111,7 +111,12 @@ export function addClosureOptions(command: Command): Command {
     .addOption(
       repeatable("--test-suite <name>", "a test suite, e.g. fstests; 'none' for none", { choices: [...TEST_SUITES, "none"] }),
     )
-    .addOption(repeatable("--override <pkg=src[#ref]>", "build a package from a directory or git URL"))
+    .addOption(
+      repeatable(
+        "--override <pkg=src[#ref]>",
+        "build a package from a directory or git URL (a git work tree: its tracked files; path:DIR the whole directory)",
+      ),
+    )
     .addOption(repeatable("--optional-override <pkg=src[#ref]>", "the same, allowed to reach nothing in this VM's closure"))
     .addOption(
       option(

@@ -9,8 +9,10 @@
  *   nix flake update --flake path:$dir nixos-flake   # only with update=true
  *
  * Source overrides are local checkouts the operator edits, so they are
- * re-locked every time; the library is re-pinned only when asked. A failure
- * leaves flake.lock as it was. With no input to re-lock, and flake.nix and
+ * re-locked every time (a git work tree's input first moves to a snapshot of
+ * the tree as it is now: `git stash create`, else HEAD, written into
+ * flake.nix as its rev); the library is re-pinned only when asked. A failure
+ * leaves flake.lock (and flake.nix) as it was. With no input to re-lock, and flake.nix and
  * flake.lock as the same Nix left them, `nix flake lock` would fill nothing:
  * it is not run.
  *

@@ -7,7 +7,9 @@
  *   mkdir -p "$dir"
  *   sed 's|path:/path/to/nixos-flake|path:'"$VENDOR_DIR"'/nixos-flake|' \
  *     "$VENDOR_DIR/nixos-flake/templates/imageless/flake.nix" > "$dir/flake.nix"
- *   # (plus one `<pkg>-src = { ... flake = false; };` input per source override)
+ *   # (plus one `<pkg>-src = { ... flake = false; };` input per source override; a git work tree's
+ *   #  is { type = "git"; url = "file://$src"; rev = "$rev"; ... }, its tracked files as they are:
+ *   #  rev=$(git -C "$src" stash create); rev=${rev:-$(git -C "$src" rev-parse HEAD)})
  *   $EDITOR "$dir/default.nix"   # imports, hostName, user, keys, shares, overlays
  *   cat "$dir/flake.nix" "$dir/default.nix"
  *
@@ -18,7 +20,7 @@
  * @param profiles Module sets to import (null: devel, build-tools, monitoring; []: none). monitoring and controller are also enabled.
  * @param test_suites Test suites to install (null: all eight; []: none). fstests adds the /var/lib/xfstests share.
  * @param shares virtiofs shares keyed by guest mount point: {"/mnt/x": {"tag": "x", "options": ["ro"]}}.
- * @param overrides Build a curated package (fio, xfstests, xfsprogs, libbpf-tools) from a directory or git URL: {pkg, src, ref?, attrs?}.
+ * @param overrides Build a curated package (fio, xfstests, xfsprogs, libbpf-tools) from a directory or git URL: {pkg, src, kind?, ref?, attrs?}; a git work tree gives its tracked files (kind "path": the whole directory).
  * @param extra_overrides Like overrides, for any nixpkgs package name.
  * @param ssh_keys OpenSSH public key lines trusted for root and the user (the managed VM key is always added first).
  * @param user_name The unprivileged account in the guest.
@@ -32,7 +34,7 @@
 import { runStep } from "./lib/steps/context.ts";
 import { type RenderResult, renderConfig } from "./lib/steps/render_config.ts";
 
-type Override = { pkg: string; src: string; ref?: string; attrs?: object; optional?: boolean };
+type Override = { pkg: string; src: string; kind?: "git" | "path"; ref?: string; attrs?: object; optional?: boolean };
 
 export async function main(
   vm_name: string = "nixos",

@@ -512,4 +512,26 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.match(noNix.stderr, /error: NIX_BIN=.*empty-bin holds no nix/);
     assert.doesNotMatch(noNix.stderr, /\n\s+at /, "no stack trace");
   });
+
+  test("the default library out of reach (offline): Nix's error once, then where else a library comes from", () => {
+    const { NIXOS_FLAKE_DIR: _library, ...rest } = env;
+    const offline = spawnSync(process.execPath, [BIN, "render", "--vm-name", "offline-vm"], {
+      env: {
+        ...rest,
+        VENDOR_DIR: join(wb.root, "no-vendor"),
+        // No network: every download goes to a proxy that is not there, at once.
+        https_proxy: "http://127.0.0.1:9",
+        all_proxy: "http://127.0.0.1:9",
+        NIX_CONFIG: `${rest.NIX_CONFIG}\ndownload-attempts = 1`,
+      },
+      encoding: "utf8",
+      timeout: 120_000,
+    });
+    assert.equal(offline.status, 1, offline.stderr);
+    assert.equal(offline.stderr.match(/^\s*error: unable to download/gm)?.length, 1, offline.stderr);
+    assert.match(
+      offline.stderr,
+      /\nno library was given and none is at .*no-vendor\/nixos-flake: give a checkout with --nixos-flake DIR, or put one there \(\$VENDOR_DIR\/nixos-flake\); `nixos-closure demo` shows the whole flow offline/,
+    );
+  });
 });

@@ -1,9 +1,13 @@
 // The command line's flags and --input as flow input, without running anything.
 import assert from "node:assert/strict";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, test } from "node:test";
 import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags, parseOverride, parseShare } from "../../cli/flow_input.ts";
 import { program } from "../../cli/main.ts";
 import { InputError } from "../../f/nix/lib/core/errors.ts";
+import { ED25519 } from "../helpers/golden_cases.ts";
 
 describe("flags mirror the flow input", () => {
   test("--share and --override syntax", () => {
@@ -20,7 +24,33 @@ describe("flags mirror the flow input", () => {
       ref: "v33",
     });
     assert.deepEqual(parseOverride("fio=/src/a#b"), { pkg: "fio", src: "/src/a#b" });
+    // A directory's kind, in Nix's words: path:DIR whole, git+file://DIR (or git+file:DIR) as git takes it.
+    assert.deepEqual(parseOverride("fio=path:/src/fio"), { pkg: "fio", src: "/src/fio", kind: "path" });
+    assert.deepEqual(parseOverride("fio=git+file:///src/fio"), { pkg: "fio", src: "/src/fio", kind: "git" });
+    assert.deepEqual(parseOverride("fio=git+file:/src/fio"), { pkg: "fio", src: "/src/fio", kind: "git" });
+    assert.deepEqual(parseOverride("fio=path:relative"), { pkg: "fio", src: "path:relative" }, "left for validation to refuse");
     assert.throws(() => parseOverride("fio"), /PKG=SRC/);
+  });
+
+  test("--ssh-key-file given a private key: said so, its .pub named, nothing of the key quoted", () => {
+    const dir = mkdtempSync(join(tmpdir(), "ssh-key-file-"));
+    try {
+      const secret = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAAB";
+      const key = join(dir, "id_ed25519");
+      writeFileSync(key, `-----BEGIN OPENSSH PRIVATE KEY-----\n${secret}\n-----END OPENSSH PRIVATE KEY-----\n`, { mode: 0o600 });
+      writeFileSync(`${key}.pub`, `${ED25519}\n`);
+      assert.throws(
+        () => flowInputFromFlags({ sshKeyFile: [key] }),
+        (e: Error) => {
+          assert.ok(e instanceof InputError);
+          assert.equal(e.message, `--ssh-key-file: ${JSON.stringify(key)} is a private key; give the .pub file (${key}.pub)`);
+          return true;
+        },
+      );
+      assert.deepEqual(flowInputFromFlags({ sshKeyFile: [`${key}.pub`] }).guest?.ssh_keys, [ED25519]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   test("flags fill the groups; curated overrides and others are split; 'none' is the empty list", () => {

@@ -45,9 +45,12 @@ for (const nix of testNixes()) {
       const result = JSON.parse(run.stdout.trim().split("\n").at(-1) ?? "");
       assert.match(result.toplevel, /^\/nix\/store\/[a-z0-9]{32}-nixos-system-demo-/);
       assert.ok(existsSync(join(result.toplevel, "boot.json")), "the system is in the store");
-      assert.match(result.root_dir, new RegExp(`^${temp}/nixos-closure-demo-`));
       assert.deepEqual(demoDirs(), [], "its state directory is removed");
-      assert.match(run.stderr, /is removed now/);
+      const [removed] = /^(\S+) is removed now/m.exec(run.stderr)?.slice(1) ?? [];
+      assert.match(removed ?? "", new RegExp(`^${temp}/nixos-closure-demo-`));
+      const named = Object.entries(result).filter(([, v]) => typeof v === "string" && v.startsWith(removed ?? "?"));
+      assert.deepEqual(named, [], "the result names nothing in the directory it said is removed");
+      assert.equal(typeof result.paths, "number", "what stays true is shown");
       const inHome = readdirSync(home, { recursive: true, encoding: "utf8" }).filter((p) => !/^\.cache(\/nix(\/|$)|$)/.test(p));
       assert.deepEqual(inHome, [], "nothing in the home directory but Nix's own cache");
       assert.equal(existsSync(env.XDG_STATE_HOME), false, "the user's worker dirs are not touched");

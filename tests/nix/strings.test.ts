@@ -50,6 +50,8 @@ const identifier = fc
   .filter((n) => !["if", "in", "or", "let", "rec", "then", "else", "with", "assert", "inherit", "src"].includes(n));
 
 const override = fc.record({
+  field: fc.constant("overrides[0]"),
+  workTree: fc.constant(false),
   pkg: fc.stringMatching(/^[a-z][a-z0-9-]{0,8}[a-z0-9]$/).filter((n) => !["if", "in", "or", "let", "rec"].includes(n)),
   src: nonEmpty,
   kind: fc.constantFrom<SourceOverride["kind"]>("path", "git"),
@@ -72,6 +74,7 @@ const guest: fc.Arbitrary<GuestConfig> = fc.record({
   overrides: fc
     .uniqueArray(override, { selector: (o) => o.pkg, maxLength: 3 })
     .map((os) => os.map((o) => (o.kind === "path" ? { ...o, ref: null } : o))),
+  warnings: fc.constant([]),
 });
 
 for (const nix of testNixes()) {

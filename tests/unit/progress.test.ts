@@ -5,9 +5,11 @@ import { describe, test } from "node:test";
 import { drvName } from "../../f/nix/lib/build/plan.ts";
 import { formatProgress, ProgressReporter } from "../../f/nix/lib/build/progress/display.ts";
 import { columnsOf, printable } from "../../f/nix/lib/build/progress/live_area.ts";
+import { watchCopies } from "../../f/nix/lib/build/progress/source_copy.ts";
 import { BuildProgress } from "../../f/nix/lib/build/progress/tracker.ts";
 import { type Logger, streamLogger, type Verbosity } from "../../f/nix/lib/core/log.ts";
 import { count, parseJsonExactIntegers, parseLogLine } from "../../f/nix/lib/nix/events.ts";
+import { waitFor } from "../helpers/steps.ts";
 import { emulator, type Screen } from "../helpers/terminal.ts";
 import { FIXTURES } from "../helpers/workbench.ts";
 
@@ -383,5 +385,48 @@ describe("showing progress", () => {
     assert.equal(printable("\u001b[1;31mred\u001b[0m and \u001b]0;title\u0007plain"), "red and plain");
     assert.equal(printable("10%\r50%\r100%"), "100%");
     assert.equal(printable("bell\u0007 tab\tend\r\n"), "bell tab  end");
+  });
+
+  test("a lock's copy that takes long: a line per source with its size and time, then one line", async () => {
+    const screen = emulator(80, 24);
+    const { log, raw } = terminalLog(screen, { columns: 80, rows: 24 });
+    const sources = [
+      { what: "/home/me/src/xfsprogs", bytes: () => 1.5 * 2 ** 30 },
+      { what: "the files git tracks in /home/me/src/fio", bytes: () => 12_345 },
+    ];
+    const quick = watchCopies(log, sources, 60_000);
+    quick.line("warning: creating lock file");
+    quick.finish();
+    assert.deepEqual(await screen.lines(), ["warning: creating lock file"], "a quick lock shows no copy");
+    const watch = watchCopies(log, sources, 50);
+    await waitFor(5000, "the copies shown", () => raw.some((text) => text.includes("copying")));
+    watch.line("warning: updating lock file");
+    assert.deepEqual(
+      (await screen.lines()).map((line) => line.replace(/\d\d:\d\d$/, "MM:SS")),
+      [
+        "warning: creating lock file",
+        "warning: updating lock file",
+        "copying /home/me/src/xfsprogs: 1.5 GiB  MM:SS",
+        "copying the files git tracks in /home/me/src/fio: 12.1 KiB  MM:SS",
+      ],
+    );
+    watch.finish();
+    assert.deepEqual(
+      (await screen.lines()).map((line) => line.replace(/in [\d.]+ s$/, "in N s")),
+      [
+        "warning: creating lock file",
+        "warning: updating lock file",
+        "copied /home/me/src/xfsprogs: 1.5 GiB in N s",
+        "copied the files git tracks in /home/me/src/fio: 12.1 KiB in N s",
+      ],
+    );
+    const job = terminalLog(null);
+    const logged = watchCopies(job.log, sources, 10);
+    await waitFor(5000, "the copies logged", () => job.raw.length > 0);
+    logged.finish();
+    assert.deepEqual(job.raw, [
+      "copying /home/me/src/xfsprogs: 1.5 GiB into the store\n",
+      "copying the files git tracks in /home/me/src/fio: 12.1 KiB into the store\n",
+    ]);
   });
 });

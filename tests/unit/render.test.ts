@@ -3,9 +3,15 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { nixString } from "../../f/nix/lib/config/nix_string.ts";
-import { renderFlake, sourceInputsOf } from "../../f/nix/lib/config/render.ts";
+import {
+  pathInputsOf,
+  renderFlake,
+  sourceInputsOf,
+  withWorkTreeSnapshots,
+  workTreeInputsOf,
+} from "../../f/nix/lib/config/render.ts";
 import { SetupError } from "../../f/nix/lib/core/errors.ts";
-import { pathFlakeRef } from "../../f/nix/lib/nix/flake_ref.ts";
+import { dirOfGitFileUrl, gitFileUrl, pathFlakeRef } from "../../f/nix/lib/nix/flake_ref.ts";
 import { GOLDEN_CASES, GOLDEN_DIR, renderCase, TEMPLATE } from "../helpers/golden_cases.ts";
 
 describe("golden renders", () => {
@@ -56,7 +62,15 @@ describe("flake.nix from the template", () => {
   });
 
   test("sourceInputsOf finds rendered inputs and skips the template's commented examples", () => {
-    const o = { src: "/srv/fio", kind: "path" as const, ref: null, attrs: {}, optional: false };
+    const o = {
+      field: "overrides[0]",
+      src: "/srv/fio",
+      kind: "path" as const,
+      workTree: false,
+      ref: null,
+      attrs: {},
+      optional: false,
+    };
     const flake = renderFlake(template, TEMPLATE, "/srv/lib", [
       { ...o, pkg: "fio" },
       { ...o, pkg: "libbpf-tools" },
@@ -64,6 +78,35 @@ describe("flake.nix from the template", () => {
     assert.ok(template.includes("# fio-src = {"));
     assert.deepEqual(sourceInputsOf(flake), ["fio-src", "libbpf-tools-src"]);
     assert.deepEqual(sourceInputsOf(template), []);
+  });
+
+  test("a work tree's input is its snapshot by rev, which lock_config reads back and moves", () => {
+    const base = { attrs: {}, optional: false, ref: null };
+    const odd = '/home/me/my "src"/fio$1 ü#?%';
+    const snapshot = { rev: "a".repeat(40), submodules: true, files: 2, bytes: 10 };
+    const flake = renderFlake(
+      template,
+      TEMPLATE,
+      "/srv/lib",
+      [
+        { ...base, field: "overrides[0]", pkg: "fio", src: odd, kind: "git", workTree: true },
+        { ...base, field: "overrides[1]", pkg: "xfsprogs", src: "/srv/a \\ b\n", kind: "path", workTree: false },
+      ],
+      new Map([["fio-src", snapshot]]),
+    );
+    assert.match(
+      flake,
+      /^ {4}fio-src = \{ type = "git"; url = "file:\/\/\/home\/me\/my%20%22src%22\/fio%241%20%C3%BC%23%3F%25"; rev = "a{40}"; submodules = true; flake = false; \}; # a git work tree: /m,
+    );
+    assert.deepEqual(workTreeInputsOf(flake), [{ input: "fio-src", dir: odd, rev: "a".repeat(40) }]);
+    assert.deepEqual(pathInputsOf(flake), [{ input: "xfsprogs-src", dir: "/srv/a \\ b\n" }]);
+    assert.deepEqual(sourceInputsOf(flake), ["fio-src", "xfsprogs-src"]);
+    const moved = withWorkTreeSnapshots(flake, new Map([["fio-src", { ...snapshot, rev: "b".repeat(40), submodules: false }]]));
+    assert.deepEqual(workTreeInputsOf(moved), [{ input: "fio-src", dir: odd, rev: "b".repeat(40) }]);
+    assert.doesNotMatch(moved, /fio-src = .*submodules/);
+    assert.equal(moved.replace(/fio-src = .*\n/, ""), flake.replace(/fio-src = .*\n/, ""), "nothing else changes");
+    assert.equal(dirOfGitFileUrl(gitFileUrl(odd)), odd);
+    assert.equal(dirOfGitFileUrl("https://example.org/fio.git"), null);
   });
 });
 

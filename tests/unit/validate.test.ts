@@ -1,5 +1,6 @@
 // One test per rejection rule: each names the field and the value.
 import assert from "node:assert/strict";
+import { execFileSync } from "node:child_process";
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,6 +12,9 @@ import { InputError } from "../../f/nix/lib/core/errors.ts";
 import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
 
 const context: ValidationContext = { managedKey: null, defaultHome: "/home/kdevops" };
+/** A user other than the one running the tests; files are given to them with chown, which needs root. */
+const OTHER_UID = 4242;
+const asRoot = process.getuid?.() === 0;
 
 function rejects(input: RenderInput, field: string, value: string, reason: RegExp, ctx = context): void {
   assert.throws(
@@ -212,12 +216,30 @@ describe("overrides", () => {
       context,
     );
     assert.deepEqual(guest.overrides, [
-      { pkg: "kmod", src: "git@example.org:kmod.git", kind: "git", ref: "v33", attrs: {}, optional: false },
+      {
+        field: "extra_overrides[0]",
+        pkg: "kmod",
+        src: "git@example.org:kmod.git",
+        kind: "git",
+        workTree: false,
+        ref: "v33",
+        attrs: {},
+        optional: false,
+      },
     ]);
   });
 });
 
 describe("ssh_keys", () => {
+  test("a private key is refused as one, its secret not shown", () => {
+    const secret = "b3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQ";
+    assert.throws(
+      () => composeGuest({ ssh_keys: [`-----BEGIN OPENSSH PRIVATE KEY-----\n${secret}`] }, context),
+      (e: Error) =>
+        e instanceof InputError &&
+        e.message === 'ssh_keys[0]: "(not shown)" is a private key; give its public key (the .pub file\'s line)',
+    );
+  });
   test("rejects an unknown key type", () => {
     rejects({ ssh_keys: ["ssh-foo AAAA"] }, "ssh_keys[0]", '"ssh-foo AAAA"', /unknown key type "ssh-foo"/);
   });
@@ -321,6 +343,159 @@ describe("a source directory is copied into the world-readable store", () => {
       chmodSync(dir, 0o755);
     } finally {
       rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a directory override: a git work tree as git takes it, any other whole", () => {
+  /** A readable directory of this test's own: a git work tree when `git` says so. */
+  function directory(git: boolean): string {
+    const dir = mkdtempSync(join(tmpdir(), "override-kind-"));
+    chmodSync(dir, 0o755);
+    writeFileSync(join(dir, "main.c"), "int main(void) { return 0; }\n");
+    if (git) execFileSync("git", ["init", "-q", dir]);
+    return dir;
+  }
+  const one = (input: OverrideInput, ctx = context) => {
+    const guest = composeGuest({ extra_overrides: [input] }, ctx);
+    return { override: guest.overrides[0], warnings: guest.warnings };
+  };
+
+  test("a work tree is git, any other directory path; kind forces either", () => {
+    const tree = directory(true);
+    const plain = directory(false);
+    try {
+      assert.deepEqual(
+        [one({ pkg: "fio", src: tree }).override?.kind, one({ pkg: "fio", src: tree }).override?.workTree],
+        ["git", true],
+      );
+      assert.deepEqual(one({ pkg: "fio", src: tree }).warnings, []);
+      assert.deepEqual([one({ pkg: "fio", src: plain }).override?.kind, one({ pkg: "fio", src: plain }).warnings], ["path", []]);
+      const whole = one({ pkg: "fio", src: tree, kind: "path" });
+      assert.deepEqual([whole.override?.kind, whole.override?.workTree], ["path", false]);
+      assert.equal(whole.warnings.length, 1, "said once");
+      assert.match(
+        whole.warnings[0] ?? "",
+        /^override fio: .* is a git work tree, copied whole as a plain directory \(kind "path"\): Nix copies [\d.]+ \w+ in \d+ files, untracked and ignored files and \.git included$/,
+      );
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: plain, kind: "git" }] },
+        "extra_overrides[0].src",
+        plain,
+        /is not a git work tree \(it has no \.git\); give kind "path"/,
+      );
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: tree, kind: "gti" }] },
+        "extra_overrides[0].kind",
+        '"gti"',
+        /did you mean "git"\?/,
+      );
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: "https://example.org/fio.git", kind: "path" }] },
+        "extra_overrides[0].kind",
+        '"path"',
+        /cannot be used with a git URL src/,
+      );
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: tree, ref: "main" }] },
+        "extra_overrides[0].ref",
+        '"main"',
+        /give src file:\/\/.* with it/,
+      );
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+      rmSync(plain, { recursive: true, force: true });
+    }
+  });
+
+  test("a work tree of another user is copied whole, with a warning; kind git on it is refused", { skip: !asRoot }, () => {
+    const tree = directory(true);
+    try {
+      execFileSync("chown", ["-R", `${OTHER_UID}:${OTHER_UID}`, tree]);
+      const taken = one({ pkg: "fio", src: tree });
+      assert.equal(taken.override?.kind, "path");
+      assert.match(
+        taken.warnings[0] ?? "",
+        new RegExp(
+          `is a git work tree of uid ${OTHER_UID}, and git .* reads only the repositories of the user running it \\(uid 0\\)\\): Nix copies`,
+        ),
+      );
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: tree, kind: "git" }] },
+        "extra_overrides[0].src",
+        tree,
+        new RegExp(`is a git work tree of uid ${OTHER_UID}`),
+      );
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a private home: a user publishes their own files with a warning; root and others' private files are refused", () => {
+  /** <base>/home (0700, the user's) / src (readable): a source under a private home, as Debian and Fedora make homes. */
+  function home(): { base: string; home: string; src: string } {
+    const base = mkdtempSync(join(tmpdir(), "private-home-"));
+    chmodSync(base, 0o755);
+    const homeDir = join(base, "home");
+    const src = join(homeDir, "src", "xfsprogs");
+    mkdirSync(src, { recursive: true });
+    writeFileSync(join(src, "main.c"), "int main(void) { return 0; }\n");
+    execFileSync("chown", ["-R", `${OTHER_UID}:${OTHER_UID}`, homeDir]);
+    chmodSync(homeDir, 0o700);
+    return { base, home: homeDir, src };
+  }
+  const asUser = { ...context, uid: OTHER_UID };
+
+  test("the user's own private tree builds with one warning line", { skip: !asRoot }, () => {
+    const tree = home();
+    try {
+      writeFileSync(join(tree.src, ".env"), "TOKEN=1\n", { mode: 0o600 });
+      execFileSync("chown", [`${OTHER_UID}:${OTHER_UID}`, join(tree.src, ".env")]);
+      const guest = composeGuest({ extra_overrides: [{ pkg: "fio", src: tree.src }] }, asUser);
+      assert.equal(guest.overrides[0]?.kind, "path");
+      assert.deepEqual(guest.warnings, [
+        `override fio: the copy of ${tree.src} becomes readable by every user of this machine in /nix/store, ` +
+          `though only you may read ${tree.home} (and 1 more private part)`,
+      ]);
+    } finally {
+      rmSync(tree.base, { recursive: true, force: true });
+    }
+  });
+
+  test("root is refused as before, and so is the user when someone else's file is private there", { skip: !asRoot }, () => {
+    const tree = home();
+    try {
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: tree.src }] },
+        "extra_overrides[0].src",
+        tree.src,
+        /holds .*\/home, which only its owner may read/,
+        {
+          ...context,
+          uid: 0,
+        },
+      );
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: tree.src }] },
+        "extra_overrides[0].src",
+        tree.src,
+        /holds .*\/home, which only its owner may read/,
+        {
+          ...context,
+          uid: OTHER_UID + 1,
+        },
+      );
+      writeFileSync(join(tree.src, "theirs"), "secret\n", { mode: 0o600 }); // root's
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: tree.src }] },
+        "extra_overrides[0].src",
+        tree.src,
+        /holds .*\/theirs, which only its owner may read/,
+        asUser,
+      );
+    } finally {
+      rmSync(tree.base, { recursive: true, force: true });
     }
   });
 });

@@ -3,8 +3,10 @@
 // built; one Nix call, whose evaluation Nix caches for the build). An override of a package nixpkgs lacks, or of one nothing in this
 // VM uses, would otherwise build a VM that silently runs the stock package.
 import { InputError, NixError } from "../core/errors.ts";
+import { formatBytes } from "../core/format.ts";
 import { didYouMean } from "../core/suggest.ts";
 import { derivationOutputs } from "../nix/derivation.ts";
+import { dirOfGitFileUrl } from "../nix/flake_ref.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { attributeNames, derivationClosure, derivationOf } from "../nix/operations.ts";
@@ -14,10 +16,22 @@ export interface OverrideReport {
   pkg: string;
   /** The store path of the override's source, as locked. */
   source: string;
+  /** How the source was taken: a directory whole (`path`), or as git takes it (`git`: a URL, or a work tree's tracked files). */
+  kind: "path" | "git";
+  /** Where it came from: the directory, or the git URL. */
+  from: string;
+  /** The bytes of source that entered the store (its NAR size), or null when Nix did not say. */
+  source_bytes: number | null;
   /** Whether the caller allowed it to reach nothing. */
   optional: boolean;
   /** The derivations' outputs built from the source: the closure paths it reaches (empty: it reaches nothing). */
   built: string[];
+}
+
+/** A source's entry in flake.lock: how it was given, and what Nix locked. */
+interface LockNode {
+  locked?: { narHash?: unknown; type?: unknown };
+  original?: { path?: unknown; url?: unknown };
 }
 
 /** Where the template's flake keeps the system: its package set is `<flake>#nixosConfigurations.vm.pkgs`. */
@@ -74,13 +88,26 @@ export async function verifyOverrides(
   if (sourceInputs.length === 0) return { reports: [], toplevelDrv: null };
   const requisites = await derivationClosure(nix, `${flakeRef}#toplevel`);
   const paths = new Set(requisites.map((info) => info.path));
-  const nodes = (lock as { nodes?: Record<string, { locked?: { narHash?: unknown } }> } | null)?.nodes ?? {};
+  const nodes = (lock as { nodes?: Record<string, LockNode> } | null)?.nodes ?? {};
   const reports: OverrideReport[] = [];
   for (const pkg of overriddenPackages(sourceInputs)) {
-    const narHash = nodes[`${pkg}-src`]?.locked?.narHash;
+    const node = nodes[`${pkg}-src`];
+    const narHash = node?.locked?.narHash;
     const source = typeof narHash === "string" ? sourcePathOf(narHash) : null;
     if (source === null) throw new InputError("closure.overrides", pkg, "has no locked source: lock the config dir first");
-    const report: OverrideReport = { pkg, source, optional: optional.includes(pkg), built: [] };
+    const kind = node?.locked?.type === "path" ? "path" : "git";
+    const given = kind === "path" ? node?.original?.path : node?.original?.url;
+    const from = typeof given === "string" ? (dirOfGitFileUrl(given) ?? given) : "";
+    const sourceBytes = requisites.find((info) => info.path === source)?.narSize;
+    const report: OverrideReport = {
+      pkg,
+      source,
+      kind,
+      from,
+      source_bytes: typeof sourceBytes === "number" ? sourceBytes : null,
+      optional: optional.includes(pkg),
+      built: [],
+    };
     if (paths.has(source)) {
       const users = requisites.filter((info) => info.path.endsWith(".drv") && info.references.includes(source));
       report.built = users.flatMap((info) => derivationOutputs(info.path)).sort();
@@ -92,13 +119,19 @@ export async function verifyOverrides(
   return { reports, toplevelDrv: rootDerivation(requisites) };
 }
 
+/** `git, 12.0 KiB of source from /home/me/src/xfsprogs` */
+function taken(r: OverrideReport): string {
+  const size = r.source_bytes === null ? "" : `, ${formatBytes(r.source_bytes)} of source`;
+  return `${r.kind}${size} from ${r.from}`;
+}
+
 /** One line per override for the log. */
 export function formatOverrides(reports: readonly OverrideReport[]): string {
   return reports
     .map((r) =>
       r.built.length > 0
-        ? `override ${r.pkg}: ${r.source} builds ${r.built.join(", ")}`
-        : `override ${r.pkg}: ${r.source} reaches nothing in this VM (optional)`,
+        ? `override ${r.pkg} (${taken(r)}): ${r.source} builds ${r.built.join(", ")}`
+        : `override ${r.pkg} (${taken(r)}): ${r.source} reaches nothing in this VM (optional)`,
     )
     .join("\n");
 }

@@ -2,6 +2,7 @@
 // InputError that names the field and the value. Reads the disk (to check
 // override directories) but never writes.
 import { InputError } from "../core/errors.ts";
+import { runningUid } from "../core/process.ts";
 import { checkDepth, expectBoolean, expectString, isBlank, oneOf } from "./fields.ts";
 import {
   DEFAULT_PROFILES,
@@ -23,6 +24,8 @@ export interface ValidationContext {
   managedKey: ManagedKey | null;
   /** Mount point of the home share when `home_dir` is empty. */
   defaultHome: string;
+  /** The user the step runs as (default: this process's): the owner whose private files a source may publish, and whose git work trees git reads. */
+  uid?: number;
 }
 
 /** NixOS's networking.hostName pattern (the option's own type). */
@@ -91,6 +94,8 @@ export function composeGuest(input: RenderInput, context: ValidationContext): Gu
   const profiles = oneOf("profiles", input.profiles, DEFAULT_PROFILES, PROFILES);
   const testSuites = oneOf("test_suites", input.test_suites, DEFAULT_TEST_SUITES, TEST_SUITES);
   const rootHome = homeDir(input.home, input.home_dir, context.defaultHome);
+  const warnings: string[] = [];
+  const uid = context.uid ?? runningUid();
   return {
     vmName,
     hostnameAtBoot: expectBoolean("hostname_at_boot", input.hostname_at_boot, false),
@@ -100,6 +105,7 @@ export function composeGuest(input: RenderInput, context: ValidationContext): Gu
     sshKeys: sshKeys(input.ssh_keys, context.managedKey),
     shares: shares(input.shares, testSuites, rootHome),
     rootHome,
-    overrides: overrides(input.overrides, input.extra_overrides),
+    overrides: overrides(input.overrides, input.extra_overrides, uid, warnings),
+    warnings,
   };
 }

@@ -38,7 +38,9 @@ export const DEFAULT_USER_NAME = "kdevops";
 export const SHARE_FIELDS = ["tag", "options"] as const;
 
 /** The fields of a source override; flow.yaml's schema and render_config's form declare the same (a test ties them). */
-export const OVERRIDE_FIELDS = ["pkg", "src", "ref", "attrs", "optional"] as const;
+export const OVERRIDE_FIELDS = ["pkg", "src", "kind", "ref", "attrs", "optional"] as const;
+/** How an override's directory is taken: as git takes a work tree (its tracked files), or whole (`path`). */
+export const OVERRIDE_KINDS = ["git", "path"] as const;
 export type OverrideInput = { [field in (typeof OVERRIDE_FIELDS)[number]]?: unknown };
 
 /** The parameters of render_config, as a worker passes them. */
@@ -67,11 +69,26 @@ export interface Share {
   options: string[];
 }
 
+/** A commit of a git work tree's tracked files as they are (uncommitted changes included), made without touching the tree. */
+export interface WorkTreeSnapshot {
+  rev: string;
+  /** Whether it has submodules (Nix then fetches them too, at the commits the tree has checked out). */
+  submodules: boolean;
+  /** What git tracks there now: how many files, and their bytes. */
+  files: number;
+  bytes: number;
+}
+
 export interface SourceOverride {
+  /** Where it was given (`overrides[0]`), for messages. */
+  field: string;
   pkg: string;
-  /** An absolute directory (a path input) or a git URL. */
+  /** An absolute directory or a git URL. */
   src: string;
-  kind: "path" | "git";
+  /** `path`: the directory, whole; `git`: a git URL, or a directory that is a git work tree, as git takes it. */
+  kind: (typeof OVERRIDE_KINDS)[number];
+  /** A directory taken as git takes it: its snapshot is what Nix fetches (render_config takes it). */
+  workTree: boolean;
   ref: string | null;
   attrs: Record<string, string>;
   /** May reach nothing in this VM's closure (else that is an error). */
@@ -92,4 +109,6 @@ export interface GuestConfig {
   /** Root's home (and the home share's mount point), or null when `home` is off. */
   rootHome: string | null;
   overrides: SourceOverride[];
+  /** What validation found worth saying once (render_config says it): a directory copied whole, a private tree published. */
+  warnings: string[];
 }

@@ -1,18 +1,52 @@
 // Source overrides: a package built from the operator's directory or git
 // branch instead of the nixpkgs release.
-import { statSync } from "node:fs";
-import { isAbsolute } from "node:path";
+import { existsSync, lstatSync, statSync } from "node:fs";
+import { isAbsolute, join } from "node:path";
 import { InputError } from "../core/errors.ts";
-import { privatePath } from "../core/files.ts";
+import { forbiddenPart, publishedPrivately, surveyTree } from "../core/files.ts";
+import { formatBytes, plural } from "../core/format.ts";
+import { didYouMean } from "../core/suggest.ts";
 import { checkKeys, expectBoolean, expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
-import { CURATED_OVERRIDE_PACKAGES, OVERRIDE_FIELDS, type OverrideInput, type SourceOverride } from "./model.ts";
+import { CURATED_OVERRIDE_PACKAGES, OVERRIDE_FIELDS, OVERRIDE_KINDS, type OverrideInput, type SourceOverride } from "./model.ts";
 import { isNixIdentifier } from "./nix_string.ts";
 
 const PACKAGE_NAME = /^[A-Za-z_][A-Za-z0-9_-]*$/;
 const GIT_URL = /^(?:[a-z][a-z0-9+.-]*:\/\/\S+|[^\s/@]+@[^\s/:]+:\S+)$/;
 const GIT_REF = /^[^\s\0~^:?*[\\]+$/;
 
-function override(field: string, value: unknown, curated: boolean): SourceOverride {
+function overrideKind(field: string, value: unknown): SourceOverride["kind"] | null {
+  if (isBlank(value)) return null;
+  const kind = expectString(field, value).trim();
+  if (!(OVERRIDE_KINDS as readonly string[]).includes(kind)) {
+    throw new InputError(
+      field,
+      kind,
+      `is not one of: ${OVERRIDE_KINDS.join(", ")} (git: a work tree's tracked files; path: the directory whole)${didYouMean(kind, OVERRIDE_KINDS)}`,
+    );
+  }
+  return kind as SourceOverride["kind"];
+}
+
+/**
+ * Whether a directory is a git work tree (it has a `.git`), and why git
+ * would not take it (said after the directory): not one, or one of another
+ * user. Git reads only its own user's repositories (their config can name
+ * programs git runs), and so does Nix's git fetcher.
+ */
+function gitWorkTree(dir: string, uid: number): { isWorkTree: boolean; refused: string | null } {
+  const dotGit = lstatSync(join(dir, ".git"), { throwIfNoEntry: false });
+  if (dotGit === undefined || !(dotGit.isDirectory() || dotGit.isFile())) {
+    return { isWorkTree: false, refused: "is not a git work tree (it has no .git)" };
+  }
+  const owner = [statSync(dir).uid, dotGit.uid].find((owner) => owner !== uid);
+  if (owner === undefined) return { isWorkTree: true, refused: null };
+  return {
+    isWorkTree: true,
+    refused: `is a git work tree of uid ${owner}, and git (Nix's git fetcher too) reads only the repositories of the user running it (uid ${uid})`,
+  };
+}
+
+function override(field: string, value: unknown, curated: boolean, uid: number, warnings: string[]): SourceOverride {
   if (!isPlainObject(value)) throw new InputError(field, value, 'must be an object like {"pkg": "fio", "src": "/src/fio"}');
   checkKeys(field, value, OVERRIDE_FIELDS, "an override");
   const pkg = isBlank(value.pkg) ? "" : expectString(`${field}.pkg`, value.pkg).trim();
@@ -30,39 +64,65 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
     throw new InputError(`${field}.src`, value.src ?? "", "is required: an absolute directory or a git URL");
   const src = expectString(`${field}.src`, value.src).trim();
   const ref = isBlank(value.ref) ? null : expectString(`${field}.ref`, value.ref).trim();
+  const kindGiven = overrideKind(`${field}.kind`, value.kind);
   let kind: SourceOverride["kind"];
+  let workTree = false;
   if (isAbsolute(src)) {
-    kind = "path";
     if (ref !== null)
       throw new InputError(
         `${field}.ref`,
         ref,
-        `cannot be used with a directory src (${src}); a ref selects a git branch or tag`,
+        `cannot be used with a directory src (${src}); a ref selects a git branch or tag: give src file://${src} with it ` +
+          "to build a committed branch",
       );
     let isDirectory = false;
     try {
       isDirectory = statSync(src).isDirectory();
     } catch {}
     if (!isDirectory) throw new InputError(`${field}.src`, src, "is not an existing directory on this worker");
-    const hidden = privatePath(src);
+    const git = gitWorkTree(src, uid);
+    if (kindGiven === "git" && git.refused !== null)
+      throw new InputError(`${field}.src`, src, `${git.refused}; give kind "path" to copy the directory whole`);
+    workTree = kindGiven === "git" || (kindGiven === null && git.refused === null);
+    kind = workTree ? "git" : "path";
+    // A work tree's tracked files are surveyed when its snapshot is taken; the directories above it, now.
+    const survey = surveyTree(src, workTree ? { uid, files: [] } : { uid });
+    const hidden = forbiddenPart(survey, uid);
     if (hidden !== null) {
       throw new InputError(
         `${field}.src`,
         src,
-        `holds ${hidden}, which only its owner may read; Nix copies a source into the store, where everyone can read it: ` +
+        `holds ${hidden.path}, which only its owner may read; Nix copies a source into the store, where everyone can read it: ` +
           "make the tree readable (chmod -R o+rX) or choose another directory",
+      );
+    }
+    // A work tree's own warning comes with its snapshot, which surveys these directories again.
+    const published = workTree ? null : publishedPrivately(`override ${pkg}`, src, survey);
+    if (published !== null) warnings.push(published);
+    if (!workTree && git.isWorkTree) {
+      const why = kindGiven === "path" ? 'kind "path"' : `it ${git.refused}`;
+      warnings.push(
+        `override ${pkg}: ${src} is a git work tree, copied whole as a plain directory (${why}): Nix copies ` +
+          `${formatBytes(survey.bytes)} in ${plural(survey.files, "file")}, untracked and ignored files and .git included`,
       );
     }
   } else if (GIT_URL.test(src)) {
     kind = "git";
+    if (kindGiven === "path")
+      throw new InputError(`${field}.kind`, kindGiven, `cannot be used with a git URL src (${src}); "path" takes a directory`);
     const local = /^file:\/\/(\/.*)$/.exec(src)?.[1];
-    const hidden = local === undefined ? null : privatePath(decodeURI(local));
-    if (hidden !== null) {
-      throw new InputError(
-        `${field}.src`,
-        src,
-        `names ${hidden}, which only its owner may read; Nix would copy it into the store, where everyone can read it`,
-      );
+    if (local !== undefined && existsSync(decodeURI(local))) {
+      const survey = surveyTree(decodeURI(local), { uid });
+      const hidden = forbiddenPart(survey, uid);
+      if (hidden !== null) {
+        throw new InputError(
+          `${field}.src`,
+          src,
+          `names ${hidden.path}, which only its owner may read; Nix would copy it into the store, where everyone can read it`,
+        );
+      }
+      const published = publishedPrivately(`override ${pkg}`, src, survey);
+      if (published !== null) warnings.push(published);
     }
     if (ref !== null && !GIT_REF.test(ref)) throw new InputError(`${field}.ref`, ref, "is not a valid git ref name");
   } else {
@@ -83,14 +143,17 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
     expectString(`${field}.attrs.${name}`, attr);
   }
   const optional = expectBoolean(`${field}.optional`, value.optional, false);
-  return { pkg, src, kind, ref, attrs: { ...(attrs as Record<string, string>) }, optional };
+  return { field, pkg, src, kind, workTree, ref, attrs: { ...(attrs as Record<string, string>) }, optional };
 }
 
-export function overrides(curatedValue: unknown, extraValue: unknown): SourceOverride[] {
+/** The validated overrides; `uid` runs the step, and what is worth saying once goes to `warnings`. */
+export function overrides(curatedValue: unknown, extraValue: unknown, uid: number, warnings: string[]): SourceOverride[] {
   const rows = (field: string, value: unknown, curated: boolean): SourceOverride[] => {
     if (value === null || value === undefined) return [];
-    if (!Array.isArray(value)) throw new InputError(field, value, "must be a list of {pkg, src, ref?, attrs?}");
-    return value.flatMap((row: OverrideInput, i) => (isEmptyRow(row) ? [] : [override(`${field}[${i}]`, row, curated)]));
+    if (!Array.isArray(value)) throw new InputError(field, value, "must be a list of {pkg, src, kind?, ref?, attrs?}");
+    return value.flatMap((row: OverrideInput, i) =>
+      isEmptyRow(row) ? [] : [override(`${field}[${i}]`, row, curated, uid, warnings)],
+    );
   };
   const all = [...rows("overrides", curatedValue, true), ...rows("extra_overrides", extraValue, false)];
   const seen = new Set<string>();

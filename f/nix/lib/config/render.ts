@@ -1,8 +1,8 @@
 // Pure rendering: flake.nix from the library's imageless template, and
 // default.nix from a validated GuestConfig. No I/O here.
 import { SetupError } from "../core/errors.ts";
-import { pathFlakeRef } from "../nix/flake_ref.ts";
-import { GATED_PROFILE_OPTIONS, type GuestConfig, type SourceOverride } from "./model.ts";
+import { dirOfGitFileUrl, gitFileUrl, pathFlakeRef } from "../nix/flake_ref.ts";
+import { GATED_PROFILE_OPTIONS, type GuestConfig, type SourceOverride, type WorkTreeSnapshot } from "./model.ts";
 import { nixAttrName, nixString, nixStringList } from "./nix_string.ts";
 
 const TEMPLATE_PLACEHOLDER = "path:/path/to/nixos-flake";
@@ -11,7 +11,18 @@ const TEMPLATE_INPUT_ANCHOR = '    nixpkgs.follows = "nixos-flake/nixpkgs";';
 /** Uncommented `<name>-src = {` inputs: the source overrides lock_config re-locks. */
 const SOURCE_INPUT = /^[ \t]*([A-Za-z_][A-Za-z0-9_'-]*-src)[ \t]*=[ \t]*\{/gm;
 
-function overrideInput(o: SourceOverride): string {
+/** The comment that marks a git work tree's input, whose rev lock_config moves to the tree's state each time. */
+const WORK_TREE_NOTE = "# a git work tree: its tracked files as lock_config last found them";
+/** A work tree's input line, as `overrideInput` renders it. */
+const WORK_TREE_INPUT =
+  /^ {4}([A-Za-z_][A-Za-z0-9_'-]*-src) = \{ type = "git"; url = "(file:\/\/[^"\\$]*)"; rev = "([0-9a-f]{40})";( submodules = true;)? flake = false; \}; # a git work tree: .*$/gm;
+
+function overrideInput(o: SourceOverride, snapshots: ReadonlyMap<string, WorkTreeSnapshot>): string {
+  if (o.workTree) {
+    const snapshot = snapshots.get(`${o.pkg}-src`);
+    if (snapshot === undefined) throw new Error(`renderFlake: the work tree of ${o.pkg} has no snapshot`);
+    return workTreeInput(`${o.pkg}-src`, gitFileUrl(o.src), snapshot.rev, snapshot.submodules);
+  }
   const fields =
     o.kind === "path"
       ? [`type = "path";`, `path = ${nixString(o.src)};`]
@@ -24,12 +35,59 @@ function overrideInput(o: SourceOverride): string {
   return `    ${o.pkg}-src = { ${[...fields, "flake = false;"].join(" ")} };`;
 }
 
-/** flake.nix: the template with the library path and the override inputs filled in. */
+function workTreeInput(input: string, url: string, rev: string, submodules: boolean): string {
+  const fields = [`type = "git";`, `url = ${nixString(url)};`, `rev = ${nixString(rev)};`];
+  if (submodules) fields.push("submodules = true;");
+  return `    ${input} = { ${[...fields, "flake = false;"].join(" ")} }; ${WORK_TREE_NOTE}`;
+}
+
+/** A git work tree's input of a rendered flake.nix: its name, its directory and the rev it is locked to now. */
+export interface WorkTreeInput {
+  input: string;
+  dir: string;
+  rev: string;
+}
+
+/** The git work trees' inputs a flake.nix of ours declares, in order. */
+export function workTreeInputsOf(flakeNix: string): WorkTreeInput[] {
+  return [...flakeNix.matchAll(WORK_TREE_INPUT)].flatMap((m) => {
+    const dir = dirOfGitFileUrl(m[2] as string);
+    return dir === null ? [] : [{ input: m[1] as string, dir, rev: m[3] as string }];
+  });
+}
+
+/** A directory's input, as `overrideInput` renders it. */
+const PATH_INPUT = /^ {4}([A-Za-z_][A-Za-z0-9_'-]*-src) = \{ type = "path"; path = "((?:[^"\\]|\\.)*)"; flake = false; \};$/gm;
+const NIX_ESCAPES: Readonly<Record<string, string>> = { n: "\n", r: "\r", t: "\t" };
+
+/** The directories a flake.nix of ours copies whole (`path` inputs): input name and directory. */
+export function pathInputsOf(flakeNix: string): { input: string; dir: string }[] {
+  return [...flakeNix.matchAll(PATH_INPUT)].map((m) => ({
+    input: m[1] as string,
+    dir: (m[2] as string).replace(/\\(.)/gs, (_, ch: string) => NIX_ESCAPES[ch] ?? ch),
+  }));
+}
+
+/** flake.nix with every work tree's input at no snapshot: what stays when only the trees moved on. */
+export function withoutWorkTreeSnapshots(flakeNix: string): string {
+  return flakeNix.replace(WORK_TREE_INPUT, (line) => line.replace(/ rev = "[0-9a-f]{40}";/, ' rev = "";'));
+}
+
+/** flake.nix with each work tree's input at the snapshot given for it (by input name). */
+export function withWorkTreeSnapshots(flakeNix: string, snapshots: ReadonlyMap<string, WorkTreeSnapshot>): string {
+  return flakeNix.replace(WORK_TREE_INPUT, (line, input: string, url: string) => {
+    const snapshot = snapshots.get(input);
+    return snapshot === undefined ? line : workTreeInput(input, url, snapshot.rev, snapshot.submodules);
+  });
+}
+
+/** flake.nix: the template with the library path and the override inputs filled in (a work tree's at its snapshot, by input name). */
 export function renderFlake(
   template: string,
   templatePath: string,
   libraryDir: string,
   overrides: readonly SourceOverride[],
+  snapshots: ReadonlyMap<string, WorkTreeSnapshot> = new Map(),
 ): string {
   const placeholders = template.split(TEMPLATE_PLACEHOLDER).length - 1;
   if (placeholders !== 1) {
@@ -46,7 +104,7 @@ export function renderFlake(
         "source-override inputs are inserted after it, so the renderer must be updated",
     );
   }
-  lines.splice(anchor + 1, 0, ...overrides.map(overrideInput));
+  lines.splice(anchor + 1, 0, ...overrides.map((o) => overrideInput(o, snapshots)));
   return lines.join("\n");
 }
 

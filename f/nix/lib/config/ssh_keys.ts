@@ -20,9 +20,15 @@ const SSH_KEY_TYPES: ReadonlySet<string> = new Set([
   "sk-ecdsa-sha2-nistp256@openssh.com",
 ]);
 
+/** The first line of a private key file (PEM, OpenSSH's own, PuTTY's). */
+export const PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|^PuTTY-User-Key-File-/m;
+
 /** Checks one OpenSSH public key line; returns it trimmed. */
 function validateSshKey(field: string, value: unknown): string {
   const line = expectString(field, value).trim();
+  // Its secret is never repeated in a message, nor in a job log.
+  if (PRIVATE_KEY.test(line))
+    throw new InputError(field, "(not shown)", "is a private key; give its public key (the .pub file's line)");
   const [type = "", blob = "", ...comment] = line.split(/[ \t]+/);
   const fail = (why: string): never => {
     throw new InputError(field, value, `is not an OpenSSH public key line ("<type> <base64> [comment]"): ${why}`);

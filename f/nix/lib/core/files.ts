@@ -89,30 +89,112 @@ export function makeDirs(path: string, mode = 0o755): void {
 /** Entries a tree may hold before the look for private ones gives up (a large kernel tree has about 100,000). */
 const MAX_TREE_ENTRIES = 2_000_000;
 
+/** A part of a tree others may not read (or enter), and the user who owns it. */
+export interface PrivatePart {
+  path: string;
+  uid: number;
+}
+
+/** What Nix would copy of a tree into the store, which everyone can read. */
+export interface TreeSurvey {
+  /**
+   * The directories above it others may not enter, and the directories in it
+   * they may not list and files they may not read: up to the first owned by
+   * someone other than the user who may publish them (see `surveyTree`).
+   */
+  private: PrivatePart[];
+  /** Bytes of its files (and links), and how many there are. */
+  bytes: number;
+  files: number;
+}
+
 /**
- * The first directory above `root`, or file or directory in it, that others
- * may not read (or enter), or null. Nix copies a source whole into the
- * store, which everyone can read: a private file named as a source must not
- * leak that way, and neither may a readable file under a private directory.
+ * Surveys `root` as Nix would copy it into the store: a private file named as
+ * a source must not leak that way, and neither may a readable file under a
+ * private directory. `files` (paths relative to `root`: what git tracks)
+ * limits the look to them and their directories; else the whole tree. The
+ * look goes on past the private parts of `uid`, the user about to publish
+ * them, unless that is root (see `forbiddenPart`), and stops at any other.
  */
-export function privatePath(root: string): string | null {
+export function surveyTree(root: string, options: { uid: number | null; files?: readonly string[] }): TreeSurvey {
+  const survey: TreeSurvey = { private: [], bytes: 0, files: 0 };
+  /** Records a private part; false when the look stops there. */
+  const isPrivate = (path: string, uid: number): boolean => {
+    survey.private.push({ path, uid });
+    return options.uid !== null && options.uid !== 0 && uid === options.uid;
+  };
   for (let dir = dirname(root); ; dir = dirname(dir)) {
-    if ((statSync(dir).mode & 0o001) === 0) return dir;
+    const stat = statSync(dir);
+    if ((stat.mode & 0o001) === 0 && !isPrivate(dir, stat.uid)) return survey;
     if (dirname(dir) === dir) break;
+  }
+  /** A directory others may list and enter (or one gone since git listed it); else whether the look goes on. */
+  const listable = (dir: string): boolean => {
+    const stat = lstatSync(dir, { throwIfNoEntry: false });
+    return stat === undefined || (stat.mode & 0o005) === 0o005 || isPrivate(dir, stat.uid);
+  };
+  /** Counts a file; false when the look stops at it. */
+  const file = (path: string): boolean => {
+    const stat = lstatSync(path, { throwIfNoEntry: false });
+    if (stat === undefined || stat.isDirectory()) return true; // deleted since git listed it, or a submodule's root
+    survey.bytes += stat.size;
+    survey.files++;
+    return !stat.isFile() || (stat.mode & 0o004) !== 0 || isPrivate(path, stat.uid);
+  };
+  if (!listable(root)) return survey;
+  if (options.files !== undefined) {
+    const listed = new Set<string>([root]);
+    for (const name of options.files.slice(0, MAX_TREE_ENTRIES)) {
+      const path = join(root, name);
+      for (let dir = dirname(path); !listed.has(dir) && dir.startsWith(root); dir = dirname(dir)) {
+        listed.add(dir);
+        if (!listable(dir)) return survey;
+      }
+      if (!file(path)) return survey;
+    }
+    return survey;
   }
   const pending = [root];
   let seen = 0;
   while (pending.length > 0 && seen < MAX_TREE_ENTRIES) {
     const dir = pending.pop() as string;
-    if ((lstatSync(dir).mode & 0o005) !== 0o005) return dir;
     for (const entry of readdirSync(dir, { withFileTypes: true })) {
       seen++;
       const path = join(dir, entry.name);
-      if (entry.isDirectory()) pending.push(path);
-      else if (entry.isFile() && (lstatSync(path).mode & 0o004) === 0) return path;
+      if (entry.isDirectory()) {
+        if (!listable(path)) return survey;
+        pending.push(path);
+      } else if (!file(path)) return survey;
     }
   }
-  return null;
+  return survey;
+}
+
+/** The first directory above `root`, or file or directory in it, that others may not read (or enter), or null. */
+export function privatePath(root: string): string | null {
+  return surveyTree(root, { uid: null }).private[0]?.path ?? null;
+}
+
+/**
+ * The private part that keeps a surveyed tree out of the store, or null. A
+ * user may publish their own files, as `nix build` of their own tree does;
+ * root may not (a form must not make a worker publish what its user may not
+ * read), and nobody may publish what someone else keeps private.
+ */
+export function forbiddenPart(survey: TreeSurvey, uid: number): PrivatePart | null {
+  if (uid === 0) return survey.private[0] ?? null;
+  return survey.private.find((part) => part.uid !== uid) ?? null;
+}
+
+/** The warning for a tree whose private parts are all the user's own, or null when it has none. */
+export function publishedPrivately(subject: string, root: string, survey: TreeSurvey): string | null {
+  const [first, ...more] = survey.private;
+  if (first === undefined) return null;
+  const others = more.length === 0 ? "" : ` (and ${more.length} more private ${more.length === 1 ? "part" : "parts"})`;
+  return (
+    `${subject}: the copy of ${root} becomes readable by every user of this machine in /nix/store, ` +
+    `though only you may read ${first.path}${others}`
+  );
 }
 
 /** Flake files, lock files, templates: a file of ours or of the library, never larger than this. */

@@ -42,6 +42,11 @@ export interface RunResult {
   stderrTail: string[];
 }
 
+/** The user this process runs as (-1 where there are no uids). */
+export function runningUid(): number {
+  return process.getuid?.() ?? -1;
+}
+
 export class SpawnError extends Error {
   override name = "SpawnError";
 }

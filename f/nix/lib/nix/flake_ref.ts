@@ -19,3 +19,29 @@ export function pathFlakeRef(dir: string, what = "directory"): string {
   }
   return `path:${dir}`;
 }
+
+/**
+ * The `file://` URL of a local git repository for a git input's `url`, every
+ * character but the URL-safe ones %-escaped: every Nix version decodes them
+ * there (and none takes a space as it is).
+ */
+export function gitFileUrl(dir: string): string {
+  const encoded = [...Buffer.from(dir, "utf8")]
+    .map((byte) => {
+      const char = String.fromCharCode(byte);
+      return /[A-Za-z0-9/._~+@,=-]/.test(char) ? char : `%${byte.toString(16).toUpperCase().padStart(2, "0")}`;
+    })
+    .join("");
+  return `file://${encoded}`;
+}
+
+/** The directory of a URL `gitFileUrl` made, or null for any other URL. */
+export function dirOfGitFileUrl(url: string): string | null {
+  const path = /^file:\/\/(\/[A-Za-z0-9/._~+@,=%-]*)$/.exec(url)?.[1];
+  if (path === undefined) return null;
+  try {
+    return decodeURIComponent(path);
+  } catch {
+    return null;
+  }
+}

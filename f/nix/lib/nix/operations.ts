@@ -8,9 +8,15 @@ import type { Nix } from "./locate.ts";
 import { type NixCallOptions, runNix } from "./run.ts";
 import { atLeast, type NixVersion } from "./version.ts";
 
+/** Where a lock's stderr lines go, when not to the log (a display of its copies). */
+type LockLines = NixCallOptions["onStderrLine"];
+
 /** `nix flake lock <ref>`: adds missing lock entries. */
-export async function flakeLock(nix: Nix, flakeRef: string): Promise<void> {
-  await runNix(nix, ["flake", "lock", flakeRef], { summary: `locking ${flakeRef} failed` });
+export async function flakeLock(nix: Nix, flakeRef: string, onStderrLine?: LockLines): Promise<void> {
+  await runNix(nix, ["flake", "lock", flakeRef], {
+    summary: `locking ${flakeRef} failed`,
+    ...(onStderrLine ? { onStderrLine } : {}),
+  });
 }
 
 /** The arguments that re-lock the named inputs: `nix flake update` took input names in 2.19 (and Lix). */
@@ -20,10 +26,16 @@ export function updateInputsArgs(version: NixVersion, flakeRef: string, inputs: 
 }
 
 /** Re-locks the named inputs to what their sources hold now, and locks any input not locked yet (the others stay pinned). */
-export async function updateInputs(nix: Nix, flakeRef: string, inputs: readonly string[]): Promise<void> {
+export async function updateInputs(
+  nix: Nix,
+  flakeRef: string,
+  inputs: readonly string[],
+  onStderrLine?: LockLines,
+): Promise<void> {
   if (inputs.length === 0) return;
   await runNix(nix, updateInputsArgs(await nix.version(), flakeRef, inputs), {
     summary: `updating ${inputs.join(", ")} in ${flakeRef} failed`,
+    ...(onStderrLine ? { onStderrLine } : {}),
   });
 }
 

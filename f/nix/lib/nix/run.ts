@@ -53,8 +53,17 @@ export async function runNix(nix: Nix, args: readonly string[], options: NixCall
   const runOptions: RunOptions = { env: SHOWN_ENV, keepLines: 200 };
   if (options.input !== undefined) runOptions.input = options.input;
   if (options.inputFile !== undefined) runOptions.inputFile = options.inputFile;
-  if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
+  // Nix's error, from its first `error:` line on, is the NixError's text: shown as it comes too, it would show twice.
+  let held: string[] | null = null;
+  runOptions.onStderrLine =
+    options.onStderrLine ??
+    ((line) => {
+      if (held === null && /^error\b/.test(line)) held = [];
+      if (held === null) nix.runner.log.info(line);
+      else held.push(line);
+    });
   const result = await run(nix.runner, [program, ...FEATURES, ...nix.settings, ...args], runOptions);
+  if (result.exitCode === 0) for (const line of held ?? []) nix.runner.log.info(line);
   if (result.exitCode !== 0) {
     const lines = options.errorLines ? options.errorLines() : result.stderrTail;
     throw new NixError(

@@ -13,6 +13,7 @@ import { ProgressReporter } from "../build/progress/display.ts";
 import { BuildProgress } from "../build/progress/tracker.ts";
 import { type ClosureReport, closureReport, formatClosureReport, formatLargest } from "../build/report.ts";
 import { kernelParamsOf, sourceInputsOf } from "../config/render.ts";
+import { checkRenderId } from "../config/render_identity.ts";
 import { NixError, SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, readCache, readIfExists, readSmallFile, writeCache } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
@@ -21,7 +22,6 @@ import type { Nix } from "../nix/locate.ts";
 import { addGcRoot, build, closureInfo, derivationInstallable, type EventStream } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, existingConfigDir, workerLayout } from "../worker/layout.ts";
-import { checkRenderId } from "../worker/render_identity.ts";
 import type { Context } from "./context.ts";
 import { asOnlyEvaluation, recordEvaluation, recordedEvaluation, usableRecord } from "./evaluation.ts";
 import { checkPublishTargets } from "./flow_input.ts";
@@ -132,7 +132,9 @@ async function closureOf(context: Context, nix: Nix, dir: string, toplevel: stri
 
 function cachedReports(file: string, key: string): OverrideReport[] | null {
   const cached = readCache(file) as { key?: unknown; reports?: OverrideReport[] } | null;
-  return cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
+  // Reports of an older release lack what is asked of them now (how the source was taken): made afresh.
+  const reports = cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
+  return reports?.every((r) => typeof r?.kind === "string") ? reports : null;
 }
 
 /** What a build of a config dir knows before Nix runs. */

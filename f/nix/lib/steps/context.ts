@@ -25,11 +25,14 @@ export interface Vocabulary {
   step(name: StepName): string;
   /** What names the library: `NIXOS_FLAKE_DIR`, or `--nixos-flake`. */
   library: string;
+  /** Where else a library comes from, when the upstream one cannot be fetched (offline). */
+  unfetchedLibrary: string;
 }
 
 const WINDMILL_VOCABULARY: Vocabulary = {
   step: (name) => name,
   library: "NIXOS_FLAKE_DIR (or vendor it at $VENDOR_DIR/nixos-flake)",
+  unfetchedLibrary: "give closure.nixos_flake, set NIXOS_FLAKE_DIR, or vendor a checkout there ($VENDOR_DIR/nixos-flake)",
 };
 
 export interface Context {

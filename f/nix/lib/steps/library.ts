@@ -4,8 +4,9 @@
 // given and nothing vendored, the upstream library.
 import { existsSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
-import { InputError, SetupError } from "../core/errors.ts";
-import { privatePath } from "../core/files.ts";
+import { InputError, NixError, SetupError } from "../core/errors.ts";
+import { forbiddenPart, publishedPrivately, surveyTree } from "../core/files.ts";
+import { runningUid } from "../core/process.ts";
 import { flakeSource } from "../nix/operations.ts";
 import { workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
@@ -29,8 +30,12 @@ const LIBRARY_SCHEMES: readonly string[] = [
   "path",
 ];
 
-/** Refuses a reference Nix would fetch from a file or a directory others may not read (the store would expose it). */
-function checkReference(ref: string): void {
+/**
+ * Refuses a reference Nix would fetch from a file or a directory others may
+ * not read (the store would expose it); a warning when those are all the own
+ * files of the user running the step.
+ */
+function checkReference(ref: string): string | null {
   const scheme = ref.slice(0, ref.indexOf(":"));
   if (!LIBRARY_SCHEMES.includes(scheme)) {
     throw new InputError(
@@ -40,19 +45,22 @@ function checkReference(ref: string): void {
     );
   }
   const local = /^(?:path:|git\+file:\/\/)(\/[^?#]*)/.exec(ref)?.[1];
-  if (local !== undefined) checkReadable(decodeURI(local), ref);
+  return local === undefined ? null : checkReadable(decodeURI(local), ref);
 }
 
-function checkReadable(dir: string, given: string): void {
-  if (!existsSync(dir)) return; // Nix says what is missing
-  const hidden = privatePath(dir);
+function checkReadable(dir: string, given: string): string | null {
+  if (!existsSync(dir)) return null; // Nix says what is missing
+  const uid = runningUid();
+  const survey = surveyTree(dir, { uid });
+  const hidden = forbiddenPart(survey, uid);
   if (hidden !== null) {
     throw new InputError(
       "closure.nixos_flake",
       given,
-      `names ${hidden}, which only its owner may read; Nix would copy it into the store, where everyone can read it`,
+      `names ${hidden.path}, which only its owner may read; Nix would copy it into the store, where everyone can read it`,
     );
   }
+  return publishedPrivately("the nixos-flake library", dir, survey);
 }
 
 const TEMPLATE = join("templates", "imageless", "flake.nix");
@@ -65,17 +73,18 @@ function isDirectory(path: string): boolean {
   }
 }
 
-/** Checks what can be checked of a given library without Nix (before anything is written): its form, and a directory's template. */
-export function checkGivenLibrary(given: unknown): void {
+/**
+ * Checks what can be checked of a given library without Nix (before
+ * anything is written): its form, and a directory's template. Returns the
+ * warning a library of the user's own private files gets.
+ */
+export function checkGivenLibrary(given: unknown): string | null {
   if (given !== undefined && given !== null && typeof given !== "string") {
     throw new InputError("closure.nixos_flake", given, "must be a directory or a flake reference");
   }
   const text = (given ?? "").trim();
-  if (text === "") return;
-  if (FLAKE_REF.test(text)) {
-    checkReference(text);
-    return;
-  }
+  if (text === "") return null;
+  if (FLAKE_REF.test(text)) return checkReference(text);
   if (!isAbsolute(text)) {
     throw new InputError(
       "closure.nixos_flake",
@@ -86,7 +95,7 @@ export function checkGivenLibrary(given: unknown): void {
   if (!existsSync(join(text, TEMPLATE))) {
     throw new InputError("closure.nixos_flake", text, `is not the nixos-flake library: ${text} has no ${TEMPLATE}`);
   }
-  checkReadable(text, text);
+  return checkReadable(text, text);
 }
 
 /** The library's directory: `given` (a directory or a flake reference), else the worker's, else upstream's. */
@@ -99,7 +108,7 @@ export async function libraryDir(context: Context, given: unknown): Promise<stri
   if (text === "") {
     // The worker's library: $NIXOS_FLAKE_DIR when set (it must be there), else the vendored one when there is one.
     const worker = workerLayout(context.env).libraryDir;
-    dir = context.env.NIXOS_FLAKE_DIR || isDirectory(worker) ? worker : await fetched(context, UPSTREAM_LIBRARY);
+    dir = context.env.NIXOS_FLAKE_DIR || isDirectory(worker) ? worker : await upstream(context, worker);
     if (!existsSync(join(dir, TEMPLATE))) {
       throw new SetupError(
         `the nixos-flake library at ${dir} has no ${TEMPLATE}; point ${context.words.library} at a checkout of the library`,
@@ -107,7 +116,8 @@ export async function libraryDir(context: Context, given: unknown): Promise<stri
     }
     return dir;
   }
-  checkGivenLibrary(text);
+  const published = checkGivenLibrary(text);
+  if (published !== null) context.log.warn(published);
   if (isAbsolute(text)) {
     dir = text;
   } else if (FLAKE_REF.test(text)) {
@@ -123,6 +133,17 @@ export async function libraryDir(context: Context, given: unknown): Promise<stri
     throw new InputError("closure.nixos_flake", text, `is not the nixos-flake library: ${dir} has no ${TEMPLATE}`);
   }
   return dir;
+}
+
+/** The upstream library, fetched; when that fails (offline, say), the error says where else a library comes from. */
+async function upstream(context: Context, vendored: string): Promise<string> {
+  try {
+    return await fetched(context, UPSTREAM_LIBRARY);
+  } catch (error) {
+    if (!(error instanceof NixError)) throw error;
+    error.message += `\nno library was given and none is at ${vendored}: ${context.words.unfetchedLibrary}`;
+    throw error;
+  }
 }
 
 async function fetched(context: Context, ref: string): Promise<string> {

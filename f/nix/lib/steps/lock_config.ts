@@ -4,7 +4,11 @@
 import { createHash } from "node:crypto";
 import { realpathSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
-import { sourceInputsOf } from "../config/render.ts";
+import { type CopiedSource, watchCopies } from "../build/progress/source_copy.ts";
+import type { WorkTreeSnapshot } from "../config/model.ts";
+import { pathInputsOf, sourceInputsOf, withWorkTreeSnapshots, workTreeInputsOf } from "../config/render.ts";
+import { checkRenderId } from "../config/render_identity.ts";
+import { snapshotWorkTree } from "../config/work_tree.ts";
 import { SetupError } from "../core/errors.ts";
 import {
   isOursOrFree,
@@ -12,15 +16,16 @@ import {
   readCache,
   readIfExists,
   readSmallFile,
+  surveyTree,
   writeCache,
   writeFileAtomic,
 } from "../core/files.ts";
+import { runningUid } from "../core/process.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { Nix } from "../nix/locate.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, existingConfigDir } from "../worker/layout.ts";
-import { checkRenderId } from "../worker/render_identity.ts";
 import type { Context } from "./context.ts";
 
 export interface LockResult {
@@ -81,6 +86,37 @@ function forgetLastLock(file: string, context: Context): void {
   context.log.warn(`${file} is not a file of nixos-closure: its last lock cannot be remembered (nix flake lock runs every time)`);
 }
 
+/**
+ * flake.nix with each git work tree's input at a snapshot of the tree as it
+ * is now (rewritten when the tree changed: an edit lands in the next lock,
+ * as a directory's does), and the sources the lock copies into the store.
+ */
+async function followWorkTrees(
+  context: Context,
+  flakeFile: string,
+): Promise<{ flake: string; given: string; copied: CopiedSource[] }> {
+  const flake = readSmallFile(flakeFile, MAX_NIX_FILE_BYTES);
+  const uid = runningUid();
+  const snapshots = new Map<string, WorkTreeSnapshot>();
+  const copied: CopiedSource[] = pathInputsOf(flake).map(({ dir }) => ({
+    what: dir,
+    bytes: () => surveyTree(dir, { uid }).bytes,
+  }));
+  for (const tree of workTreeInputsOf(flake)) {
+    const { snapshot } = await snapshotWorkTree(
+      context,
+      { field: `${flakeFile}: ${tree.input}`, subject: `override ${tree.input.replace(/-src$/, "")}`, dir: tree.dir },
+      uid,
+    );
+    snapshots.set(tree.input, snapshot);
+    copied.push({ what: `the files git tracks in ${tree.dir}`, bytes: () => snapshot.bytes });
+    if (snapshot.rev !== tree.rev) context.log.info(`${tree.dir} changed: ${tree.input} now takes its snapshot ${snapshot.rev}`);
+  }
+  const followed = withWorkTreeSnapshots(flake, snapshots);
+  writeFileAtomic(flakeFile, followed);
+  return { flake: followed, given: flake, copied };
+}
+
 export async function lockConfig(
   context: Context,
   configDir: string,
@@ -94,7 +130,7 @@ export async function lockConfig(
     checkRenderId(dir, renderId, context.step);
     const lockFile = join(dir, "flake.lock");
     const ref = pathFlakeRef(dir);
-    const flake = readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES);
+    const { flake, given, copied } = await followWorkTrees(context, join(dir, "flake.nix"));
     const srcInputs = sourceInputsOf(flake);
     const previous = readIfExists(lockFile);
     const stampFile = configDirCaches(dir).locked;
@@ -117,14 +153,20 @@ export async function lockConfig(
       return { config_dir: dir, lock: JSON.parse(previous) as Record<string, unknown>, src_inputs: srcInputs };
     }
     forgetLastLock(stampFile, context);
+    const watch = context.progress === "off" ? null : watchCopies(context.log, copied);
+    const onLine = watch ? (line: string) => watch.line(line) : undefined;
     try {
       // One Nix call: updating the named inputs also locks any input not locked yet, and keeps the others pinned.
-      if (updates.length > 0) await updateInputs(nix, ref, updates);
-      else await flakeLock(nix, ref);
+      if (updates.length > 0) await updateInputs(nix, ref, updates, onLine);
+      else await flakeLock(nix, ref, onLine);
     } catch (error) {
       if (previous === null) rmSync(lockFile, { force: true });
       else writeFileAtomic(lockFile, previous);
+      // flake.nix names the snapshots flake.lock pins.
+      writeFileAtomic(join(dir, "flake.nix"), given);
       throw error;
+    } finally {
+      watch?.finish();
     }
     const text = readIfExists(lockFile);
     if (text === null) throw new SetupError(`nix flake lock succeeded but wrote no ${lockFile}`);

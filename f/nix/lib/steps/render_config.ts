@@ -2,15 +2,16 @@
 // default.nix, and write them into the VM's config dir (only what changed).
 import { join } from "node:path";
 import { composeGuest, type ValidationContext, validateVmName } from "../config/guest.ts";
-import { FALLBACK_HOME, type RenderInput } from "../config/model.ts";
+import { FALLBACK_HOME, type RenderInput, type WorkTreeSnapshot } from "../config/model.ts";
 import { kernelParamsOf, renderDefault, renderFlake } from "../config/render.ts";
+import { renderIdOf } from "../config/render_identity.ts";
+import { snapshotWorkTree } from "../config/work_tree.ts";
 import { SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, makeDirs, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
-import type { Env } from "../core/process.ts";
+import { type Env, runningUid } from "../core/process.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirFor, type Layout, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
-import { renderIdOf } from "../worker/render_identity.ts";
 import type { Context } from "./context.ts";
 import { checkFlowInput } from "./flow_input.ts";
 import { libraryDir } from "./library.ts";
@@ -46,13 +47,14 @@ export function configDirOf(env: Env, vmName: unknown): string {
   return configDirFor(workerLayout(env), validateVmName(vmName));
 }
 
-/** What validating a guest needs from this worker: its managed VM key (when it has one) and the operator's home. */
-export function workerValidation(env: Env, layout: Layout): ValidationContext {
+/** What validating a guest needs from this worker: its managed VM key (when it has one), the operator's home, the user running the step. */
+export function workerValidation(env: Env, layout: Layout): ValidationContext & { uid: number } {
   const keyPath = managedKeyPath(layout);
   const managedLine = readIfExists(keyPath);
   return {
     managedKey: managedLine === null ? null : { path: keyPath, line: managedLine.trim() },
     defaultHome: operatorHome(env, FALLBACK_HOME),
+    uid: runningUid(),
   };
 }
 
@@ -62,11 +64,23 @@ export async function renderConfig(context: Context, flowInput: unknown, input: 
   checkFlowInput(context.env, flowInput);
   const layout = workerLayout(context.env);
   const keyPath = managedKeyPath(layout);
-  const guest = composeGuest(input, workerValidation(context.env, layout));
+  const validation = workerValidation(context.env, layout);
+  const guest = composeGuest(input, validation);
 
   const library = await libraryDir(context, input.nixos_flake);
   const template = readTemplate(context, library);
-  const flake = renderFlake(template.text, template.path, library, guest.overrides);
+  const snapshots = new Map<string, WorkTreeSnapshot>();
+  for (const o of guest.overrides.filter((o) => o.workTree)) {
+    const taken = await snapshotWorkTree(
+      context,
+      { field: `${o.field}.src`, subject: `override ${o.pkg}`, dir: o.src },
+      validation.uid,
+    );
+    snapshots.set(`${o.pkg}-src`, taken.snapshot);
+    if (taken.warning !== null) guest.warnings.push(taken.warning);
+  }
+  for (const warning of guest.warnings) log.warn(warning);
+  const flake = renderFlake(template.text, template.path, library, guest.overrides, snapshots);
   const defaultNix = renderDefault(guest);
 
   const configDir = configDirFor(layout, guest.vmName);

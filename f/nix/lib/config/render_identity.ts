@@ -2,16 +2,19 @@
 // interleave (render A, render B, then A's lock and build): the steps of one
 // run must build what that run rendered. render_config returns the identity
 // of the files it left; lock, build and prepare_root are given it by the
-// flow and compare it, under the VM's lock, with the files there now.
+// flow and compare it, under the VM's lock, with the files there now. A git
+// work tree's snapshot is not part of it: lock_config moves it to the tree's
+// state on every run, as the same run's render would have.
 import { createHash } from "node:crypto";
 import { join } from "node:path";
 import { SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, readIfExists, readSmallFile } from "../core/files.ts";
+import { withoutWorkTreeSnapshots } from "./render.ts";
 
 /** The identity of a render: a digest of the files it wrote (equal inputs render equal files, so they agree). */
 export function renderIdOf(flakeNix: string, defaultNix: string): string {
   return createHash("sha256")
-    .update(JSON.stringify(["render", flakeNix, defaultNix]))
+    .update(JSON.stringify(["render", withoutWorkTreeSnapshots(flakeNix), defaultNix]))
     .digest("hex")
     .slice(0, 32);
 }
