@@ -4,7 +4,7 @@
 // was collected, are never served. The stand-in nixpkgs is weighed, so every
 // evaluation leaves one trace line in the log: evaluations are counted.
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import {
   chmodSync,
   existsSync,
@@ -174,6 +174,38 @@ for (const nix of testNixes()) {
       assert.equal(evaluations(again.log), 0);
       assert.equal(again.result.overrides.length, 1, "the override's report comes with the record");
       assert.ok((again.result.overrides[0]?.built.length ?? 0) > 0);
+    });
+
+    test("a git work tree's edit makes a new key; the run's render holds while lock moves the snapshot", async () => {
+      const wb = workbench();
+      const tree = join(wb.root, `tree-${process.pid}`);
+      mkdirSync(tree);
+      const git = (...args: string[]) =>
+        execFileSync("git", ["-C", tree, "-c", "user.name=t", "-c", "user.email=t@nixos-closure.invalid", ...args], {
+          encoding: "utf8",
+        });
+      git("init", "-q");
+      writeFileSync(join(tree, "configure"), "#!/bin/sh\n");
+      git("add", ".");
+      git("commit", "-qm", "first");
+      const input: RenderInput = { vm_name: "tree", test_suites: ["fstests"], overrides: [{ pkg: "xfsprogs", src: tree }] };
+      const first = await buildVm(wb, input);
+      assertEvaluated(nix, first);
+      // Nix before 2.19 writes the branch into the first lock of a git input and drops it on the next:
+      // one more key there, then none.
+      const again = await buildVm(wb, input);
+      if (!ownEvaluationCache(nix)) assert.equal(evaluations(again.log), 0, "an unchanged tree evaluated again");
+      const third = await buildVm(wb, input);
+      assert.equal(evaluations(third.log), 0, "an unchanged tree evaluated again");
+      // Rendered, then the tree edited (uncommitted) before this run's lock and build.
+      const steps = vmSteps(wb, { log: captureLog() });
+      const rendered = await steps.render({ home: false, ...input });
+      writeFileSync(join(tree, "configure"), "#!/bin/sh\n# edited\n");
+      const log = captureLog();
+      await lockConfig(testContext(wb, "lock_config", { log }), rendered.config_dir, false, rendered.render_id);
+      const built = await buildClosure(testContext(wb, "build_closure", { log }), rendered.config_dir, [], rendered.render_id);
+      assertEvaluated(nix, { result: built, log }, "the edited tree");
+      assert.notEqual(built.overrides[0]?.source, first.result.overrides[0]?.source);
     });
 
     test("update_lock bringing a new library evaluates again", async () => {

@@ -8,6 +8,7 @@ import {
   type EvaluationRecord,
   evaluationKey,
   readRecord,
+  recordPath,
   untrustedDirectory,
   writeRecord,
 } from "../build/evaluation_record.ts";
@@ -57,7 +58,10 @@ export async function recordedEvaluation(
 /** The record of this build's key whose system is still in the store, or null (an unusable one is said at -v). */
 export function usableRecord(context: Context, evaluation: RecordedEvaluation): EvaluationRecord | null {
   const found = readRecord(evaluation.recordsDir, evaluation.key);
-  if (found === null) return null;
+  if (found === null) {
+    context.log.detail(`no evaluation record of these inputs yet (${evaluation.key})`);
+    return null;
+  }
   if ("unusable" in found) {
     context.log.detail(`evaluation record not used: ${found.unusable}`);
     return null;
@@ -74,8 +78,8 @@ const keyLockDir = (evaluation: RecordedEvaluation) => `${evaluation.recordsDir}
  */
 export function recordEvaluation(context: Context, evaluation: RecordedEvaluation, record: EvaluationRecord): void {
   const failed = writeRecord(evaluation.recordsDir, record);
-  if (failed !== null)
-    context.log.warn(`the evaluation of this system is not recorded (${failed}): the next build evaluates again`);
+  if (failed === null) context.log.detail(`evaluation recorded: ${recordPath(evaluation.recordsDir, evaluation.key)}`);
+  else context.log.warn(`the evaluation of this system is not recorded (${failed}): the next build evaluates again`);
   rmSync(lockPathFor(keyLockDir(evaluation)), { force: true });
 }
 
