@@ -1,11 +1,10 @@
 // nixos-closure: the f/nix/build flow from a command line, without Windmill.
 // Same steps, same contract, same per-VM directory layout.
 import { existsSync, readFileSync } from "node:fs";
-import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { Argument, Command, CommanderError, Option } from "commander";
 import { formatClosureDiff } from "../f/nix/lib/build/report.ts";
-import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
+import { InputError, ToolError } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, makeDirs } from "../f/nix/lib/core/files.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
@@ -378,26 +377,27 @@ export async function run(argv: string[]): Promise<number> {
     await program().parseAsync(joinNixOptionArgs(argv), { from: "user" });
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.exitCode === 0) return 0; // --help, --version
-      return EXIT_BAD_INPUT;
-    }
-    const style = errorStyle(argv, standaloneEnv());
-    const prefix = style.red(style.bold("error:"));
-    if (error instanceof Interrupted) {
-      process.stderr.write(`${prefix} ${error.message}\n`);
-      return 128 + constants.signals[error.signal];
-    }
-    if (error instanceof InputError) {
-      process.stderr.write(`${prefix} bad input: ${error.message}\n`);
-      return EXIT_BAD_INPUT;
-    }
-    if (isFileSystemError(error)) {
-      process.stderr.write(`${prefix} ${fileSystemMessage(error)}\n`);
-      return EXIT_FAILURE;
-    }
-    const known = error instanceof Error && ["SetupError", "NixError", "SpawnError"].includes(error.name);
-    process.stderr.write(`${prefix} ${known ? (error as Error).message : ((error as Error)?.stack ?? String(error))}\n`);
+    return reportFailure(error, argv);
+  }
+}
+
+/**
+ * Says on stderr what ended the run and returns the exit code: an error of
+ * ours carries both (its message, its exit status); a file-system error is
+ * named by operation and path; anything else is a bug, shown with its stack.
+ */
+export function reportFailure(error: unknown, argv: readonly string[]): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_BAD_INPUT; // 0: --help, --version
+  const style = errorStyle(argv, standaloneEnv());
+  const prefix = style.red(style.bold("error:"));
+  if (error instanceof ToolError) {
+    process.stderr.write(`${prefix} ${error instanceof InputError ? "bad input: " : ""}${error.message}\n`);
+    return error.exitStatus;
+  }
+  if (isFileSystemError(error)) {
+    process.stderr.write(`${prefix} ${fileSystemMessage(error)}\n`);
     return EXIT_FAILURE;
   }
+  process.stderr.write(`${prefix} ${(error as Error)?.stack ?? String(error)}\n`);
+  return EXIT_FAILURE;
 }
