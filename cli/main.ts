@@ -5,7 +5,7 @@ import { dirname, join } from "node:path";
 import { Argument, Command, CommanderError, Option } from "commander";
 import { formatClosureDiff } from "../f/nix/lib/build/report.ts";
 import { InputError, ToolError } from "../f/nix/lib/core/errors.ts";
-import { fileSystemMessage, isFileSystemError, makeDirs } from "../f/nix/lib/core/files.ts";
+import { fileSystemMessage, isFileSystemError, makeDirs, realPathOf } from "../f/nix/lib/core/files.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
 import {
@@ -186,8 +186,9 @@ async function runCheckedSteps(
   const extraArgs: Record<string, Record<string, unknown>> = planOnly ? { build_closure: { plan_only: true } } : {};
   const interrupt = interruptSignal();
   // The whole run holds the VM's config dir: another run of the same VM can
-  // never re-render it between this run's render and its build.
-  const runDir = configDir ?? configDirOf(env, input.guest?.vm_name);
+  // never re-render it between this run's render and its build. By its real
+  // path, as the steps take it (a --config-dir given through a link).
+  const runDir = realPathOf(configDir ?? configDirOf(env, input.guest?.vm_name));
   const log = cliLogger(flags, env);
   const context = createContext("nixos-closure", nixSettings(null), { env, log, signal: interrupt.signal });
   const options: ContextOptions = {

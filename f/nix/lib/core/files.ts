@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import {
   closeSync,
   constants,
+  existsSync,
   fstatSync,
   lstatSync,
   mkdirSync,
@@ -13,12 +14,13 @@ import {
   readdirSync,
   readFileSync,
   readSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { SetupError } from "./errors.ts";
 
 const ERRNO_MEANINGS: Record<string, string> = {
@@ -49,6 +51,19 @@ export function fileSystemMessage(error: NodeJS.ErrnoException & { code: string;
   const where = error.path ? ` ${error.path}${dest ? ` -> ${dest}` : ""}` : "";
   const meaning = ERRNO_MEANINGS[error.code] ?? error.message.replace(/,.*$/, "");
   return `cannot ${error.syscall}${where}: ${meaning} (${error.code})`;
+}
+
+/**
+ * The real path of `path`, which need not exist yet: its nearest existing
+ * ancestor's real path (every link resolved) with the rest appended. One
+ * spelling per place, whatever links lead there (a home under /home that
+ * is a link, a WORKERS_DIR that is one): what locks, records and
+ * comparisons use.
+ */
+export function realPathOf(path: string): string {
+  let existing = resolve(path);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  return join(realpathSync(existing), relative(existing, resolve(path)));
 }
 
 /** At most this many directories are made for one path. */

@@ -11,8 +11,9 @@
 import { spawn } from "node:child_process";
 import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
+import { basename, dirname, join, resolve } from "node:path";
 import { Interrupted, SetupError } from "../core/errors.ts";
-import { fileSystemMessage, isFileSystemError, readSmallFile } from "../core/files.ts";
+import { fileSystemMessage, isFileSystemError, readSmallFile, realPathOf } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { abortSignalName, type Env } from "../core/process.ts";
 
@@ -40,6 +41,17 @@ export interface LockHolder {
 
 export function lockPathFor(dir: string): string {
   return `${dir.replace(/\/+$/, "")}.lock`;
+}
+
+/**
+ * The one spelling of `dir` its lock goes by: its parent's real path, so
+ * that a link on the way (a home or WORKERS_DIR reached through one) leads
+ * to the same lock, and a run holding it never waits on itself. Its last
+ * component stays: a root is itself a link of ours.
+ */
+function lockedDir(dir: string): string {
+  const path = resolve(dir);
+  return join(realPathOf(dirname(path)), basename(path));
 }
 
 /** flock's exit code when the lock is held by someone else (-E). */
@@ -184,9 +196,10 @@ function openLockFile(path: string): number {
 }
 
 /** Runs `work` holding the lock of `dir`; waits for a live holder, then refuses. */
-export async function withDirLock<T>(dir: string, holder: LockHolder, work: () => Promise<T>): Promise<T> {
+export async function withDirLock<T>(given: string, holder: LockHolder, work: () => Promise<T>): Promise<T> {
   const { step, log, signal } = holder;
-  if (holder.heldLocks?.has(dir)) return work();
+  const dir = lockedDir(given);
+  if ([...(holder.heldLocks ?? [])].some((held) => lockedDir(held) === dir)) return work();
   const path = lockPathFor(dir);
   const deadline = Date.now() + holder.lockWaitSeconds * 1000;
   let announced = false;
@@ -217,7 +230,7 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
 
 /** The step holding the lock of `dir` now, or null when it is free. */
 export async function lockHolderOf(dir: string, env: Env): Promise<string | null> {
-  const path = lockPathFor(dir);
+  const path = lockPathFor(lockedDir(dir));
   // No lock file: nobody holds it (and asking makes none).
   if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return null;
   const fd = await tryLock(path, env);

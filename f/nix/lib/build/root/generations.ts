@@ -23,7 +23,7 @@ import {
 } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { InputError, SetupError } from "../../core/errors.ts";
-import { makeDirs, readIfExists, writeFileAtomic } from "../../core/files.ts";
+import { makeDirs, readIfExists, realPathOf, writeFileAtomic } from "../../core/files.ts";
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
@@ -100,13 +100,6 @@ export function reservedPlace(path: string, workersDir: string): string | null {
   }
   const generation = markedAncestor(resolved);
   return generation === null ? null : `is inside ${generation}, the generations of a prepared root`;
-}
-
-/** The real path of `path`: its nearest existing ancestor's real path, with the rest appended. */
-function realPathOf(path: string): string {
-  let existing = path;
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  return join(realpathSync(existing), relative(existing, path));
 }
 
 /** The nearest directory above `path` (following links, as the file system will) that is a generations directory of ours. */
