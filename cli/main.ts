@@ -75,8 +75,12 @@ function outputOptions(flags: BuildOutputFlags): Pick<ContextOptions, "output" |
 /** What -v adds to the housekeeping commands (they render no files). */
 const HOUSEKEEPING_VERBOSE = "also show the Nix used and Nix's own messages";
 
-/** The housekeeping commands' arguments, named as the command line has them. */
-const ARGUMENT_WORDS: Readonly<Record<string, string>> = { vm_name: "VM", system: "system" };
+/** The housekeeping commands' arguments, named as the command line has them (each VM to remove is one VM). */
+const ARGUMENT_WORDS: Readonly<Record<string, string>> = { vm_name: "VM", system: "system", keep: "--keep" };
+
+function argumentWord(field: string): string | undefined {
+  return /^vm_names\[\d+\]$/.test(field) ? "VM" : Object.hasOwn(ARGUMENT_WORDS, field) ? ARGUMENT_WORDS[field] : undefined;
+}
 
 /** Runs a housekeeping command with a context of the CLI's own. */
 async function withCliContext(name: string, flags: OutputFlags, work: (context: Context) => Promise<void>): Promise<void> {
@@ -92,8 +96,7 @@ async function withCliContext(name: string, flags: OutputFlags, work: (context: 
       }),
     );
   } catch (error) {
-    const word =
-      error instanceof InputError && Object.hasOwn(ARGUMENT_WORDS, error.field) ? ARGUMENT_WORDS[error.field] : undefined;
+    const word = error instanceof InputError ? argumentWord(error.field) : undefined;
     throw word && error instanceof InputError ? new InputError(word, error.value, error.reason) : error;
   } finally {
     interrupt.dispose();
@@ -311,12 +314,11 @@ export function program(): Command {
         const age = /^(\d+(?:\.\d+)?)([dh])$/.exec(flags.olderThan);
         if (!age) throw new InputError("--older-than", flags.olderThan, "must be an age such as 30d or 12h");
         const days = Number(age[1]) / (age[2] === "h" ? 24 : 1);
-        const keep = Number(flags.keep);
-        if (!Number.isSafeInteger(keep) || keep < 0) throw new InputError("--keep", flags.keep, "must be a whole number >= 0");
         printCleanUp(
           await cleanUpVms(context, {
             olderThanDays: days,
-            keep,
+            // As typed: digits only ("" is not 0).
+            keep: flags.keep,
             collect: flags.collect === true,
             dryRun: flags.dryRun === true,
           }),

@@ -455,6 +455,14 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     const unknown = cli(["remove", "nosuchvm"]);
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /not a VM of this worker/);
+    // What an unset variable in a script gives: refused, never 0 or the default VM.
+    const emptyKeep = cli(["gc", "--older-than", "0d", "--keep", ""]);
+    assert.equal(emptyKeep.status, 2, emptyKeep.stderr);
+    assert.match(emptyKeep.stderr, /^error: bad input: --keep: "" must be a whole number >= 0/m);
+    const emptyName = cli(["remove", "house", ""]);
+    assert.equal(emptyName.status, 2, emptyName.stderr);
+    assert.match(emptyName.stderr, /^error: bad input: VM: "" is not a VM name/m);
+    assert.match(cli(["list"]).stdout, /^house /m, "nothing was removed");
     const removed = cli(["remove", "house"]);
     assert.equal(removed.status, 0, removed.stderr);
     assert.match(removed.stdout, /^removed house: the next nix-store --gc can free [\d.]+ \S+$/m);

@@ -8,14 +8,14 @@ import { describe, test } from "node:test";
 import { formatVms } from "../../cli/output.ts";
 import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
-import { cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
+import { type Collection, cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
 import { asWorker, captureLog, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
-import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
+import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
@@ -206,6 +206,60 @@ for (const nix of testNixes()) {
 }
 
 describe("housekeeping of VMs never built", () => {
+  test("every field of list and remove is checked, named with its value, before anything is removed", async () => {
+    const wb = createWorkbench(null);
+    try {
+      const steps = vmSteps(wb);
+      const vms = ["hk-field-a", "hk-field-b", "hk-field-c"];
+      const nixDir = join(wb.workersDir, "0", "nix");
+      for (const [i, vm_name] of vms.entries()) {
+        await steps.render({ vm_name, profiles: [], test_suites: [] });
+        const rendered = new Date(Date.now() - (2 + i) * 24 * 3600 * 1000);
+        utimesSync(join(nixDir, vm_name, "default.nix"), rendered, rendered);
+      }
+      const before = snapshot(nixDir);
+      // vm_names, older_than_days, keep, keep_root, collect, dry_run: as a form or a script may send them.
+      const bad: [unknown[], RegExp][] = [
+        [[[], 1, "two"], /^keep: "two" must be a whole number >= 0/],
+        [[[], 1, null], /^keep: null must be a whole number >= 0/],
+        [[[], 1, { n: 5 }], /^keep: \{"n":5\} must be a whole number >= 0/],
+        [[[], 1, -1], /^keep: -1 must be a whole number >= 0/],
+        [[[], 1, 1.5], /^keep: 1\.5 must be a whole number >= 0/],
+        [[[], 1, ""], /^keep: "" must be a whole number >= 0/],
+        [[[], -1], /^older_than_days: -1 must be a number of days >= 0/],
+        [[[], null], /^older_than_days: null must be a number of days >= 0/],
+        [[[], "30d"], /^older_than_days: "30d" must be a number of days >= 0/],
+        [["hk-field-a"], /^vm_names: "hk-field-a" must be a list of VM names/],
+        [[[""]], /^vm_names\[0\]: "" is not a VM name/],
+        [[["hk-field-a", null]], /^vm_names\[1\]: null is not a VM name/],
+        [[["hk-field-a", "../x"]], /^vm_names\[1\]: "\.\.\/x" is not a VM name/],
+        [[["hk-field-a", "hk-nonexistent"]], /^vm_names\[1\]: "hk-nonexistent" is not a VM of this worker/],
+        [[["hk-field-a"], 0, 0, "true"], /^keep_root: "true" must be true or false/],
+        [[[], 1, 0, false, "false"], /^collect: "false" must be true or false/],
+        [[["hk-field-a"], 0, 0, false, false, "no"], /^dry_run: "no" must be true or false/],
+      ];
+      for (const [args, message] of bad) {
+        await assert.rejects(
+          asWorker(wb, () => (removeStep as (...a: unknown[]) => Promise<unknown>)(...args)),
+          (e: Error) => e instanceof InputError && message.test(e.message),
+          JSON.stringify(args),
+        );
+        assert.deepEqual(snapshot(nixDir), before, `nothing removed after ${JSON.stringify(args)}`);
+      }
+      await assert.rejects(
+        asWorker(wb, () => (listStep as (a: unknown) => Promise<unknown>)("true")),
+        /^InputError: all_workers: "true" must be true or false/,
+      );
+      // A count as digits is a count; keep 2 of 3 removes one.
+      const kept = await asWorker(wb, () =>
+        (removeStep as (...a: unknown[]) => Promise<Collection>)([], 1, "2", false, false, true),
+      );
+      assert.equal(kept.removed.length, 1, JSON.stringify(kept));
+    } finally {
+      wb.cleanup();
+    }
+  });
+
   test("list asks no Nix and shows no size; gc with 0 days takes every VM", async () => {
     // No nix on this worker at all: listing rendered VMs must not need one.
     const wb = createWorkbench(null);

@@ -5,6 +5,7 @@ import { existsSync, lstatSync, readdirSync, readlinkSync, rmdirSync, rmSync } f
 import { basename, dirname, join } from "node:path";
 import { type ClosureDiff, compareClosures } from "../build/report.ts";
 import { removeTree } from "../build/root/generations.ts";
+import { expectBoolean } from "../config/fields.ts";
 import { isVmName, validateVmName } from "../config/guest.ts";
 import { InputError, NixError, SetupError } from "../core/errors.ts";
 import { readCache, readIfExists } from "../core/files.ts";
@@ -160,7 +161,8 @@ export function vmNames(context: Context): string[] {
 }
 
 /** The VMs of this worker slot (or all slots), with their sizes from one `nix path-info` of every GC root of the store. */
-export async function listVms(context: Context, allWorkers = false): Promise<VmInfo[]> {
+export async function listVms(context: Context, allWorkersGiven: unknown = false): Promise<VmInfo[]> {
+  const allWorkers = expectBoolean("all_workers", allWorkersGiven, false);
   const vms: (Omit<VmInfo, "closure_size" | "unique_size"> & { held: string[] })[] = [];
   for (const { worker, dir } of nixDirs(context, allWorkers)) {
     if (!existsSync(dir)) continue;
@@ -222,13 +224,13 @@ export interface Removal {
  * with `leftovers`, also the name of one whose render failed before writing
  * its config dir (only its lock file is there).
  */
-function vmDir(context: Context, name: unknown, leftovers = false): string {
+function vmDir(context: Context, name: unknown, field = "vm_name", leftovers = false): string {
   const vmName = validateVmName(name);
   const dir = join(workerLayout(context.env).nixDir, vmName);
   const leftover = () =>
     lstatSync(dir, { throwIfNoEntry: false }) === undefined && lstatSync(lockPathFor(dir), { throwIfNoEntry: false })?.isFile();
   if (!isVmDir(dir) && !(leftovers && leftover()))
-    throw new InputError("vm_name", name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
+    throw new InputError(field, name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
   return dir;
 }
 
@@ -247,8 +249,8 @@ interface RemoveOptions {
  * what is ours; refuses a name that is not a VM of this worker and a VM a
  * step is working on.
  */
-export async function removeVms(context: Context, names: readonly unknown[], options: RemoveOptions = {}): Promise<Removal[]> {
-  const dirs = [...new Set(names.map((name) => vmDir(context, name, true)))];
+async function removeVms(context: Context, names: readonly string[], options: RemoveOptions = {}): Promise<Removal[]> {
+  const dirs = [...new Set(names.map((name, i) => vmDir(context, name, `vm_names[${i}]`, true)))];
   if (dirs.length === 0) return [];
   const listed = new Map((options.listed ?? (await listVms(context))).map((vm) => [vm.config_dir, vm]));
   const removals: Removal[] = [];
@@ -331,53 +333,91 @@ export interface Collection {
   collected: string | null;
 }
 
+/** A clean-up as asked for: each field checked by cleanUpVms, and named as the Windmill script names it. */
 export interface CleanUp {
-  /** VMs to remove by name. */
-  names?: readonly unknown[];
-  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent or null: none by age. */
-  olderThanDays?: number | null;
+  /** VMs to remove by name (`vm_names`). */
+  names?: unknown;
+  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent: none by age. */
+  olderThanDays?: unknown;
   /** With olderThanDays, keep this many of the most recent VMs. */
-  keep?: number;
-  keepRoot?: boolean;
+  keep?: unknown;
+  keepRoot?: unknown;
   /** Run Nix's garbage collector afterwards. */
-  collect?: boolean;
-  dryRun?: boolean;
+  collect?: unknown;
+  dryRun?: unknown;
+}
+
+/** A count given as a number or as digits (a form may send either); nothing else, not even null or "". */
+function wholeNumber(field: string, value: unknown, what: string): number {
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new InputError(field, value, `must be ${what}`);
+  return n;
+}
+
+/** Days given as a number or as a decimal (30, 0.5, "7"); nothing else. */
+function days(field: string, value: unknown): number {
+  const n = typeof value === "string" && /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new InputError(field, value, "must be a number of days >= 0");
+  return n;
+}
+
+/** The names of the VMs to remove, each a VM name: an empty one is refused, never taken as the default VM. */
+function namesToRemove(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new InputError("vm_names", value, "must be a list of VM names");
+  return value.map((name, i) => {
+    if (typeof name !== "string" || !isVmName(name)) {
+      throw new InputError(
+        `vm_names[${i}]`,
+        name,
+        "is not a VM name (letters, digits, '-' and '_', as render_config was given it)",
+      );
+    }
+    return name;
+  });
 }
 
 /**
  * Removes the VMs named, and those not used for `olderThanDays` (keeping
  * the `keep` most recent, never one in use); with `collect`, runs Nix's
- * garbage collector afterwards.
+ * garbage collector afterwards. Every field is checked, and every name
+ * found, before anything is removed.
  */
 export async function cleanUpVms(context: Context, options: CleanUp): Promise<Collection> {
-  const days = options.olderThanDays ?? null;
-  if (days !== null && (typeof days !== "number" || !Number.isFinite(days) || days < 0)) {
-    throw new InputError("older_than_days", days, "must be a number of days >= 0");
-  }
-  const names = options.names ?? [];
+  const names = namesToRemove(options.names);
+  const olderThan = options.olderThanDays === undefined ? null : days("older_than_days", options.olderThanDays);
+  const keep =
+    options.keep === undefined
+      ? 0
+      : wholeNumber("keep", options.keep, "a whole number >= 0: how many of the most recent VMs to keep");
+  const removal = {
+    dryRun: expectBoolean("dry_run", options.dryRun, false),
+    keepRoot: expectBoolean("keep_root", options.keepRoot, false),
+  };
+  const collect = expectBoolean("collect", options.collect, false);
+  for (const [i, name] of names.entries()) vmDir(context, name, `vm_names[${i}]`, true);
   // Listed once: each VM's size, and which are stale.
-  const listed = names.length > 0 || days !== null ? await listVms(context) : [];
-  const removal = { dryRun: options.dryRun ?? false, keepRoot: options.keepRoot ?? false, listed };
-  const removed = await removeVms(context, names, removal);
+  const listed = names.length > 0 || olderThan !== null ? await listVms(context) : [];
+  const removed = await removeVms(context, names, { ...removal, listed });
   const inUse: string[] = [];
-  if (days !== null) {
+  if (olderThan !== null) {
     const lastUsed = (vm: VmInfo) =>
       vm.built_at ? Date.parse(vm.built_at) : lstatSync(join(vm.config_dir, "default.nix")).mtimeMs;
-    const cutoff = Date.now() - days * 24 * 3600 * 1000;
+    const cutoff = Date.now() - olderThan * 24 * 3600 * 1000;
     // (0 days: every VM, including one rendered in this very millisecond.)
     const stale = [...listed]
       .sort((x, y) => lastUsed(y) - lastUsed(x))
-      .slice(Math.max(0, options.keep ?? 0))
-      .filter((vm) => (days === 0 || lastUsed(vm) < cutoff) && !removed.some((r) => r.config_dir === vm.config_dir));
+      .slice(keep)
+      .filter((vm) => (olderThan === 0 || lastUsed(vm) < cutoff) && !removed.some((r) => r.config_dir === vm.config_dir));
     const onBusy = (name: string) => inUse.push(name);
     removed.push(
       ...(await removeVms(
         context,
         stale.map((vm) => vm.vm_name),
-        { ...removal, onBusy },
+        { ...removal, listed, onBusy },
       )),
     );
   }
-  const collected = options.collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
+  const collected = collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
   return { removed, in_use: inUse, collected };
 }
