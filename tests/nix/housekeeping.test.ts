@@ -128,6 +128,66 @@ for (const nix of testNixes()) {
       assert.match(done.collected ?? "", /freed|deleted/);
     });
 
+    test("gc skips a VM in use, even one that became busy after the listing, and one renewed since; it goes on with the rest", async () => {
+      // A worker of its own: gc takes every stale VM of it.
+      const wb = createWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
+      try {
+        const steps = vmSteps(wb);
+        const nixDir = join(wb.workersDir, "0", "nix");
+        // One built, so that the listing asks Nix for sizes: the moment another step takes a VM below.
+        await steps.renderLockBuild({ vm_name: "busy-built", profiles: [], test_suites: [] });
+        for (const vm_name of ["busy-a", "busy-b", "busy-c", "busy-d"])
+          await steps.render({ vm_name, profiles: [], test_suites: [] });
+        const old = new Date(Date.now() - 3 * 24 * 3600 * 1000);
+        for (const vm of ["busy-built", "busy-a", "busy-b", "busy-c", "busy-d"])
+          utimesSync(join(nixDir, vm, "default.nix"), old, old);
+        lutimesSync(join(nixDir, "busy-built", "result"), old, old);
+        const releases: (() => void)[] = [];
+        const hold = async (vm: string) => {
+          let taken: () => void = () => {};
+          const took = new Promise<void>((resolve) => (taken = resolve));
+          const held = withDirLock(join(nixDir, vm), lockHolder("build_closure", 5), () => {
+            taken();
+            return new Promise<void>((resolve) => releases.push(resolve));
+          });
+          await took;
+          return { held }; // (not the promise itself, which an async function would wait for)
+        };
+        const holders = [(await hold("busy-a")).held];
+        const base = testContext(wb, "gc");
+        let listed = false;
+        const context = {
+          ...base,
+          async nix() {
+            if (!listed) {
+              listed = true;
+              // Between gc's listing and its lock: a step takes busy-b, and busy-c is rendered again.
+              holders.push((await hold("busy-b")).held);
+              const now = new Date();
+              utimesSync(join(nixDir, "busy-c", "default.nix"), now, now);
+            }
+            return base.nix();
+          },
+        };
+        try {
+          const result = await cleanUpVms(context, { olderThanDays: 1 });
+          assert.deepEqual(result.removed.map((r) => r.vm_name).sort(), ["busy-built", "busy-d"]);
+          assert.deepEqual(result.in_use.sort(), ["busy-a", "busy-b"]);
+        } finally {
+          for (const release of releases) release();
+          await Promise.all(holders);
+        }
+        assert.deepEqual(
+          readdirSync(nixDir)
+            .filter((n) => !n.includes("."))
+            .sort(),
+          ["busy-a", "busy-b", "busy-c"],
+        );
+      } finally {
+        wb.cleanup();
+      }
+    });
+
     test("diff of two VMs and of a VM against its previous build matches nix store diff-closures", async () => {
       const steps = vmSteps(bench());
       const a = await steps.renderLockBuild({ vm_name: "hk-diff", profiles: [], test_suites: [] });

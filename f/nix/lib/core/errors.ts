@@ -29,6 +29,18 @@ export class SetupError extends ToolError {
   override name = "SetupError";
 }
 
+/** Another step holds what this one needs (a VM's config dir, a root), and did not let go in time. */
+export class Busy extends SetupError {
+  override name = "Busy";
+  constructor(
+    /** The step holding it, as its lock names it. */
+    readonly holder: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A Nix command failed: carries the command line and Nix's own last words. */
 export class NixError extends ToolError {
   override name = "NixError";

@@ -7,7 +7,7 @@ import { type ClosureDiff, compareClosures } from "../build/report.ts";
 import { removeTree } from "../build/root/generations.ts";
 import { expectBoolean } from "../config/fields.ts";
 import { isVmName, validateVmName } from "../config/guest.ts";
-import { InputError, NixError, SetupError } from "../core/errors.ts";
+import { Busy, InputError, NixError } from "../core/errors.ts";
 import { readCache, readIfExists } from "../core/files.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
@@ -227,11 +227,18 @@ export interface Removal {
 function vmDir(context: Context, name: unknown, field = "vm_name", leftovers = false): string {
   const vmName = validateVmName(name);
   const dir = join(workerLayout(context.env).nixDir, vmName);
-  const leftover = () =>
-    lstatSync(dir, { throwIfNoEntry: false }) === undefined && lstatSync(lockPathFor(dir), { throwIfNoEntry: false })?.isFile();
-  if (!isVmDir(dir) && !(leftovers && leftover()))
+  if (!(leftovers ? vmOrLeftover(dir) : isVmDir(dir)))
     throw new InputError(field, name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
   return dir;
+}
+
+/** A VM's config dir, or what a render that failed before writing one left: its lock file. */
+function vmOrLeftover(dir: string): boolean {
+  return (
+    isVmDir(dir) ||
+    (lstatSync(dir, { throwIfNoEntry: false }) === undefined &&
+      lstatSync(lockPathFor(dir), { throwIfNoEntry: false })?.isFile() === true)
+  );
 }
 
 interface RemoveOptions {
@@ -241,13 +248,15 @@ interface RemoveOptions {
   listed?: readonly VmInfo[];
   /** Skips a VM in use (and says which) instead of refusing. */
   onBusy?: (name: string) => void;
+  /** Asked again once the VM's lock is held: whether it is still to go (a build may have renewed it since the listing). */
+  stillWanted?: (dir: string) => boolean;
 }
 
 /**
  * Removes VMs: each one's config dir (and so its GC roots), its lock, its
  * caches and its prepared roots' generations (unless `keepRoot`), only
  * what is ours; refuses a name that is not a VM of this worker and a VM a
- * step is working on.
+ * step is working on (or, with `onBusy`, skips it and goes on).
  */
 async function removeVms(context: Context, names: readonly string[], options: RemoveOptions = {}): Promise<Removal[]> {
   const dirs = [...new Set(names.map((name, i) => vmDir(context, name, `vm_names[${i}]`, true)))];
@@ -255,31 +264,47 @@ async function removeVms(context: Context, names: readonly string[], options: Re
   const listed = new Map((options.listed ?? (await listVms(context))).map((vm) => [vm.config_dir, vm]));
   const removals: Removal[] = [];
   for (const dir of dirs) {
-    const holder = await lockHolderOf(dir, context.env);
-    if (holder !== null && options.onBusy) {
-      options.onBusy(basename(dir));
-      continue;
-    }
-    if (holder !== null)
-      throw new SetupError(`${basename(dir)} is in use by ${holder}; it was not removed: try again when it is done`);
-    // Only caches of ours: a file of someone else's there stays.
-    const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p) && readCache(p) !== null);
-    const roots = options.keepRoot ? [] : ownRootGenerations(dir);
-    const removed = [dir, ...caches, ...roots, lockPathFor(dir)].filter((path) => existsSync(path));
-    if (!options.dryRun) {
-      // Held while the files go (a step starting now waits, then finds no VM); the lock file goes last, still
-      // held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
-      await withDirLock(dir, { ...context, lockWaitSeconds: 0 }, async () => {
-        for (const root of roots) removeTree(root);
-        removeIfEmpty(`${dir}.roots`);
-        rmSync(dir, { recursive: true, force: true });
-        for (const file of caches) rmSync(file, { force: true });
-        rmSync(lockPathFor(dir), { force: true });
-      });
+    const name = basename(dir);
+    const inUse = (holder: string) => {
+      if (!options.onBusy)
+        throw new Busy(holder, `${name} is in use by ${holder}; it was not removed: try again when it is done`);
+      options.onBusy(name);
+    };
+    let removed: string[] | null;
+    if (options.dryRun) {
+      // Asking who holds it makes no lock file.
+      const holder = await lockHolderOf(dir, context.env);
+      if (holder !== null) {
+        inUse(holder);
+        continue;
+      }
+      removed = vmFiles(dir, options.keepRoot === true).all;
+    } else {
+      try {
+        // Held while the files go (a step starting now waits, then finds no VM); no check before taking it, which
+        // a step could start right after: a VM busy when its turn comes is in use, whenever it became so.
+        removed = await withDirLock(dir, { ...context, lockWaitSeconds: 0 }, async () => {
+          // What the listing saw may have changed: another run removed the VM, or a build renewed it.
+          if (!vmOrLeftover(dir) || options.stillWanted?.(dir) === false) return null;
+          const files = vmFiles(dir, options.keepRoot === true);
+          for (const root of files.roots) removeTree(root);
+          removeIfEmpty(`${dir}.roots`);
+          rmSync(dir, { recursive: true, force: true });
+          for (const file of files.caches) rmSync(file, { force: true });
+          // Last, still held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
+          rmSync(lockPathFor(dir), { force: true });
+          return files.all;
+        });
+      } catch (error) {
+        if (!(error instanceof Busy)) throw error;
+        inUse(error.holder);
+        continue;
+      }
+      if (removed === null) continue;
     }
     context.log.info(`${options.dryRun ? "would remove" : "removed"} ${removed.join(", ")}`);
     removals.push({
-      vm_name: basename(dir),
+      vm_name: name,
       config_dir: dir,
       removed,
       frees: listed.get(dir)?.unique_size ?? 0,
@@ -287,6 +312,13 @@ async function removeVms(context: Context, names: readonly string[], options: Re
     });
   }
   return removals;
+}
+
+/** What removing a VM takes: its caches (only ours: a file of someone else's there stays), its roots' generations, and all of it. */
+function vmFiles(dir: string, keepRoot: boolean): { caches: string[]; roots: string[]; all: string[] } {
+  const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p) && readCache(p) !== null);
+  const roots = keepRoot ? [] : ownRootGenerations(dir);
+  return { caches, roots, all: [dir, ...caches, ...roots, lockPathFor(dir)].filter((path) => existsSync(path)) };
 }
 
 export interface SystemDiff {
@@ -347,6 +379,12 @@ export interface CleanUp {
   dryRun?: unknown;
 }
 
+/** When a VM was last built (its result link changed), else rendered; -Infinity when neither is there. */
+function lastUsed(dir: string): number {
+  const built = linkTarget(join(dir, "result")) === null ? undefined : lstatSync(join(dir, "result")).mtimeMs;
+  return built ?? lstatSync(join(dir, "default.nix"), { throwIfNoEntry: false })?.mtimeMs ?? Number.NEGATIVE_INFINITY;
+}
+
 /** A count given as a number or as digits (a form may send either); nothing else, not even null or "". */
 function wholeNumber(field: string, value: unknown, what: string): number {
   const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
@@ -401,20 +439,19 @@ export async function cleanUpVms(context: Context, options: CleanUp): Promise<Co
   const removed = await removeVms(context, names, { ...removal, listed });
   const inUse: string[] = [];
   if (olderThan !== null) {
-    const lastUsed = (vm: VmInfo) =>
-      vm.built_at ? Date.parse(vm.built_at) : lstatSync(join(vm.config_dir, "default.nix")).mtimeMs;
     const cutoff = Date.now() - olderThan * 24 * 3600 * 1000;
     // (0 days: every VM, including one rendered in this very millisecond.)
+    const isStale = (dir: string) => olderThan === 0 || lastUsed(dir) < cutoff;
     const stale = [...listed]
-      .sort((x, y) => lastUsed(y) - lastUsed(x))
+      .sort((x, y) => lastUsed(y.config_dir) - lastUsed(x.config_dir))
       .slice(keep)
-      .filter((vm) => (olderThan === 0 || lastUsed(vm) < cutoff) && !removed.some((r) => r.config_dir === vm.config_dir));
+      .filter((vm) => isStale(vm.config_dir) && !removed.some((r) => r.config_dir === vm.config_dir));
     const onBusy = (name: string) => inUse.push(name);
     removed.push(
       ...(await removeVms(
         context,
         stale.map((vm) => vm.vm_name),
-        { ...removal, listed, onBusy },
+        { ...removal, listed, onBusy, stillWanted: isStale },
       )),
     );
   }

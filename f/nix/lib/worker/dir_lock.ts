@@ -12,7 +12,7 @@ import { spawn } from "node:child_process";
 import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
-import { Interrupted, SetupError } from "../core/errors.ts";
+import { Busy, Interrupted, SetupError } from "../core/errors.ts";
 import { fileSystemMessage, isFileSystemError, readSmallFile, realPathOf } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { abortSignalName, type Env } from "../core/process.ts";
@@ -209,7 +209,8 @@ export async function withDirLock<T>(given: string, holder: LockHolder, work: ()
     const who = owner ? `${owner.step} (pid ${owner.pid} on ${owner.host}, since ${owner.since})` : "another step";
     if (signal.aborted) throw new Interrupted(abortSignalName(signal));
     if (Date.now() >= deadline) {
-      throw new SetupError(
+      throw new Busy(
+        owner?.step ?? "another step",
         `${dir} is in use by ${who}; refusing to run ${step} at the same time. Wait for it to finish, then try again.`,
       );
     }
