@@ -9,7 +9,7 @@
 // locked, else opens the path afresh: never two holders.
 // While held, the file names its holder, for the messages of those waiting.
 import { spawn } from "node:child_process";
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
 import { basename, dirname, join, resolve } from "node:path";
 import { Busy, Interrupted, SetupError } from "../core/errors.ts";
@@ -226,6 +226,21 @@ export async function withDirLock<T>(given: string, holder: LockHolder, work: ()
   } finally {
     nameHolder(fd, "");
     closeSync(fd); // releases the lock
+  }
+}
+
+/**
+ * Removes the lock file of `dir` where a lock is no longer kept (an earlier
+ * version's place for it), taken first so that no holder loses it; a file
+ * there that is not a lock of ours, or one held, is left as it is.
+ */
+export async function retireLock(dir: string, holder: LockHolder): Promise<void> {
+  const path = lockPathFor(lockedDir(dir));
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
+  try {
+    await withDirLock(dir, { ...holder, lockWaitSeconds: 0, heldLocks: new Set() }, async () => rmSync(path, { force: true }));
+  } catch (error) {
+    if (!(error instanceof SetupError)) throw error;
   }
 }
 

@@ -27,12 +27,19 @@ import { makeDirs, readIfExists, realPathOf, writeFileAtomic } from "../../core/
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
-  /** The path the host serves from: a symlink to the current generation. */
+  /** The path the host serves from: a symlink to the current generation. By its real place (links above it resolved). */
   rootDir: string;
   /** This root's generations: never inside the config dir (Nix copies that into the store). */
   generationsDir: string;
   /** The config dir of the VM the root belongs to. */
   configDir: string;
+  /**
+   * The directory whose lock (`<lockDir>.lock`) guards the root: the root
+   * itself, beside which the lock sits; for a root inside the config dir,
+   * the config dir, whose lock the step holds anyway (no other VM may put
+   * a root there), so that no lock file of it sits inside the flake source.
+   */
+  lockDir: string;
 }
 
 /** The file in a generations directory that makes it ours. */
@@ -48,27 +55,40 @@ function inside(path: string, dir: string): boolean {
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }
 
-/** Where a root and its generations live; `rootDir` as given (empty: `<config_dir>/root`). */
+/** Where a root is, whatever links lead there: its parent's real path and its name (the root itself is our link). */
+function placeOf(path: string): string {
+  return join(realPathOf(dirname(path)), basename(path));
+}
+
+/**
+ * Where a root and its generations live; `rootDir` as given (empty:
+ * `<config_dir>/root`), by its real place: a root reached through a link is
+ * the root it lands on, with that root's generations and lock.
+ */
 export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (typeof rootDir !== "string") throw new InputError("root_dir", rootDir, "must be a string: an absolute path, or empty");
   const dir = rootDir === "" ? join(configDir, "root") : rootDir;
   if (!isAbsolute(dir)) throw new InputError("root_dir", rootDir, "must be an absolute path");
   if (dir.includes("\0")) throw new InputError("root_dir", rootDir, "must not contain a NUL character");
-  const resolved = resolve(dir);
-  if (inside(resolved, STORE_DIR)) throw new InputError("root_dir", rootDir, `must not be inside ${STORE_DIR}`);
+  const given = resolve(dir);
+  const resolved = placeOf(given);
+  if (inside(given, STORE_DIR) || inside(resolved, STORE_DIR))
+    throw new InputError("root_dir", rootDir, `must not be inside ${STORE_DIR}`);
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
   // Nix takes the root's generations as a store URI (local?root=...): only characters no URI can misread.
   if (!/^\/[A-Za-z0-9/._~+@,=-]*$/.test(resolved)) {
-    throw new InputError("root_dir", rootDir, "may hold only letters, digits and / . _ ~ + @ , = -");
+    throw new InputError(
+      "root_dir",
+      rootDir,
+      `may hold only letters, digits and / . _ ~ + @ , = - (its real path is ${resolved})`,
+    );
   }
   // Under WORKERS_DIR live the VMs' config dirs, locks and roots, of every slot: a root there could take one's
   // place. Compared by real paths too, so that no link leads there.
   const workersDir = dirname(dirname(dirname(configDir)));
-  // The root itself may be our link into its generations: its parent is what places it.
-  const real = join(realPathOf(dirname(resolved)), basename(resolved));
-  if ((inside(resolved, workersDir) || inside(real, realPathOf(workersDir))) && !inside(real, realPathOf(configDir))) {
+  if ((inside(given, workersDir) || inside(resolved, realPathOf(workersDir))) && !inside(resolved, configDir)) {
     throw new InputError(
       "root_dir",
       rootDir,
@@ -80,10 +100,11 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
     throw new InputError("root_dir", rootDir, `is inside ${generation}, the generations of a prepared root, which are pruned`);
   }
   // Roots inside the config dir keep their generations beside it, one directory per root.
-  const generationsDir = inside(resolved, configDir)
-    ? join(`${configDir}.roots`, encodeURIComponent(relative(configDir, resolved)))
-    : `${resolved}.generations`;
-  return { rootDir: resolved, generationsDir, configDir };
+  if (inside(resolved, configDir)) {
+    const generationsDir = join(`${configDir}.roots`, encodeURIComponent(relative(configDir, resolved)));
+    return { rootDir: resolved, generationsDir, configDir, lockDir: configDir };
+  }
+  return { rootDir: resolved, generationsDir: `${resolved}.generations`, configDir, lockDir: resolved };
 }
 
 /**
@@ -140,7 +161,8 @@ export function currentGeneration(layout: RootLayout): string | null {
   } catch {}
   if (stat !== null) {
     target = stat.isSymbolicLink() ? readlinkSync(rootDir) : null;
-    if (target === null || dirname(target) !== generationsDir) {
+    // By real paths: a root switched when it was named through a link points into the same generations.
+    if (target === null || realPathOf(dirname(target)) !== realPathOf(generationsDir)) {
       throw new SetupError(
         `root_dir ${rootDir} exists and is not a root prepared here (a link into ${generationsDir}); ` +
           "nothing was changed: move it away or choose another root_dir",
@@ -155,7 +177,7 @@ export function currentGeneration(layout: RootLayout): string | null {
           "nothing in it was touched: move it away or choose another root_dir",
       );
     }
-    if (marker.root_dir !== rootDir || marker.config_dir !== layout.configDir) {
+    if (placeOf(marker.root_dir) !== rootDir || realPathOf(marker.config_dir) !== realPathOf(layout.configDir)) {
       throw new SetupError(
         `${rootDir} is the root of another VM (config dir ${marker.config_dir}); ` +
           "nothing was changed: give this VM a root_dir of its own",
@@ -164,7 +186,8 @@ export function currentGeneration(layout: RootLayout): string | null {
   } else if (target !== null) {
     throw new SetupError(`root_dir ${rootDir} points into ${generationsDir}, which is gone; remove the link ${rootDir}`);
   }
-  return target !== null && existsSync(target) ? target : null;
+  // Spelt as this root's generations are, so that pruning knows it for the current one.
+  return target !== null && existsSync(target) ? join(generationsDir, basename(target)) : null;
 }
 
 /**
