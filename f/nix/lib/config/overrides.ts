@@ -28,7 +28,7 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
   }
   if (isBlank(value.src))
     throw new InputError(`${field}.src`, value.src ?? "", "is required: an absolute directory or a git URL");
-  const src = expectString(`${field}.src`, value.src).trim();
+  let src = expectString(`${field}.src`, value.src).trim();
   const ref = isBlank(value.ref) ? null : expectString(`${field}.ref`, value.ref).trim();
   let kind: SourceOverride["kind"];
   if (isAbsolute(src)) {
@@ -55,6 +55,9 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
     }
   } else if (GIT_URL.test(src)) {
     kind = "git";
+    // A flake-style URL (git+file://, git+https://) names the repository its plain URL does, which is what a
+    // git input takes (given as is, Nix treats a git+file:// repository as remote and fails to lock it).
+    src = src.replace(/^git\+(?=[a-z][a-z0-9+.-]*:\/\/)/, "");
     const local = /^file:\/\/(\/.*)$/.exec(src)?.[1];
     const hidden = local === undefined ? null : privatePath(decodeURI(local));
     if (hidden !== null) {
