@@ -1,10 +1,22 @@
 // The VMs on a worker, with the real nix: listing them, removing them (only
 // theirs), collecting the stale ones, and comparing systems.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, lutimesSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync, spawn } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, join } from "node:path";
 import { describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
 import { formatVms } from "../../cli/output.ts";
 import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
@@ -14,7 +26,7 @@ import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
-import { asWorker, captureLog, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
+import { asWorker, captureLog, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 for (const nix of testNixes()) {
@@ -86,6 +98,93 @@ for (const nix of testNixes()) {
       assert.doesNotMatch(gcRoots, /hk-gone\/result/);
       assert.match(gcRoots, new RegExp(`${stays.config_dir}/result -> ${stays.toplevel}`), "the other VM keeps its roots");
       assert.ok(existsSync(stays.config_dir));
+    });
+
+    test("remove takes every root a VM prepared, wherever it is, and nothing of another VM's; list shows them", async () => {
+      const steps = vmSteps(bench());
+      const a = await steps.renderLockBuild({ vm_name: "hk-roots-a", profiles: [], test_suites: [] });
+      const b = await steps.renderLockBuild({ vm_name: "hk-roots-b", profiles: [], test_suites: [] });
+      const outside = join(bench().root, "roots-a", "srv");
+      await steps.prepareRoot(a.config_dir, "", outside);
+      const inside = await steps.prepareRoot(a.config_dir);
+      const current = await steps.prepareRoot(a.config_dir, "", outside);
+      const theirs = await steps.prepareRoot(b.config_dir, "", join(bench().root, "roots-b", "srv"));
+      const listed = (await listVms(context())).find((vm) => vm.vm_name === "hk-roots-a");
+      assert.deepEqual(listed?.root_dirs.sort(), [inside.root_dir, outside].sort());
+      assert.ok(listed?.prepared_roots.includes(current.generation) && listed.prepared_roots.includes(inside.generation));
+      assert.match(formatVms(listed ? [listed] : []), new RegExp(`^prepared roots:\n  hk-roots-a  ${outside}$`, "m"));
+      // A record naming another VM's root (by hand, or a stale one) takes nothing of it: its marker names that VM.
+      const record = `${a.config_dir}.roots.json`;
+      const recorded = JSON.parse(readFileSync(record, "utf8"));
+      writeFileSync(record, JSON.stringify({ ...recorded, roots: [...recorded.roots, theirs.root_dir] }));
+      const theirsBefore = snapshot(join(bench().root, "roots-b"));
+      const done = await cleanUpVms(context(), { names: ["hk-roots-a"] });
+      for (const path of [outside, `${outside}.generations`, `${outside}.lock`, record, `${a.config_dir}.roots`]) {
+        assert.equal(existsSync(path), false, `${path} went with its VM`);
+        if (path !== `${a.config_dir}.roots`) assert.ok(done.removed[0]?.removed.includes(path), `${path} is said`);
+      }
+      assert.deepEqual(readdirSync(join(bench().root, "roots-a")), []);
+      assert.deepEqual(snapshot(join(bench().root, "roots-b")), theirsBefore, "the other VM's root is untouched");
+      assert.equal(readlinkSync(theirs.root_dir), theirs.generation);
+      assert.ok((await listVms(context())).find((vm) => vm.vm_name === "hk-roots-b")?.root_dirs.includes(theirs.root_dir));
+    });
+
+    test("a removal killed midway leaves a VM that list shows and remove and gc finish", async () => {
+      const steps = vmSteps(bench());
+      const nixDir = join(bench().workersDir, "0", "nix");
+      /** Runs the Windmill remove step under Bun for `vm`, and kills it with SIGKILL once `moment` holds. */
+      const killRemoval = async (vm: string, moment: () => boolean, what: string) => {
+        const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/remove.ts"))}; await main([${JSON.stringify(vm)}]);`;
+        const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], { env: bench().env, stdio: "ignore" });
+        const exited = new Promise((resolve) => child.on("exit", resolve));
+        await waitFor(60_000, what, moment, () => child.kill("SIGKILL"));
+        child.kill("SIGKILL");
+        await within(10_000, "the killed removal to exit", exited);
+      };
+      /** As many files as a real closure has, so that removing them takes long enough to be killed in. */
+      const bulk = (dir: string) => {
+        mkdirSync(dir);
+        for (let i = 0; i < 30_000; i++) writeFileSync(join(dir, String(i)), "");
+      };
+
+      // Killed while its root goes: flake.nix is gone, the rest is there.
+      const first = await steps.renderLockBuild({ vm_name: "hk-killed-root", profiles: [], test_suites: [] });
+      const root = await steps.prepareRoot(first.config_dir, "", join(bench().root, "killed-root"));
+      bulk(join(root.generation_dir, "bulk"));
+      await killRemoval("hk-killed-root", () => !existsSync(join(first.config_dir, "flake.nix")), "the removal to start");
+      assert.ok(existsSync(join(first.config_dir, "default.nix")), "killed before the end");
+      // Killed after its GC roots went, while the rest of the config dir goes.
+      const second = await steps.renderLockBuild({ vm_name: "hk-killed-late", profiles: [], test_suites: [] });
+      bulk(join(second.config_dir, "bulk"));
+      await killRemoval(
+        "hk-killed-late",
+        () => !existsSync(join(second.config_dir, "result")) && existsSync(join(second.config_dir, "bulk")),
+        "the removal to take the GC roots",
+      );
+
+      const listed = new Map((await listVms(context())).map((vm) => [vm.vm_name, vm]));
+      assert.equal(listed.get("hk-killed-root")?.state, "incomplete");
+      assert.deepEqual(listed.get("hk-killed-root")?.root_dirs, [root.root_dir], "its root is still its own to remove");
+      assert.equal(listed.get("hk-killed-late")?.state, "incomplete");
+      assert.deepEqual(listed.get("hk-killed-late")?.gc_roots, []);
+      // Fresh, but a removal to finish: gc takes them whatever their age, and never counts them among those kept.
+      const dry = await cleanUpVms(context(), { olderThanDays: 30, keep: 100, dryRun: true });
+      assert.deepEqual(dry.removed.map((r) => r.vm_name).sort(), ["hk-killed-late", "hk-killed-root"]);
+      const byName = await asWorker(bench(), () => removeStep(["hk-killed-root"]));
+      assert.equal(byName.removed[0]?.vm_name, "hk-killed-root");
+      const byAge = await cleanUpVms(context(), { olderThanDays: 30 });
+      assert.deepEqual(
+        byAge.removed.map((r) => r.vm_name),
+        ["hk-killed-late"],
+      );
+      for (const dir of [first.config_dir, second.config_dir])
+        assert.deepEqual(
+          readdirSync(nixDir).filter((n) => n === basename(dir) || n.startsWith(`${basename(dir)}.`)),
+          [],
+          `nothing of ${basename(dir)} is left`,
+        );
+      for (const path of [root.root_dir, `${root.root_dir}.generations`, `${root.root_dir}.lock`])
+        assert.equal(existsSync(path), false, path);
     });
 
     test("gc removes VMs not built for a while, keeps the most recent ones, and collects", async () => {

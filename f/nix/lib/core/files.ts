@@ -187,6 +187,18 @@ export function writeCache(path: string, fields: Record<string, unknown>): boole
   }
 }
 
+/**
+ * Writes a file of ours, marked as a cache is, that a step needs written
+ * (a record, not a cache): a failure fails the step, and a file not ours at
+ * that path is refused, untouched.
+ */
+export function writeRecord(path: string, fields: Record<string, unknown>): void {
+  if (!isOursOrFree(path)) {
+    throw new SetupError(`${path} exists and was not written by nixos-closure; nothing was changed: move it away`);
+  }
+  writeFileAtomic(path, `${JSON.stringify({ ...CACHE_MARK, ...fields })}\n`);
+}
+
 /** Reads a regular file, or null when it does not exist; refuses a FIFO or a device rather than wait on it. */
 export function readIfExists(path: string): string | null {
   try {

@@ -11,6 +11,7 @@ import {
   generationDir,
   generations,
   pruneGenerations,
+  recordRoot,
   removeTree,
   rootLayout,
   switchTo,
@@ -170,6 +171,8 @@ export async function prepareRoot(
       if (layout.lockDir !== layout.rootDir) await retireLock(layout.rootDir, context);
       const system = chosenToplevel(context, dir, toplevel, request.closureFiles);
       const previous = currentGeneration(layout);
+      // Recorded first: whatever is made of the root from here on, the VM's removal finds and takes it.
+      recordRoot(layout);
       claimGenerations(layout);
       const existing = generations(layout);
       const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;

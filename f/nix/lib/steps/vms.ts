@@ -4,7 +4,7 @@
 import { existsSync, lstatSync, readdirSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type ClosureDiff, compareClosures } from "../build/report.ts";
-import { removeTree } from "../build/root/generations.ts";
+import { preparedRootsOf, type RootLayout, removeRoot, removeTree, rootFiles, rootsRecordOf } from "../build/root/generations.ts";
 import { expectBoolean } from "../config/fields.ts";
 import { isVmName, validateVmName } from "../config/guest.ts";
 import { Busy, InputError, NixError } from "../core/errors.ts";
@@ -13,11 +13,12 @@ import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
-import { lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
+import { hasLockOfOurs, lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 
-export type VmState = "rendered" | "locked" | "built" | "root prepared";
+/** `incomplete`: a removal that was stopped (or a first render), which remove and gc finish. */
+export type VmState = "rendered" | "locked" | "built" | "root prepared" | "incomplete";
 
 export interface VmInfo {
   vm_name: string;
@@ -32,8 +33,10 @@ export interface VmInfo {
   /** Bytes that no other GC root of the store holds: what removing this VM lets the garbage collector free. */
   unique_size: number;
   gc_roots: string[];
-  /** Generations of its prepared roots (in <config_dir>.roots/). */
+  /** Generations of its prepared roots. */
   prepared_roots: string[];
+  /** The roots it prepared (each a link to its current generation), wherever they are. */
+  root_dirs: string[];
 }
 
 const RENDERED_MARK = "# Rendered by nixos-closure";
@@ -54,6 +57,20 @@ function isVmDir(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * What a VM's removal (or a first render) left when stopped: a directory
+ * named as a VM, no longer a whole config dir, with a lock of ours beside
+ * it. Still a VM to list, remove and collect.
+ */
+function isIncompleteVmDir(dir: string): boolean {
+  return (
+    isVmName(basename(dir)) &&
+    lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === true &&
+    !isVmDir(dir) &&
+    hasLockOfOurs(dir)
+  );
 }
 
 function linkTarget(path: string): string | null {
@@ -83,33 +100,14 @@ function removeIfEmpty(dir: string): void {
   } catch {}
 }
 
-/** The generations directories in <config_dir>.roots/ whose marker says they are this VM's. */
-function ownRootGenerations(configDir: string): string[] {
-  const roots = `${configDir}.roots`;
-  if (!existsSync(roots)) return [];
-  return readdirSync(roots)
-    .map((name) => join(roots, name))
-    .filter((dir) => {
-      try {
-        return (
-          (JSON.parse(readIfExists(join(dir, ".nixos-closure-root")) ?? "null") as { config_dir?: unknown } | null)
-            ?.config_dir === configDir
-        );
-      } catch {
-        return false;
-      }
-    });
-}
-
-function preparedRoots(configDir: string): string[] {
-  const roots = `${configDir}.roots`;
-  if (!existsSync(roots)) return [];
-  return readdirSync(roots)
-    .filter((root) => existsSync(join(roots, root, ".nixos-closure-root")))
+/** The generations of the roots a VM prepared, oldest first within each root. */
+function generationsOf(roots: readonly RootLayout[]): string[] {
+  return roots
     .flatMap((root) =>
-      readdirSync(join(roots, root))
+      readdirSync(root.generationsDir)
         .filter((n) => /^\d+$/.test(n))
-        .map((n) => join(roots, root, n)),
+        .sort((a, b) => Number(a) - Number(b))
+        .map((n) => join(root.generationsDir, n)),
     )
     .sort();
 }
@@ -168,12 +166,21 @@ export async function listVms(context: Context, allWorkersGiven: unknown = false
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir).sort()) {
       const configDir = join(dir, name);
-      if (!isVmDir(configDir)) continue;
+      const complete = isVmDir(configDir);
+      if (!complete && !isIncompleteVmDir(configDir)) continue;
       const result = linkTarget(join(configDir, "result"));
       const previous = linkTarget(join(configDir, "result-previous"));
-      const roots = preparedRoots(configDir);
-      const state: VmState =
-        roots.length > 0 ? "root prepared" : result ? "built" : existsSync(join(configDir, "flake.lock")) ? "locked" : "rendered";
+      const rootLayouts = preparedRootsOf(configDir);
+      const roots = generationsOf(rootLayouts);
+      const state: VmState = !complete
+        ? "incomplete"
+        : roots.length > 0
+          ? "root prepared"
+          : result
+            ? "built"
+            : existsSync(join(configDir, "flake.lock"))
+              ? "locked"
+              : "rendered";
       vms.push({
         vm_name: name,
         worker,
@@ -185,6 +192,7 @@ export async function listVms(context: Context, allWorkersGiven: unknown = false
           (p): p is string => p !== null,
         ),
         prepared_roots: roots,
+        root_dirs: rootLayouts.map((root) => root.rootDir),
         held: [result, previous].filter((p): p is string => p !== null),
       });
     }
@@ -232,10 +240,11 @@ function vmDir(context: Context, name: unknown, field = "vm_name", leftovers = f
   return dir;
 }
 
-/** A VM's config dir, or what a render that failed before writing one left: its lock file. */
+/** A VM's config dir, one a stopped removal left, or what a render that failed before writing one left: its lock file. */
 function vmOrLeftover(dir: string): boolean {
   return (
     isVmDir(dir) ||
+    isIncompleteVmDir(dir) ||
     (lstatSync(dir, { throwIfNoEntry: false }) === undefined &&
       lstatSync(lockPathFor(dir), { throwIfNoEntry: false })?.isFile() === true)
   );
@@ -287,12 +296,13 @@ async function removeVms(context: Context, names: readonly string[], options: Re
           // What the listing saw may have changed: another run removed the VM, or a build renewed it.
           if (!vmOrLeftover(dir) || options.stillWanted?.(dir) === false) return null;
           const files = vmFiles(dir, options.keepRoot === true);
-          for (const root of files.roots) removeTree(root);
-          removeIfEmpty(`${dir}.roots`);
-          rmSync(dir, { recursive: true, force: true });
-          for (const file of files.caches) rmSync(file, { force: true });
-          // Last, still held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
-          rmSync(lockPathFor(dir), { force: true });
+          // Each root outside the config dir is held too (a VM asking for it waits), all before anything goes.
+          const outside = files.roots.filter((root) => root.lockDir !== dir);
+          await withDirLocks(
+            outside.map((root) => root.lockDir),
+            context,
+            async () => deleteVm(dir, files, outside),
+          );
           return files.all;
         });
       } catch (error) {
@@ -314,11 +324,59 @@ async function removeVms(context: Context, names: readonly string[], options: Re
   return removals;
 }
 
-/** What removing a VM takes: its caches (only ours: a file of someone else's there stays), its roots' generations, and all of it. */
-function vmFiles(dir: string, keepRoot: boolean): { caches: string[]; roots: string[]; all: string[] } {
-  const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p) && readCache(p) !== null);
-  const roots = keepRoot ? [] : ownRootGenerations(dir);
-  return { caches, roots, all: [dir, ...caches, ...roots, lockPathFor(dir)].filter((path) => existsSync(path)) };
+interface VmFiles {
+  /** Its caches and its record of roots (only ours: a file of someone else's there stays). */
+  caches: string[];
+  roots: RootLayout[];
+  all: string[];
+}
+
+/** What removing a VM takes: its config dir, caches and record, its roots (unless kept), and its lock. */
+function vmFiles(dir: string, keepRoot: boolean): VmFiles {
+  const caches = [...Object.values(configDirCaches(dir)), rootsRecordOf(dir)].filter(
+    (p) => existsSync(p) && readCache(p) !== null,
+  );
+  const roots = keepRoot ? [] : preparedRootsOf(dir);
+  const rootLocks = roots.filter((root) => root.lockDir !== dir).map((root) => lockPathFor(root.lockDir));
+  const all = [dir, ...caches, ...roots.flatMap(rootFiles), ...rootLocks, lockPathFor(dir)];
+  return { caches, roots, all: [...new Set(all)].filter((path) => lstatSync(path, { throwIfNoEntry: false }) !== undefined) };
+}
+
+/** Runs `work` holding the locks of `dirs`, none waited for: one in use is Busy, and nothing was done. */
+async function withDirLocks<T>(dirs: readonly string[], context: Context, work: () => Promise<T>): Promise<T> {
+  const [first, ...rest] = dirs;
+  if (first === undefined) return work();
+  return withDirLock(first, { ...context, lockWaitSeconds: 0 }, () => withDirLocks(rest, context, work));
+}
+
+/**
+ * Deletes a VM, its config dir's lock and the locks of `outside` roots held,
+ * in an order that leaves, wherever it is stopped (SIGKILL, a full disk), a
+ * VM that list shows and remove and gc finish: flake.nix goes first (from then
+ * on the VM is incomplete), default.nix and the lock last; the GC roots go
+ * before the rest of the config dir.
+ */
+function deleteVm(dir: string, files: VmFiles, outside: readonly RootLayout[]): void {
+  rmSync(join(dir, "flake.nix"), { force: true });
+  for (const root of files.roots) removeRoot(root);
+  // Last of each root, still held: a waiter then finds its file gone and locks the path afresh.
+  for (const root of outside) rmSync(lockPathFor(root.lockDir), { force: true });
+  removeIfEmpty(`${dir}.roots`);
+  for (const link of ["result-previous", "result"]) rmSync(join(dir, link), { force: true });
+  const exists = lstatSync(dir, { throwIfNoEntry: false }) !== undefined;
+  for (const name of exists ? readdirSync(dir) : []) {
+    const path = join(dir, name);
+    if (name === "default.nix") continue;
+    // A link (a root's, dangling or not) goes as a link; a directory of ours whole.
+    if (lstatSync(path).isDirectory()) removeTree(path);
+    else rmSync(path, { force: true });
+  }
+  for (const file of files.caches) rmSync(file, { force: true });
+  rmSync(join(dir, "default.nix"), { force: true });
+  // Fails (and keeps the lock, so the VM stays one to finish) if anything could not go.
+  if (exists) rmdirSync(dir);
+  // Last, still held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
+  rmSync(lockPathFor(dir), { force: true });
 }
 
 export interface SystemDiff {
@@ -405,11 +463,7 @@ function namesToRemove(value: unknown): string[] {
   if (!Array.isArray(value)) throw new InputError("vm_names", value, "must be a list of VM names");
   return value.map((name, i) => {
     if (typeof name !== "string" || !isVmName(name)) {
-      throw new InputError(
-        `vm_names[${i}]`,
-        name,
-        "is not a VM name (letters, digits, '-' and '_', as render_config was given it)",
-      );
+      throw new InputError(`vm_names[${i}]`, name, "is not a VM name (letters, digits, '-' and '_')");
     }
     return name;
   });
@@ -441,11 +495,15 @@ export async function cleanUpVms(context: Context, options: CleanUp): Promise<Co
   if (olderThan !== null) {
     const cutoff = Date.now() - olderThan * 24 * 3600 * 1000;
     // (0 days: every VM, including one rendered in this very millisecond.)
-    const isStale = (dir: string) => olderThan === 0 || lastUsed(dir) < cutoff;
-    const stale = [...listed]
-      .sort((x, y) => lastUsed(y.config_dir) - lastUsed(x.config_dir))
-      .slice(keep)
-      .filter((vm) => isStale(vm.config_dir) && !removed.some((r) => r.config_dir === vm.config_dir));
+    // A VM whose removal was stopped is always to finish, and not one of the `keep` most recent.
+    const isStale = (dir: string) => !isVmDir(dir) || olderThan === 0 || lastUsed(dir) < cutoff;
+    const stale = [
+      ...listed
+        .filter((vm) => vm.state !== "incomplete")
+        .sort((x, y) => lastUsed(y.config_dir) - lastUsed(x.config_dir))
+        .slice(keep),
+      ...listed.filter((vm) => vm.state === "incomplete"),
+    ].filter((vm) => isStale(vm.config_dir) && !removed.some((r) => r.config_dir === vm.config_dir));
     const onBusy = (name: string) => inUse.push(name);
     removed.push(
       ...(await removeVms(

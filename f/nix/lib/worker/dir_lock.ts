@@ -244,6 +244,18 @@ export async function retireLock(dir: string, holder: LockHolder): Promise<void>
   }
 }
 
+/** Whether a lock file of ours is beside `dir` (a regular file, empty or naming a holder), read without waiting on it. */
+export function hasLockOfOurs(dir: string): boolean {
+  const path = lockPathFor(lockedDir(dir));
+  const stat = lstatSync(path, { throwIfNoEntry: false });
+  if (!stat?.isFile() || stat.size > MAX_LOCK_FILE_BYTES) return false;
+  try {
+    return isOurs(readSmallFile(path, MAX_LOCK_FILE_BYTES));
+  } catch {
+    return false;
+  }
+}
+
 /** The step holding the lock of `dir` now, or null when it is free. */
 export async function lockHolderOf(dir: string, env: Env): Promise<string | null> {
   const path = lockPathFor(lockedDir(dir));

@@ -23,7 +23,7 @@ import {
 } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { InputError, SetupError } from "../../core/errors.ts";
-import { makeDirs, readIfExists, realPathOf, writeFileAtomic } from "../../core/files.ts";
+import { makeDirs, readCache, readIfExists, realPathOf, writeFileAtomic, writeRecord } from "../../core/files.ts";
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
@@ -99,12 +99,90 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (generation !== null) {
     throw new InputError("root_dir", rootDir, `is inside ${generation}, the generations of a prepared root, which are pruned`);
   }
+  return placedLayout(configDir, resolved);
+}
+
+/** The layout of a root at its real place `rootDir`. */
+function placedLayout(configDir: string, rootDir: string): RootLayout {
   // Roots inside the config dir keep their generations beside it, one directory per root.
-  if (inside(resolved, configDir)) {
-    const generationsDir = join(`${configDir}.roots`, encodeURIComponent(relative(configDir, resolved)));
-    return { rootDir: resolved, generationsDir, configDir, lockDir: configDir };
+  if (inside(rootDir, configDir)) {
+    const generationsDir = join(`${configDir}.roots`, encodeURIComponent(relative(configDir, rootDir)));
+    return { rootDir, generationsDir, configDir, lockDir: configDir };
   }
-  return { rootDir: resolved, generationsDir: `${resolved}.generations`, configDir, lockDir: resolved };
+  return { rootDir, generationsDir: `${rootDir}.generations`, configDir, lockDir: rootDir };
+}
+
+/** Where the roots a VM prepared are recorded: beside its config dir, marked as ours. */
+export function rootsRecordOf(configDir: string): string {
+  return `${configDir}.roots.json`;
+}
+
+function recordedRootDirs(configDir: string): string[] {
+  const roots = readCache(rootsRecordOf(configDir))?.roots;
+  return Array.isArray(roots) ? roots.filter((root): root is string => typeof root === "string" && isAbsolute(root)) : [];
+}
+
+/**
+ * Adds the root to its VM's record of prepared roots, before anything of it
+ * is made: list and remove then find every root a VM prepared, wherever it is.
+ */
+export function recordRoot(layout: RootLayout): void {
+  const roots = recordedRootDirs(layout.configDir);
+  if (!roots.includes(layout.rootDir)) writeRecord(rootsRecordOf(layout.configDir), { roots: [...roots, layout.rootDir] });
+}
+
+/**
+ * The roots a VM prepared whose generations are still there and carry its
+ * marker: those it recorded, and those inside its config dir (found beside
+ * it, as earlier versions recorded none).
+ */
+export function preparedRootsOf(configDir: string): RootLayout[] {
+  const found = new Map<string, RootLayout>();
+  for (const root of recordedRootDirs(configDir)) {
+    const layout = placedLayout(configDir, root);
+    found.set(layout.generationsDir, layout);
+  }
+  const beside = `${configDir}.roots`;
+  for (const name of lstatSync(beside, { throwIfNoEntry: false })?.isDirectory() ? readdirSync(beside) : []) {
+    const rootDir = readMarker(join(beside, name))?.root_dir;
+    if (rootDir !== undefined && isAbsolute(rootDir))
+      found.set(join(beside, name), { ...placedLayout(configDir, placeOf(rootDir)), generationsDir: join(beside, name) });
+  }
+  return [...found.values()].filter((layout) => isMarkedFor(layout));
+}
+
+/** Whether the root's generations directory is there, a real directory, with the marker naming this root and VM. */
+function isMarkedFor(layout: RootLayout): boolean {
+  if (!lstatSync(layout.generationsDir, { throwIfNoEntry: false })?.isDirectory()) return false;
+  const marker = readMarker(layout.generationsDir);
+  return (
+    marker !== null &&
+    placeOf(marker.root_dir) === layout.rootDir &&
+    realPathOf(marker.config_dir) === realPathOf(layout.configDir)
+  );
+}
+
+/** The root's link when it is ours (a link into its generations), else null. */
+function rootLink(layout: RootLayout): string | null {
+  if (!lstatSync(layout.rootDir, { throwIfNoEntry: false })?.isSymbolicLink()) return null;
+  return realPathOf(dirname(readlinkSync(layout.rootDir))) === realPathOf(layout.generationsDir) ? layout.rootDir : null;
+}
+
+/** What removing the root takes: its link, if ours, and its generations directory. */
+export function rootFiles(layout: RootLayout): string[] {
+  return [rootLink(layout), layout.generationsDir].filter((path): path is string => path !== null);
+}
+
+/**
+ * Removes a root of a VM being removed, under the root's lock: its link
+ * (only a link into its generations), what killed switches left, and its
+ * generations (only with the marker naming it and the VM).
+ */
+export function removeRoot(layout: RootLayout): void {
+  const link = rootLink(layout);
+  if (link !== null) rmSync(link, { force: true });
+  removeSwitchLeftovers(layout);
+  if (isMarkedFor(layout)) removeTree(layout.generationsDir);
 }
 
 /**
@@ -231,6 +309,15 @@ export function removeTree(path: string): void {
 /** Points the root link at a complete generation, atomically; removes what killed runs left of their switches. */
 export function switchTo(layout: RootLayout, generation: string): void {
   makeDirs(dirname(layout.rootDir));
+  removeSwitchLeftovers(layout);
+  const temporary = `${layout.rootDir}.switch-${process.pid}`;
+  symlinkSync(generation, temporary);
+  renameSync(temporary, layout.rootDir);
+}
+
+/** Removes the links killed switches left beside the root (only links into its generations). */
+function removeSwitchLeftovers(layout: RootLayout): void {
+  if (!existsSync(dirname(layout.rootDir))) return;
   const prefix = `${basename(layout.rootDir)}.switch-`;
   for (const name of readdirSync(dirname(layout.rootDir)).filter(
     (n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)),
@@ -243,9 +330,6 @@ export function switchTo(layout: RootLayout, generation: string): void {
     } catch {}
     if (target !== null && dirname(target) === layout.generationsDir) rmSync(leftover, { force: true });
   }
-  const temporary = `${layout.rootDir}.switch-${process.pid}`;
-  symlinkSync(generation, temporary);
-  renameSync(temporary, layout.rootDir);
 }
 
 /** The real directory of a generation, with no symlink on its path: what Nix takes as a store root. */
