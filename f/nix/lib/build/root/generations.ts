@@ -18,6 +18,7 @@ import {
   readlinkSync,
   realpathSync,
   renameSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
 } from "node:fs";
@@ -182,7 +183,13 @@ export function removeRoot(layout: RootLayout): void {
   const link = rootLink(layout);
   if (link !== null) rmSync(link, { force: true });
   removeSwitchLeftovers(layout);
-  if (isMarkedFor(layout)) removeTree(layout.generationsDir);
+  if (!isMarkedFor(layout)) return;
+  // The marker goes last: a removal stopped midway leaves generations still known as this VM's, to finish.
+  for (const name of readdirSync(layout.generationsDir)) {
+    if (name !== MARKER) removeTree(join(layout.generationsDir, name));
+  }
+  rmSync(join(layout.generationsDir, MARKER), { force: true });
+  rmdirSync(layout.generationsDir);
 }
 
 /**
