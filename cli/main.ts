@@ -1,12 +1,11 @@
 // nixos-closure: the f/nix/build flow from a command line, without Windmill.
 // Same steps, same contract, same per-VM directory layout.
 import { existsSync, readFileSync } from "node:fs";
-import { constants } from "node:os";
 import { dirname, join } from "node:path";
 import { Argument, Command, CommanderError, Option } from "commander";
 import { formatClosureDiff } from "../f/nix/lib/build/report.ts";
-import { InputError, Interrupted } from "../f/nix/lib/core/errors.ts";
-import { fileSystemMessage, isFileSystemError, makeDirs } from "../f/nix/lib/core/files.ts";
+import { InputError, Interrupted, ToolError } from "../f/nix/lib/core/errors.ts";
+import { fileSystemMessage, isFileSystemError, makeDirs, realPathOf } from "../f/nix/lib/core/files.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
 import type { NixVersions } from "../f/nix/lib/nix/locate.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
@@ -80,8 +79,12 @@ function outputOptions(flags: BuildOutputFlags): Pick<ContextOptions, "output" |
 /** What -v adds to the housekeeping commands (they render no files). */
 const HOUSEKEEPING_VERBOSE = "also show the Nix used and Nix's own messages";
 
-/** The housekeeping commands' arguments, named as the command line has them. */
-const ARGUMENT_WORDS: Readonly<Record<string, string>> = { vm_name: "VM", system: "system" };
+/** The housekeeping commands' arguments, named as the command line has them (each VM to remove is one VM). */
+const ARGUMENT_WORDS: Readonly<Record<string, string>> = { vm_name: "VM", system: "system", keep: "--keep" };
+
+function argumentWord(field: string): string | undefined {
+  return /^vm_names\[\d+\]$/.test(field) ? "VM" : Object.hasOwn(ARGUMENT_WORDS, field) ? ARGUMENT_WORDS[field] : undefined;
+}
 
 /** Runs a housekeeping command with a context of the CLI's own. */
 async function withCliContext(name: string, flags: OutputFlags, work: (context: Context) => Promise<void>): Promise<void> {
@@ -97,8 +100,7 @@ async function withCliContext(name: string, flags: OutputFlags, work: (context: 
       }),
     );
   } catch (error) {
-    const word =
-      error instanceof InputError && Object.hasOwn(ARGUMENT_WORDS, error.field) ? ARGUMENT_WORDS[error.field] : undefined;
+    const word = error instanceof InputError ? argumentWord(error.field) : undefined;
     throw word && error instanceof InputError ? new InputError(word, error.value, error.reason) : error;
   } finally {
     interrupt.dispose();
@@ -251,8 +253,9 @@ async function runCheckedSteps(
   const extraArgs: Record<string, Record<string, unknown>> = planOnly ? { build_closure: { plan_only: true } } : {};
   const interrupt = interruptSignal();
   // The whole run holds the VM's config dir: another run of the same VM can
-  // never re-render it between this run's render and its build.
-  const runDir = configDir ?? configDirOf(env, input.guest?.vm_name);
+  // never re-render it between this run's render and its build. By its real
+  // path, as the steps take it (a --config-dir given through a link).
+  const runDir = realPathOf(configDir ?? configDirOf(env, input.guest?.vm_name));
   const log = cliLogger(flags, env);
   const context = createContext("nixos-closure", nixSettings(null), { env, log, signal: interrupt.signal });
   const options: ContextOptions = {
@@ -382,12 +385,11 @@ export function program(): Command {
         const age = /^(\d+(?:\.\d+)?)([dh])$/.exec(flags.olderThan);
         if (!age) throw new InputError("--older-than", flags.olderThan, "must be an age such as 30d or 12h");
         const days = Number(age[1]) / (age[2] === "h" ? 24 : 1);
-        const keep = Number(flags.keep);
-        if (!Number.isSafeInteger(keep) || keep < 0) throw new InputError("--keep", flags.keep, "must be a whole number >= 0");
         printCleanUp(
           await cleanUpVms(context, {
             olderThanDays: days,
-            keep,
+            // As typed: digits only ("" is not 0).
+            keep: flags.keep,
             collect: flags.collect === true,
             dryRun: flags.dryRun === true,
           }),
@@ -449,23 +451,29 @@ export async function run(argv: string[]): Promise<number> {
     await program().parseAsync(joinNixOptionArgs(argv), { from: "user" });
     return 0;
   } catch (error) {
-    if (error instanceof CommanderError) {
-      if (error.exitCode === 0) return 0; // --help, --version
-      return EXIT_BAD_INPUT;
-    }
     if (error instanceof ExitCode) return error.code;
-    const style = errorStyle(argv, standaloneEnv());
-    const failure = failureOf(error);
-    process.stderr.write(`${style.red(style.bold("error:"))} ${failure.message}\n`);
-    return failure.code;
+    return reportFailure(error, argv);
   }
 }
 
-/** What an error says to the operator, and the exit code it ends the CLI with. */
+/**
+ * Says on stderr what ended the run and returns the exit code: an error of
+ * ours carries both (its message, its exit status); a file-system error is
+ * named by operation and path; anything else is a bug, shown with its stack.
+ */
+export function reportFailure(error: unknown, argv: readonly string[]): number {
+  if (error instanceof CommanderError) return error.exitCode === 0 ? 0 : EXIT_BAD_INPUT; // 0: --help, --version
+  const style = errorStyle(argv, standaloneEnv());
+  const failure = failureOf(error);
+  process.stderr.write(`${style.red(style.bold("error:"))} ${failure.message}\n`);
+  return failure.code;
+}
+
+/** What an error says to the operator, and the exit code it ends a run with. */
 function failureOf(error: unknown): { code: number; message: string } {
-  if (error instanceof Interrupted) return { code: 128 + constants.signals[error.signal], message: error.message };
-  if (error instanceof InputError) return { code: EXIT_BAD_INPUT, message: `bad input: ${error.message}` };
+  if (error instanceof ToolError) {
+    return { code: error.exitStatus, message: `${error instanceof InputError ? "bad input: " : ""}${error.message}` };
+  }
   if (isFileSystemError(error)) return { code: EXIT_FAILURE, message: fileSystemMessage(error) };
-  const known = error instanceof Error && ["SetupError", "NixError", "SpawnError"].includes(error.name);
-  return { code: EXIT_FAILURE, message: known ? (error as Error).message : ((error as Error)?.stack ?? String(error)) };
+  return { code: EXIT_FAILURE, message: (error as Error)?.stack ?? String(error) };
 }

@@ -101,14 +101,15 @@ export function formatVms(vms: readonly VmInfo[]): string {
   ]);
   const header = ["VM", "worker", "state", "built", "closure", "only its own", "toplevel"];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  return `${[header, ...rows]
-    .map((r) =>
-      r
-        .map((cell, i) => cell.padEnd(widths[i] ?? 0))
-        .join("  ")
-        .trimEnd(),
-    )
-    .join("\n")}\n`;
+  const table = [header, ...rows].map((r) =>
+    r
+      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+      .join("  ")
+      .trimEnd(),
+  );
+  // Wherever they are: remove takes them with their VM.
+  const roots = vms.flatMap((vm) => vm.root_dirs.map((root) => `  ${vm.vm_name}  ${root}`));
+  return `${[...table, ...(roots.length > 0 ? ["", "prepared roots:", ...roots] : [])].join("\n")}\n`;
 }
 
 export function printCleanUp(result: Collection, json: boolean | undefined): void {

@@ -15,5 +15,5 @@ import { runStep } from "./lib/steps/context.ts";
 import { listVms, type VmInfo } from "./lib/steps/vms.ts";
 
 export async function main(all_workers: boolean = false): Promise<VmInfo[]> {
-  return runStep("list", null, (context) => listVms(context, all_workers === true));
+  return runStep("list", null, (context) => listVms(context, all_workers));
 }

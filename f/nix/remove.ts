@@ -19,7 +19,7 @@
  * @param collect Run Nix's garbage collector afterwards.
  * @param dry_run Only say what would be removed.
  */
-import { expectFlag, runStep } from "./lib/steps/context.ts";
+import { runStep } from "./lib/steps/context.ts";
 import { type Collection, cleanUpVms } from "./lib/steps/vms.ts";
 
 export async function main(
@@ -32,13 +32,13 @@ export async function main(
 ): Promise<Collection> {
   return runStep("remove", null, (context) =>
     cleanUpVms(context, {
-      names: vm_names ?? [],
-      // The form's default, 0, is "not by age".
-      olderThanDays: older_than_days === 0 ? null : older_than_days,
+      names: vm_names,
+      // The form's default, 0, is "not by age"; anything else is checked as days.
+      olderThanDays: older_than_days === 0 ? undefined : older_than_days,
       keep,
-      keepRoot: expectFlag("keep_root", keep_root),
-      collect: expectFlag("collect", collect),
-      dryRun: expectFlag("dry_run", dry_run),
+      keepRoot: keep_root,
+      collect,
+      dryRun: dry_run,
     }),
   );
 }

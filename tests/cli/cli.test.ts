@@ -3,7 +3,7 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn, spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, readFileSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { join, relative } from "node:path";
 import { after, before, describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
@@ -495,6 +495,14 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     const unknown = cli(["remove", "nosuchvm"]);
     assert.equal(unknown.status, 2);
     assert.match(unknown.stderr, /not a VM of this worker/);
+    // What an unset variable in a script gives: refused, never 0 or the default VM.
+    const emptyKeep = cli(["gc", "--older-than", "0d", "--keep", ""]);
+    assert.equal(emptyKeep.status, 2, emptyKeep.stderr);
+    assert.match(emptyKeep.stderr, /^error: bad input: --keep: "" must be a whole number >= 0/m);
+    const emptyName = cli(["remove", "house", ""]);
+    assert.equal(emptyName.status, 2, emptyName.stderr);
+    assert.match(emptyName.stderr, /^error: bad input: VM: "" is not a VM name/m);
+    assert.match(cli(["list"]).stdout, /^house /m, "nothing was removed");
     const removed = cli(["remove", "house"]);
     assert.equal(removed.status, 0, removed.stderr);
     assert.match(removed.stdout, /^removed house: the next nix-store --gc can free [\d.]+ \S+$/m);
@@ -502,6 +510,41 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     const gc = cli(["gc", "--older-than", "bad"]);
     assert.equal(gc.status, 2);
     assert.match(gc.stderr, /--older-than: "bad" must be an age such as 30d or 12h/);
+  });
+
+  test("a worker reached through links (HOME, WORKERS_DIR): each step takes its VM's one lock; list counts what only it keeps", () => {
+    for (const [vm, variable] of [
+      ["linked-home", "HOME"],
+      ["linked-workers", "WORKERS_DIR"],
+    ] as const) {
+      const real = join(wb.root, `real-${variable}`);
+      mkdirSync(real);
+      symlinkSync(real, join(wb.root, `link-${variable}`));
+      // A run waiting on its own lock would give up after a second, not a minute.
+      const extra = { XDG_STATE_HOME: "", NIXOS_CLOSURE_LOCK_WAIT: "1", [variable]: join(wb.root, `link-${variable}`) };
+      const steps = [
+        ["build", "--vm-name", vm, "--profile", "none", "--test-suite", "none", "--no-home"],
+        ["lock", "--vm-name", vm],
+        ["build", "--only", "--vm-name", vm],
+        ["prepare-root", "--vm-name", vm],
+      ];
+      let configDir = "";
+      for (const args of steps) {
+        const run = cli([...args, "--json"], extra);
+        assert.equal(run.status, 0, `${args.join(" ")} with ${variable} a link: ${run.stderr}`);
+        configDir = JSON.parse(run.stdout).config_dir;
+        assert.ok(configDir.startsWith(`${real}/`), `${configDir} is named by its real path`);
+      }
+      const viaLink = join(wb.root, `link-${variable}`, relative(real, configDir));
+      const only = cli(["build", "--only", "--config-dir", viaLink], extra);
+      assert.equal(only.status, 0, `build --only --config-dir through the link: ${only.stderr}`);
+      const list = cli(["list", "--json"], extra);
+      assert.equal(list.status, 0, list.stderr);
+      const [listed] = JSON.parse(list.stdout);
+      assert.equal(listed.config_dir, configDir);
+      assert.deepEqual(listed.gc_roots, [join(configDir, "result")]);
+      assert.ok(listed.unique_size > 0, `its own system counts as its own: ${list.stdout}`);
+    }
   });
 
   test("exit 1 when Nix fails or is missing, with Nix's words or where it looked", () => {

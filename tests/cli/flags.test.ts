@@ -5,8 +5,9 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags, parseOverride, parseShare } from "../../cli/flow_input.ts";
-import { program } from "../../cli/main.ts";
-import { InputError } from "../../f/nix/lib/core/errors.ts";
+import { program, reportFailure } from "../../cli/main.ts";
+import { InputError, Interrupted, NixError, SetupError, ToolError } from "../../f/nix/lib/core/errors.ts";
+import { SpawnError } from "../../f/nix/lib/core/process.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
 
 describe("flags mirror the flow input", () => {
@@ -146,4 +147,45 @@ describe("FLAG_OF_FIELD says which flag sets each field", () => {
       });
     }
   }
+});
+
+describe("exit codes come with the errors", () => {
+  /** The exit code reportFailure gives `error`, and what it wrote to stderr. */
+  function report(error: unknown): { code: number; text: string } {
+    const chunks: string[] = [];
+    const write = process.stderr.write;
+    process.stderr.write = ((chunk: string) => chunks.push(chunk) > 0) as typeof process.stderr.write;
+    try {
+      return { code: reportFailure(error, ["--color", "never"]), text: chunks.join("") };
+    } finally {
+      process.stderr.write = write;
+    }
+  }
+
+  test("each kind ends the command with its own code; a kind the CLI has never heard of needs no change there", () => {
+    class Unheard extends SetupError {}
+    class Pickier extends ToolError {
+      override readonly exitStatus = 3;
+    }
+    const cases: [unknown, number, RegExp][] = [
+      [new InputError("--keep", "", "must be a whole number >= 0"), 2, /^error: bad input: --keep: "" must be/],
+      [new SetupError("no flock"), 1, /^error: no flock\n$/],
+      [new NixError("nix build", 1, "boom"), 1, /^error: nix failed \(exit 1\)/],
+      [new SpawnError("cannot run nix"), 1, /^error: cannot run nix\n$/],
+      [new Interrupted("SIGINT"), 130, /^error: interrupted by SIGINT/],
+      [new Interrupted("SIGTERM"), 143, /^error: interrupted by SIGTERM/],
+      [new Unheard("a kind added later"), 1, /^error: a kind added later\n$/],
+      [new Pickier("its own code"), 3, /^error: its own code\n$/],
+    ];
+    for (const [error, code, text] of cases) {
+      const got = report(error);
+      assert.equal(got.code, code, String(error));
+      assert.match(got.text, text);
+      assert.doesNotMatch(got.text, /\n\s+at /, "no stack trace");
+    }
+    // Not ours: a bug, shown with its stack so it can be found.
+    const bug = report(new TypeError("x is undefined"));
+    assert.equal(bug.code, 1);
+    assert.match(bug.text, /TypeError: x is undefined\n\s+at /);
+  });
 });

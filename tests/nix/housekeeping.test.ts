@@ -1,21 +1,33 @@
 // The VMs on a worker, with the real nix: listing them, removing them (only
 // theirs), collecting the stale ones, and comparing systems.
 import assert from "node:assert/strict";
-import { execFileSync } from "node:child_process";
-import { cpSync, existsSync, lutimesSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
+import { execFileSync, spawn } from "node:child_process";
+import {
+  cpSync,
+  existsSync,
+  lutimesSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  readlinkSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from "node:fs";
+import { basename, join } from "node:path";
 import { describe, test } from "node:test";
+import { ROOT } from "../../cli/flow.ts";
 import { formatVms } from "../../cli/output.ts";
 import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
-import { cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
+import { type Collection, cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
-import { asWorker, captureLog, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
-import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
+import { asWorker, captureLog, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
@@ -88,6 +100,94 @@ for (const nix of testNixes()) {
       assert.ok(existsSync(stays.config_dir));
     });
 
+    test("remove takes every root a VM prepared, wherever it is, and nothing of another VM's; list shows them", async () => {
+      const steps = vmSteps(bench());
+      const a = await steps.renderLockBuild({ vm_name: "hk-roots-a", profiles: [], test_suites: [] });
+      const b = await steps.renderLockBuild({ vm_name: "hk-roots-b", profiles: [], test_suites: [] });
+      const outside = join(bench().root, "roots-a", "srv");
+      await steps.prepareRoot(a.config_dir, "", outside);
+      const inside = await steps.prepareRoot(a.config_dir);
+      const current = await steps.prepareRoot(a.config_dir, "", outside);
+      const theirs = await steps.prepareRoot(b.config_dir, "", join(bench().root, "roots-b", "srv"));
+      const listed = (await listVms(context())).find((vm) => vm.vm_name === "hk-roots-a");
+      assert.deepEqual(listed?.root_dirs.sort(), [inside.root_dir, outside].sort());
+      assert.ok(listed?.prepared_roots.includes(current.generation) && listed.prepared_roots.includes(inside.generation));
+      assert.match(formatVms(listed ? [listed] : []), new RegExp(`^prepared roots:\n  hk-roots-a  ${outside}$`, "m"));
+      // A record naming another VM's root (by hand, or a stale one) takes nothing of it: its marker names that VM.
+      const record = `${a.config_dir}.roots.json`;
+      const recorded = JSON.parse(readFileSync(record, "utf8"));
+      writeFileSync(record, JSON.stringify({ ...recorded, roots: [...recorded.roots, theirs.root_dir] }));
+      const theirsBefore = snapshot(join(bench().root, "roots-b"));
+      const done = await cleanUpVms(context(), { names: ["hk-roots-a"] });
+      for (const path of [outside, `${outside}.generations`, `${outside}.lock`, record, `${a.config_dir}.roots`]) {
+        assert.equal(existsSync(path), false, `${path} went with its VM`);
+        if (path !== `${a.config_dir}.roots`) assert.ok(done.removed[0]?.removed.includes(path), `${path} is said`);
+      }
+      assert.deepEqual(readdirSync(join(bench().root, "roots-a")), []);
+      assert.deepEqual(snapshot(join(bench().root, "roots-b")), theirsBefore, "the other VM's root is untouched");
+      assert.equal(readlinkSync(theirs.root_dir), theirs.generation);
+      assert.ok((await listVms(context())).find((vm) => vm.vm_name === "hk-roots-b")?.root_dirs.includes(theirs.root_dir));
+    });
+
+    test("a removal killed midway leaves a VM that list shows and remove and gc finish", async () => {
+      const steps = vmSteps(bench());
+      const nixDir = join(bench().workersDir, "0", "nix");
+      /** Runs the Windmill remove step under Bun for `vm`, and kills it with SIGKILL once `moment` holds. */
+      const killRemoval = async (vm: string, moment: () => boolean, what: string) => {
+        const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/remove.ts"))}; await main([${JSON.stringify(vm)}]);`;
+        const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], { env: bench().env, stdio: "ignore" });
+        const exited = new Promise((resolve) => child.on("exit", resolve));
+        await waitFor(60_000, what, moment, () => child.kill("SIGKILL"));
+        child.kill("SIGKILL");
+        await within(10_000, "the killed removal to exit", exited);
+      };
+      /** As many files as a real closure has, so that removing them takes long enough to be killed in. */
+      const bulk = (dir: string) => {
+        mkdirSync(dir);
+        for (let i = 0; i < 30_000; i++) writeFileSync(join(dir, String(i)), "");
+      };
+
+      // Killed while its root goes: flake.nix is gone, the rest is there.
+      const first = await steps.renderLockBuild({ vm_name: "hk-killed-root", profiles: [], test_suites: [] });
+      const root = await steps.prepareRoot(first.config_dir, "", join(bench().root, "killed-root"));
+      bulk(join(root.generation_dir, "bulk"));
+      await killRemoval("hk-killed-root", () => !existsSync(join(first.config_dir, "flake.nix")), "the removal to start");
+      assert.ok(existsSync(join(first.config_dir, "default.nix")), "killed before the end");
+      // Killed after its GC roots went, while the rest of the config dir goes.
+      const second = await steps.renderLockBuild({ vm_name: "hk-killed-late", profiles: [], test_suites: [] });
+      bulk(join(second.config_dir, "bulk"));
+      await killRemoval(
+        "hk-killed-late",
+        () => !existsSync(join(second.config_dir, "result")) && existsSync(join(second.config_dir, "bulk")),
+        "the removal to take the GC roots",
+      );
+
+      const listed = new Map((await listVms(context())).map((vm) => [vm.vm_name, vm]));
+      assert.equal(listed.get("hk-killed-root")?.state, "incomplete");
+      if (existsSync(`${root.root_dir}.generations`))
+        assert.deepEqual(listed.get("hk-killed-root")?.root_dirs, [root.root_dir], "what is left of its root is its own");
+      assert.equal(listed.get("hk-killed-late")?.state, "incomplete");
+      assert.deepEqual(listed.get("hk-killed-late")?.gc_roots, []);
+      // Fresh, but a removal to finish: gc takes them whatever their age, and never counts them among those kept.
+      const dry = await cleanUpVms(context(), { olderThanDays: 30, keep: 100, dryRun: true });
+      assert.deepEqual(dry.removed.map((r) => r.vm_name).sort(), ["hk-killed-late", "hk-killed-root"]);
+      const byName = await asWorker(bench(), () => removeStep(["hk-killed-root"]));
+      assert.equal(byName.removed[0]?.vm_name, "hk-killed-root");
+      const byAge = await cleanUpVms(context(), { olderThanDays: 30 });
+      assert.deepEqual(
+        byAge.removed.map((r) => r.vm_name),
+        ["hk-killed-late"],
+      );
+      for (const dir of [first.config_dir, second.config_dir])
+        assert.deepEqual(
+          readdirSync(nixDir).filter((n) => n === basename(dir) || n.startsWith(`${basename(dir)}.`)),
+          [],
+          `nothing of ${basename(dir)} is left`,
+        );
+      for (const path of [root.root_dir, `${root.root_dir}.generations`, `${root.root_dir}.lock`])
+        assert.equal(existsSync(path), false, path);
+    });
+
     test("gc removes VMs not built for a while, keeps the most recent ones, and collects", async () => {
       const steps = vmSteps(bench());
       const names = ["hk-old1", "hk-old2", "hk-new"];
@@ -126,6 +226,66 @@ for (const nix of testNixes()) {
       assert.equal(existsSync(kept.config_dir), false);
       assert.ok(existsSync(root.generation_dir), "the prepared root is kept");
       assert.match(done.collected ?? "", /freed|deleted/);
+    });
+
+    test("gc skips a VM in use, even one that became busy after the listing, and one renewed since; it goes on with the rest", async () => {
+      // A worker of its own: gc takes every stale VM of it.
+      const wb = createWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
+      try {
+        const steps = vmSteps(wb);
+        const nixDir = join(wb.workersDir, "0", "nix");
+        // One built, so that the listing asks Nix for sizes: the moment another step takes a VM below.
+        await steps.renderLockBuild({ vm_name: "busy-built", profiles: [], test_suites: [] });
+        for (const vm_name of ["busy-a", "busy-b", "busy-c", "busy-d"])
+          await steps.render({ vm_name, profiles: [], test_suites: [] });
+        const old = new Date(Date.now() - 3 * 24 * 3600 * 1000);
+        for (const vm of ["busy-built", "busy-a", "busy-b", "busy-c", "busy-d"])
+          utimesSync(join(nixDir, vm, "default.nix"), old, old);
+        lutimesSync(join(nixDir, "busy-built", "result"), old, old);
+        const releases: (() => void)[] = [];
+        const hold = async (vm: string) => {
+          let taken: () => void = () => {};
+          const took = new Promise<void>((resolve) => (taken = resolve));
+          const held = withDirLock(join(nixDir, vm), lockHolder("build_closure", 5), () => {
+            taken();
+            return new Promise<void>((resolve) => releases.push(resolve));
+          });
+          await took;
+          return { held }; // (not the promise itself, which an async function would wait for)
+        };
+        const holders = [(await hold("busy-a")).held];
+        const base = testContext(wb, "gc");
+        let listed = false;
+        const context = {
+          ...base,
+          async nix() {
+            if (!listed) {
+              listed = true;
+              // Between gc's listing and its lock: a step takes busy-b, and busy-c is rendered again.
+              holders.push((await hold("busy-b")).held);
+              const now = new Date();
+              utimesSync(join(nixDir, "busy-c", "default.nix"), now, now);
+            }
+            return base.nix();
+          },
+        };
+        try {
+          const result = await cleanUpVms(context, { olderThanDays: 1 });
+          assert.deepEqual(result.removed.map((r) => r.vm_name).sort(), ["busy-built", "busy-d"]);
+          assert.deepEqual(result.in_use.sort(), ["busy-a", "busy-b"]);
+        } finally {
+          for (const release of releases) release();
+          await Promise.all(holders);
+        }
+        assert.deepEqual(
+          readdirSync(nixDir)
+            .filter((n) => !n.includes("."))
+            .sort(),
+          ["busy-a", "busy-b", "busy-c"],
+        );
+      } finally {
+        wb.cleanup();
+      }
     });
 
     test("diff of two VMs and of a VM against its previous build matches nix store diff-closures", async () => {
@@ -206,6 +366,60 @@ for (const nix of testNixes()) {
 }
 
 describe("housekeeping of VMs never built", () => {
+  test("every field of list and remove is checked, named with its value, before anything is removed", async () => {
+    const wb = createWorkbench(null);
+    try {
+      const steps = vmSteps(wb);
+      const vms = ["hk-field-a", "hk-field-b", "hk-field-c"];
+      const nixDir = join(wb.workersDir, "0", "nix");
+      for (const [i, vm_name] of vms.entries()) {
+        await steps.render({ vm_name, profiles: [], test_suites: [] });
+        const rendered = new Date(Date.now() - (2 + i) * 24 * 3600 * 1000);
+        utimesSync(join(nixDir, vm_name, "default.nix"), rendered, rendered);
+      }
+      const before = snapshot(nixDir);
+      // vm_names, older_than_days, keep, keep_root, collect, dry_run: as a form or a script may send them.
+      const bad: [unknown[], RegExp][] = [
+        [[[], 1, "two"], /^keep: "two" must be a whole number >= 0/],
+        [[[], 1, null], /^keep: null must be a whole number >= 0/],
+        [[[], 1, { n: 5 }], /^keep: \{"n":5\} must be a whole number >= 0/],
+        [[[], 1, -1], /^keep: -1 must be a whole number >= 0/],
+        [[[], 1, 1.5], /^keep: 1\.5 must be a whole number >= 0/],
+        [[[], 1, ""], /^keep: "" must be a whole number >= 0/],
+        [[[], -1], /^older_than_days: -1 must be a number of days >= 0/],
+        [[[], null], /^older_than_days: null must be a number of days >= 0/],
+        [[[], "30d"], /^older_than_days: "30d" must be a number of days >= 0/],
+        [["hk-field-a"], /^vm_names: "hk-field-a" must be a list of VM names/],
+        [[[""]], /^vm_names\[0\]: "" is not a VM name/],
+        [[["hk-field-a", null]], /^vm_names\[1\]: null is not a VM name/],
+        [[["hk-field-a", "../x"]], /^vm_names\[1\]: "\.\.\/x" is not a VM name/],
+        [[["hk-field-a", "hk-nonexistent"]], /^vm_names\[1\]: "hk-nonexistent" is not a VM of this worker/],
+        [[["hk-field-a"], 0, 0, "true"], /^keep_root: "true" must be true or false/],
+        [[[], 1, 0, false, "false"], /^collect: "false" must be true or false/],
+        [[["hk-field-a"], 0, 0, false, false, "no"], /^dry_run: "no" must be true or false/],
+      ];
+      for (const [args, message] of bad) {
+        await assert.rejects(
+          asWorker(wb, () => (removeStep as (...a: unknown[]) => Promise<unknown>)(...args)),
+          (e: Error) => e instanceof InputError && message.test(e.message),
+          JSON.stringify(args),
+        );
+        assert.deepEqual(snapshot(nixDir), before, `nothing removed after ${JSON.stringify(args)}`);
+      }
+      await assert.rejects(
+        asWorker(wb, () => (listStep as (a: unknown) => Promise<unknown>)("true")),
+        /^InputError: all_workers: "true" must be true or false/,
+      );
+      // A count as digits is a count; keep 2 of 3 removes one.
+      const kept = await asWorker(wb, () =>
+        (removeStep as (...a: unknown[]) => Promise<Collection>)([], 1, "2", false, false, true),
+      );
+      assert.equal(kept.removed.length, 1, JSON.stringify(kept));
+    } finally {
+      wb.cleanup();
+    }
+  });
+
   test("list asks no Nix and shows no size; gc with 0 days takes every VM", async () => {
     // No nix on this worker at all: listing rendered VMs must not need one.
     const wb = createWorkbench(null);

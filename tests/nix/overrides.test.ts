@@ -71,6 +71,25 @@ for (const nix of testNixes()) {
       assert.deepEqual(built.overrides[0]?.built, [], "it reaches nothing, and may");
     });
 
+    test("a git override named by a flake-style git+file:// URL locks and plans, whatever the repository's branch", async () => {
+      const repo = source("xfsprogs-git");
+      const git = (...args: string[]) =>
+        execFileSync("git", ["-C", repo, "-c", "user.name=t", "-c", "user.email=t@t.invalid", ...args], { stdio: "pipe" });
+      git("init", "-q", "-b", "trunk");
+      git("add", ".");
+      git("commit", "-q", "-m", "salt");
+      for (const ref of [null, "trunk"]) {
+        const dir = await renderedAndLocked({
+          vm_name: "git-override-vm",
+          profiles: [],
+          test_suites: ["fstests"],
+          overrides: [{ pkg: "xfsprogs", src: `git+file://${repo}`, ...(ref ? { ref } : {}) }],
+        });
+        const [report] = (await vmSteps(bench()).plan(dir)).overrides;
+        assert.match(report?.source ?? "", /^\/nix\/store\/[a-z0-9]{32}-source$/, `ref ${ref}`);
+      }
+    });
+
     test("a good override: the result shows its source and the closure paths built from it", async () => {
       const src = source("xfsprogs-good");
       const dir = await renderedAndLocked({

@@ -15,7 +15,7 @@ import {
   symlinkSync,
   writeFileSync,
 } from "node:fs";
-import { join } from "node:path";
+import { basename, dirname, join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
@@ -152,6 +152,64 @@ for (const nix of testNixes()) {
       assert.ok(existsSync(ra.generation_dir), "and its previous generation is kept");
     });
 
+    test("a root reached through a link is the root it lands on: inside the config dir, its generations and lock stay beside it", async () => {
+      const b = await built("linked-root-vm");
+      const link = join(bench().root, "linked-root-vm-link");
+      symlinkSync(b.config_dir, link);
+      const through = await steps().prepareRoot(b.config_dir, "", join(link, "root"));
+      assert.equal(through.root_dir, join(b.config_dir, "root"), "named by its real place");
+      assert.equal(dirname(through.generation), `${b.config_dir}.roots/root`);
+      // Nothing of the root but its link inside the config dir, which Nix copies into the store at every build.
+      assert.deepEqual(
+        readdirSync(b.config_dir).filter((n) => n.startsWith("root")),
+        ["root"],
+      );
+      assert.deepEqual(readdirSync(`${b.config_dir}.roots`), ["root"], "the config dir's own lock guards it");
+      const again = await steps().prepareRoot(b.config_dir);
+      assert.equal(again.root_dir, through.root_dir, "the default root is the same root, not refused");
+      assert.ok(existsSync(through.generation), "whose previous generation is kept");
+      const other = await steps().prepareRoot(b.config_dir, "", join(link, "sub", "root2"));
+      assert.equal(dirname(other.generation), `${b.config_dir}.roots/sub%2Froot2`);
+      assert.deepEqual(readdirSync(join(b.config_dir, "sub")), ["root2"]);
+    });
+
+    test("a root lock an earlier version left inside the config dir goes; a root switched through a link still is this root", async () => {
+      const b = await built("migrated-root-vm");
+      const first = await steps().prepareRoot(b.config_dir);
+      // An earlier version kept the default root's lock inside the config dir: empty, or naming its last holder.
+      writeFileSync(join(b.config_dir, "root.lock"), "");
+      const second = await steps().prepareRoot(b.config_dir);
+      assert.equal(existsSync(join(b.config_dir, "root.lock")), false);
+      assert.ok(existsSync(first.generation) && existsSync(second.generation));
+      // A file of someone else's by that name is not ours to remove.
+      writeFileSync(join(b.config_dir, "root.lock"), "my notes\n");
+      await steps().prepareRoot(b.config_dir);
+      assert.equal(readFileSync(join(b.config_dir, "root.lock"), "utf8"), "my notes\n");
+      rmSync(join(b.config_dir, "root.lock"));
+      // A root prepared, by an earlier version, through a linked parent: its marker and link name the linked place.
+      const real = join(bench().root, "migrated-real");
+      mkdirSync(real);
+      const linked = join(bench().root, "migrated-link");
+      symlinkSync(real, linked);
+      const outside = await steps().prepareRoot(b.config_dir, "", join(real, "root"));
+      const marker = join(real, "root.generations", ".nixos-closure-root");
+      writeFileSync(marker, readFileSync(marker, "utf8").replace(`${real}/root`, `${linked}/root`));
+      rmSync(join(real, "root"));
+      symlinkSync(join(linked, "root.generations", basename(outside.generation)), join(real, "root"));
+      const kept = () =>
+        readdirSync(join(real, "root.generations"))
+          .filter((n) => /^\d+$/.test(n))
+          .sort();
+      for (const [spelling, generations] of [
+        [join(real, "root"), ["1", "2"]],
+        [join(linked, "root"), ["2", "3"]],
+      ] as const) {
+        const next = await steps().prepareRoot(b.config_dir, "", spelling);
+        assert.equal(next.root_dir, join(real, "root"));
+        assert.deepEqual(kept(), generations, "the generation switched to through the link is the current one, then kept");
+      }
+    });
+
     test("a full disk while a root is first prepared: a message with the path, and the next run recovers", async (t) => {
       const b = await built("full-disk-vm");
       const disk = join(bench().root, "full-disk");
@@ -227,7 +285,7 @@ for (const nix of testNixes()) {
       const loop = join(bench().root, "loop");
       symlinkSync(loop, loop);
       const cases: [string, RegExp][] = [
-        ["/proc/self/x", /cannot take the lock \/proc\/self\/x\.lock: .*\(ENOENT\)/],
+        ["/proc/self/x", /cannot take the lock \/proc\/(self|\d+)\/x\.lock: .*\(ENOENT\)/],
         [join(loop, "root"), /too many levels of symbolic links \(ELOOP\)/],
         [join(bench().root, "x".repeat(300), "root"), /too long \(ENAMETOOLONG\)/],
       ];

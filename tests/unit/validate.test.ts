@@ -210,6 +210,24 @@ describe("overrides", () => {
       /twice/,
     );
   });
+  test("a flake-style git URL is the repository's plain URL, which a git input takes", () => {
+    const guest = composeGuest(
+      {
+        extra_overrides: [
+          { pkg: "fio", src: "git+https://example.org/fio.git", ref: "v3" },
+          { pkg: "kmod", src: "git+ssh://git@example.org/kmod.git" },
+        ],
+      },
+      context,
+    );
+    assert.deepEqual(
+      guest.overrides.map((o) => [o.src, o.kind, o.ref]),
+      [
+        ["https://example.org/fio.git", "git", "v3"],
+        ["ssh://git@example.org/kmod.git", "git", null],
+      ],
+    );
+  });
   test("drops empty rows; git sources keep their ref", () => {
     const guest = composeGuest(
       { overrides: [{}, { pkg: "", src: "" }], extra_overrides: [{ pkg: "kmod", src: "git@example.org:kmod.git", ref: "v33" }] },
@@ -334,12 +352,13 @@ describe("a source directory is copied into the world-readable store", () => {
         inner,
         /holds .*private-src-\w+, which only its owner/,
       );
-      rejects(
-        { extra_overrides: [{ pkg: "fio", src: `file://${inner}` }] },
-        "extra_overrides[0].src",
-        inner,
-        /names .*private-src-\w+, which only its owner may read/,
-      );
+      for (const url of [`file://${inner}`, `git+file://${inner}`])
+        rejects(
+          { extra_overrides: [{ pkg: "fio", src: url }] },
+          "extra_overrides[0].src",
+          inner,
+          /names .*private-src-\w+, which only its owner may read/,
+        );
       chmodSync(dir, 0o755);
     } finally {
       rmSync(dir, { recursive: true, force: true });

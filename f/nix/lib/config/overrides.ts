@@ -62,7 +62,7 @@ function override(field: string, value: unknown, curated: boolean, uid: number, 
   }
   if (isBlank(value.src))
     throw new InputError(`${field}.src`, value.src ?? "", "is required: an absolute directory or a git URL");
-  const src = expectString(`${field}.src`, value.src).trim();
+  let src = expectString(`${field}.src`, value.src).trim();
   const ref = isBlank(value.ref) ? null : expectString(`${field}.ref`, value.ref).trim();
   const kindGiven = overrideKind(`${field}.kind`, value.kind);
   let kind: SourceOverride["kind"];
@@ -108,6 +108,9 @@ function override(field: string, value: unknown, curated: boolean, uid: number, 
     }
   } else if (GIT_URL.test(src)) {
     kind = "git";
+    // A flake-style URL (git+file://, git+https://) names the repository its plain URL does, which is what a
+    // git input takes (given as is, Nix treats a git+file:// repository as remote and fails to lock it).
+    src = src.replace(/^git\+(?=[a-z][a-z0-9+.-]*:\/\/)/, "");
     if (kindGiven === "path")
       throw new InputError(`${field}.kind`, kindGiven, `cannot be used with a git URL src (${src}); "path" takes a directory`);
     const local = /^file:\/\/(\/.*)$/.exec(src)?.[1];

@@ -1,10 +1,20 @@
-// Error kinds an operator can act on. The CLI maps InputError to exit code 2
-// (the input is wrong: fix it), Interrupted to 128 + the signal's number, and
-// everything else to 1.
+// Error kinds an operator can act on. Each carries the exit code a command
+// ends with, so the CLI maps no names: 2 for bad input (fix it), 128 + the
+// signal's number when interrupted, 1 for the rest. An error of no such
+// kind is a bug in this tool, and shows its stack.
+import { constants } from "node:os";
+
+/** An error whose message is for the operator (shown without a stack), ending a command with `exitStatus`. */
+export class ToolError extends Error {
+  override name = "ToolError";
+  /** What a command exits with when this error ends it: 1, the machine or Nix failed. */
+  readonly exitStatus: number = 1;
+}
 
 /** Bad input: names the field and the offending value. Nothing was written. */
-export class InputError extends Error {
+export class InputError extends ToolError {
   override name = "InputError";
+  override readonly exitStatus: number = 2;
   constructor(
     readonly field: string,
     readonly value: unknown,
@@ -15,12 +25,24 @@ export class InputError extends Error {
 }
 
 /** The environment or the files around a step are not what it needs. */
-export class SetupError extends Error {
+export class SetupError extends ToolError {
   override name = "SetupError";
 }
 
+/** Another step holds what this one needs (a VM's config dir, a root), and did not let go in time. */
+export class Busy extends SetupError {
+  override name = "Busy";
+  constructor(
+    /** The step holding it, as its lock names it. */
+    readonly holder: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
 /** A Nix command failed: carries the command line and Nix's own last words. */
-export class NixError extends Error {
+export class NixError extends ToolError {
   override name = "NixError";
   constructor(
     readonly command: string,
@@ -33,10 +55,12 @@ export class NixError extends Error {
 }
 
 /** The step was interrupted (a cancelled job, Ctrl-C); its commands were stopped. */
-export class Interrupted extends Error {
+export class Interrupted extends ToolError {
   override name = "Interrupted";
+  override readonly exitStatus: number;
   constructor(readonly signal: NodeJS.Signals) {
     super(`interrupted by ${signal}: the step stopped its running command and released the config dir`);
+    this.exitStatus = 128 + constants.signals[signal];
   }
 }
 

@@ -6,6 +6,7 @@ import { randomBytes } from "node:crypto";
 import {
   closeSync,
   constants,
+  existsSync,
   fstatSync,
   lstatSync,
   mkdirSync,
@@ -13,12 +14,13 @@ import {
   readdirSync,
   readFileSync,
   readSync,
+  realpathSync,
   renameSync,
   rmSync,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, dirname, join, resolve } from "node:path";
+import { basename, dirname, join, relative, resolve } from "node:path";
 import { SetupError } from "./errors.ts";
 
 const ERRNO_MEANINGS: Record<string, string> = {
@@ -49,6 +51,19 @@ export function fileSystemMessage(error: NodeJS.ErrnoException & { code: string;
   const where = error.path ? ` ${error.path}${dest ? ` -> ${dest}` : ""}` : "";
   const meaning = ERRNO_MEANINGS[error.code] ?? error.message.replace(/,.*$/, "");
   return `cannot ${error.syscall}${where}: ${meaning} (${error.code})`;
+}
+
+/**
+ * The real path of `path`, which need not exist yet: its nearest existing
+ * ancestor's real path (every link resolved) with the rest appended. One
+ * spelling per place, whatever links lead there (a home under /home that
+ * is a link, a WORKERS_DIR that is one): what locks, records and
+ * comparisons use.
+ */
+export function realPathOf(path: string): string {
+  let existing = resolve(path);
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  return join(realpathSync(existing), relative(existing, resolve(path)));
 }
 
 /** At most this many directories are made for one path. */
@@ -252,6 +267,18 @@ export function writeCache(path: string, fields: Record<string, unknown>): boole
   } catch {
     return false;
   }
+}
+
+/**
+ * Writes a file of ours, marked as a cache is, that a step needs written
+ * (a record, not a cache): a failure fails the step, and a file not ours at
+ * that path is refused, untouched.
+ */
+export function writeRecord(path: string, fields: Record<string, unknown>): void {
+  if (!isOursOrFree(path)) {
+    throw new SetupError(`${path} exists and was not written by nixos-closure; nothing was changed: move it away`);
+  }
+  writeFileAtomic(path, `${JSON.stringify({ ...CACHE_MARK, ...fields })}\n`);
 }
 
 /** Reads a regular file, or null when it does not exist; refuses a FIFO or a device rather than wait on it. */

@@ -7,7 +7,7 @@
 // flake.lock later, outside the step's lock.
 import { spawn } from "node:child_process";
 import { createReadStream } from "node:fs";
-import { Interrupted } from "./errors.ts";
+import { Interrupted, ToolError } from "./errors.ts";
 import { type Logger, shellCommand } from "./log.ts";
 
 /** An environment: variable names to values (unset ones undefined). */
@@ -47,7 +47,8 @@ export function runningUid(): number {
   return process.getuid?.() ?? -1;
 }
 
-export class SpawnError extends Error {
+/** A program could not be started (missing, not executable). */
+export class SpawnError extends ToolError {
   override name = "SpawnError";
 }
 

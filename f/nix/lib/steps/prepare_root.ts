@@ -11,6 +11,7 @@ import {
   generationDir,
   generations,
   pruneGenerations,
+  recordRoot,
   removeTree,
   rootLayout,
   switchTo,
@@ -29,7 +30,7 @@ import { makeDirs, readSmallFile } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { buildFile, closureInfo, dumpDb, importPaths, loadDb } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
-import { withDirLock } from "../worker/dir_lock.ts";
+import { retireLock, withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 import { type ClosureFile, checkRootRequest, type RootFields, type RootRequest } from "./root_request.ts";
@@ -160,12 +161,18 @@ export async function prepareRoot(
   await context.nix();
   // Checked now, so that a root that is not ours is refused before anything is created, and again under the locks.
   currentGeneration(layout);
-  // The root's own lock sits beside it: two VMs asking for one root take turns, and the second is refused by name.
-  makeDirs(dirname(layout.rootDir));
+  // The root's own lock sits beside it: two VMs asking for one root take turns, and the second is refused by
+  // name. A root inside the config dir goes by the config dir's lock.
+  makeDirs(dirname(layout.lockDir));
+  const holdingDir = { ...context, heldLocks: new Set([...context.heldLocks, dir]) };
   return withDirLock(dir, context, () =>
-    withDirLock(layout.rootDir, context, async () => {
+    withDirLock(layout.lockDir, holdingDir, async () => {
+      // Earlier versions locked a root inside the config dir beside it, so inside the flake source: that file goes.
+      if (layout.lockDir !== layout.rootDir) await retireLock(layout.rootDir, context);
       const system = chosenToplevel(context, dir, toplevel, request.closureFiles);
       const previous = currentGeneration(layout);
+      // Recorded first: whatever is made of the root from here on, the VM's removal finds and takes it.
+      recordRoot(layout);
       claimGenerations(layout);
       const existing = generations(layout);
       const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;

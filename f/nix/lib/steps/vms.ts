@@ -4,19 +4,21 @@
 import { existsSync, lstatSync, readdirSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { type ClosureDiff, compareClosures } from "../build/report.ts";
-import { removeTree } from "../build/root/generations.ts";
+import { preparedRootsOf, type RootLayout, removeRoot, removeTree, rootFiles, rootsRecordOf } from "../build/root/generations.ts";
+import { expectBoolean } from "../config/fields.ts";
 import { isVmName, validateVmName } from "../config/guest.ts";
-import { InputError, NixError, SetupError } from "../core/errors.ts";
+import { Busy, InputError, NixError } from "../core/errors.ts";
 import { readCache, readIfExists } from "../core/files.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
-import { lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
+import { hasLockOfOurs, lockHolderOf, lockPathFor, withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 
-export type VmState = "rendered" | "locked" | "built" | "root prepared";
+/** `incomplete`: a removal that was stopped (or a first render), which remove and gc finish. */
+export type VmState = "rendered" | "locked" | "built" | "root prepared" | "incomplete";
 
 export interface VmInfo {
   vm_name: string;
@@ -31,8 +33,10 @@ export interface VmInfo {
   /** Bytes that no other GC root of the store holds: what removing this VM lets the garbage collector free. */
   unique_size: number;
   gc_roots: string[];
-  /** Generations of its prepared roots (in <config_dir>.roots/). */
+  /** Generations of its prepared roots. */
   prepared_roots: string[];
+  /** The roots it prepared (each a link to its current generation), wherever they are. */
+  root_dirs: string[];
 }
 
 const RENDERED_MARK = "# Rendered by nixos-closure";
@@ -53,6 +57,20 @@ function isVmDir(dir: string): boolean {
   } catch {
     return false;
   }
+}
+
+/**
+ * What a VM's removal (or a first render) left when stopped: a directory
+ * named as a VM, no longer a whole config dir, with a lock of ours beside
+ * it. Still a VM to list, remove and collect.
+ */
+function isIncompleteVmDir(dir: string): boolean {
+  return (
+    isVmName(basename(dir)) &&
+    lstatSync(dir, { throwIfNoEntry: false })?.isDirectory() === true &&
+    !isVmDir(dir) &&
+    hasLockOfOurs(dir)
+  );
 }
 
 function linkTarget(path: string): string | null {
@@ -82,33 +100,14 @@ function removeIfEmpty(dir: string): void {
   } catch {}
 }
 
-/** The generations directories in <config_dir>.roots/ whose marker says they are this VM's. */
-function ownRootGenerations(configDir: string): string[] {
-  const roots = `${configDir}.roots`;
-  if (!existsSync(roots)) return [];
-  return readdirSync(roots)
-    .map((name) => join(roots, name))
-    .filter((dir) => {
-      try {
-        return (
-          (JSON.parse(readIfExists(join(dir, ".nixos-closure-root")) ?? "null") as { config_dir?: unknown } | null)
-            ?.config_dir === configDir
-        );
-      } catch {
-        return false;
-      }
-    });
-}
-
-function preparedRoots(configDir: string): string[] {
-  const roots = `${configDir}.roots`;
-  if (!existsSync(roots)) return [];
-  return readdirSync(roots)
-    .filter((root) => existsSync(join(roots, root, ".nixos-closure-root")))
+/** The generations of the roots a VM prepared, oldest first within each root. */
+function generationsOf(roots: readonly RootLayout[]): string[] {
+  return roots
     .flatMap((root) =>
-      readdirSync(join(roots, root))
+      readdirSync(root.generationsDir)
         .filter((n) => /^\d+$/.test(n))
-        .map((n) => join(roots, root, n)),
+        .sort((a, b) => Number(a) - Number(b))
+        .map((n) => join(root.generationsDir, n)),
     )
     .sort();
 }
@@ -160,18 +159,28 @@ export function vmNames(context: Context): string[] {
 }
 
 /** The VMs of this worker slot (or all slots), with their sizes from one `nix path-info` of every GC root of the store. */
-export async function listVms(context: Context, allWorkers = false): Promise<VmInfo[]> {
+export async function listVms(context: Context, allWorkersGiven: unknown = false): Promise<VmInfo[]> {
+  const allWorkers = expectBoolean("all_workers", allWorkersGiven, false);
   const vms: (Omit<VmInfo, "closure_size" | "unique_size"> & { held: string[] })[] = [];
   for (const { worker, dir } of nixDirs(context, allWorkers)) {
     if (!existsSync(dir)) continue;
     for (const name of readdirSync(dir).sort()) {
       const configDir = join(dir, name);
-      if (!isVmDir(configDir)) continue;
+      const complete = isVmDir(configDir);
+      if (!complete && !isIncompleteVmDir(configDir)) continue;
       const result = linkTarget(join(configDir, "result"));
       const previous = linkTarget(join(configDir, "result-previous"));
-      const roots = preparedRoots(configDir);
-      const state: VmState =
-        roots.length > 0 ? "root prepared" : result ? "built" : existsSync(join(configDir, "flake.lock")) ? "locked" : "rendered";
+      const rootLayouts = preparedRootsOf(configDir);
+      const roots = generationsOf(rootLayouts);
+      const state: VmState = !complete
+        ? "incomplete"
+        : roots.length > 0
+          ? "root prepared"
+          : result
+            ? "built"
+            : existsSync(join(configDir, "flake.lock"))
+              ? "locked"
+              : "rendered";
       vms.push({
         vm_name: name,
         worker,
@@ -183,6 +192,7 @@ export async function listVms(context: Context, allWorkers = false): Promise<VmI
           (p): p is string => p !== null,
         ),
         prepared_roots: roots,
+        root_dirs: rootLayouts.map((root) => root.rootDir),
         held: [result, previous].filter((p): p is string => p !== null),
       });
     }
@@ -222,14 +232,22 @@ export interface Removal {
  * with `leftovers`, also the name of one whose render failed before writing
  * its config dir (only its lock file is there).
  */
-function vmDir(context: Context, name: unknown, leftovers = false): string {
+function vmDir(context: Context, name: unknown, field = "vm_name", leftovers = false): string {
   const vmName = validateVmName(name);
   const dir = join(workerLayout(context.env).nixDir, vmName);
-  const leftover = () =>
-    lstatSync(dir, { throwIfNoEntry: false }) === undefined && lstatSync(lockPathFor(dir), { throwIfNoEntry: false })?.isFile();
-  if (!isVmDir(dir) && !(leftovers && leftover()))
-    throw new InputError("vm_name", name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
+  if (!(leftovers ? vmOrLeftover(dir) : isVmDir(dir)))
+    throw new InputError(field, name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
   return dir;
+}
+
+/** A VM's config dir, one a stopped removal left, or what a render that failed before writing one left: its lock file. */
+function vmOrLeftover(dir: string): boolean {
+  return (
+    isVmDir(dir) ||
+    isIncompleteVmDir(dir) ||
+    (lstatSync(dir, { throwIfNoEntry: false }) === undefined &&
+      lstatSync(lockPathFor(dir), { throwIfNoEntry: false })?.isFile() === true)
+  );
 }
 
 interface RemoveOptions {
@@ -239,45 +257,64 @@ interface RemoveOptions {
   listed?: readonly VmInfo[];
   /** Skips a VM in use (and says which) instead of refusing. */
   onBusy?: (name: string) => void;
+  /** Asked again once the VM's lock is held: whether it is still to go (a build may have renewed it since the listing). */
+  stillWanted?: (dir: string) => boolean;
 }
 
 /**
  * Removes VMs: each one's config dir (and so its GC roots), its lock, its
  * caches and its prepared roots' generations (unless `keepRoot`), only
  * what is ours; refuses a name that is not a VM of this worker and a VM a
- * step is working on.
+ * step is working on (or, with `onBusy`, skips it and goes on).
  */
-export async function removeVms(context: Context, names: readonly unknown[], options: RemoveOptions = {}): Promise<Removal[]> {
-  const dirs = [...new Set(names.map((name) => vmDir(context, name, true)))];
+async function removeVms(context: Context, names: readonly string[], options: RemoveOptions = {}): Promise<Removal[]> {
+  const dirs = [...new Set(names.map((name, i) => vmDir(context, name, `vm_names[${i}]`, true)))];
   if (dirs.length === 0) return [];
   const listed = new Map((options.listed ?? (await listVms(context))).map((vm) => [vm.config_dir, vm]));
   const removals: Removal[] = [];
   for (const dir of dirs) {
-    const holder = await lockHolderOf(dir, context.env);
-    if (holder !== null && options.onBusy) {
-      options.onBusy(basename(dir));
-      continue;
-    }
-    if (holder !== null)
-      throw new SetupError(`${basename(dir)} is in use by ${holder}; it was not removed: try again when it is done`);
-    // Only caches of ours: a file of someone else's there stays.
-    const caches = Object.values(configDirCaches(dir)).filter((p) => existsSync(p) && readCache(p) !== null);
-    const roots = options.keepRoot ? [] : ownRootGenerations(dir);
-    const removed = [dir, ...caches, ...roots, lockPathFor(dir)].filter((path) => existsSync(path));
-    if (!options.dryRun) {
-      // Held while the files go (a step starting now waits, then finds no VM); the lock file goes last, still
-      // held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
-      await withDirLock(dir, { ...context, lockWaitSeconds: 0 }, async () => {
-        for (const root of roots) removeTree(root);
-        removeIfEmpty(`${dir}.roots`);
-        rmSync(dir, { recursive: true, force: true });
-        for (const file of caches) rmSync(file, { force: true });
-        rmSync(lockPathFor(dir), { force: true });
-      });
+    const name = basename(dir);
+    const inUse = (holder: string) => {
+      if (!options.onBusy)
+        throw new Busy(holder, `${name} is in use by ${holder}; it was not removed: try again when it is done`);
+      options.onBusy(name);
+    };
+    let removed: string[] | null;
+    if (options.dryRun) {
+      // Asking who holds it makes no lock file.
+      const holder = await lockHolderOf(dir, context.env);
+      if (holder !== null) {
+        inUse(holder);
+        continue;
+      }
+      removed = vmFiles(dir, options.keepRoot === true).all;
+    } else {
+      try {
+        // Held while the files go (a step starting now waits, then finds no VM); no check before taking it, which
+        // a step could start right after: a VM busy when its turn comes is in use, whenever it became so.
+        removed = await withDirLock(dir, { ...context, lockWaitSeconds: 0 }, async () => {
+          // What the listing saw may have changed: another run removed the VM, or a build renewed it.
+          if (!vmOrLeftover(dir) || options.stillWanted?.(dir) === false) return null;
+          const files = vmFiles(dir, options.keepRoot === true);
+          // Each root outside the config dir is held too (a VM asking for it waits), all before anything goes.
+          const outside = files.roots.filter((root) => root.lockDir !== dir);
+          await withDirLocks(
+            outside.map((root) => root.lockDir),
+            context,
+            async () => deleteVm(dir, files, outside),
+          );
+          return files.all;
+        });
+      } catch (error) {
+        if (!(error instanceof Busy)) throw error;
+        inUse(error.holder);
+        continue;
+      }
+      if (removed === null) continue;
     }
     context.log.info(`${options.dryRun ? "would remove" : "removed"} ${removed.join(", ")}`);
     removals.push({
-      vm_name: basename(dir),
+      vm_name: name,
       config_dir: dir,
       removed,
       frees: listed.get(dir)?.unique_size ?? 0,
@@ -285,6 +322,61 @@ export async function removeVms(context: Context, names: readonly unknown[], opt
     });
   }
   return removals;
+}
+
+interface VmFiles {
+  /** Its caches and its record of roots (only ours: a file of someone else's there stays). */
+  caches: string[];
+  roots: RootLayout[];
+  all: string[];
+}
+
+/** What removing a VM takes: its config dir, caches and record, its roots (unless kept), and its lock. */
+function vmFiles(dir: string, keepRoot: boolean): VmFiles {
+  const caches = [...Object.values(configDirCaches(dir)), rootsRecordOf(dir)].filter(
+    (p) => existsSync(p) && readCache(p) !== null,
+  );
+  const roots = keepRoot ? [] : preparedRootsOf(dir);
+  const rootLocks = roots.filter((root) => root.lockDir !== dir).map((root) => lockPathFor(root.lockDir));
+  const all = [dir, ...caches, ...roots.flatMap(rootFiles), ...rootLocks, lockPathFor(dir)];
+  return { caches, roots, all: [...new Set(all)].filter((path) => lstatSync(path, { throwIfNoEntry: false }) !== undefined) };
+}
+
+/** Runs `work` holding the locks of `dirs`, none waited for: one in use is Busy, and nothing was done. */
+async function withDirLocks<T>(dirs: readonly string[], context: Context, work: () => Promise<T>): Promise<T> {
+  const [first, ...rest] = dirs;
+  if (first === undefined) return work();
+  return withDirLock(first, { ...context, lockWaitSeconds: 0 }, () => withDirLocks(rest, context, work));
+}
+
+/**
+ * Deletes a VM, its config dir's lock and the locks of `outside` roots held,
+ * in an order that leaves, wherever it is stopped (SIGKILL, a full disk), a
+ * VM that list shows and remove and gc finish: flake.nix goes first (from then
+ * on the VM is incomplete), default.nix and the lock last; the GC roots go
+ * before the rest of the config dir.
+ */
+function deleteVm(dir: string, files: VmFiles, outside: readonly RootLayout[]): void {
+  rmSync(join(dir, "flake.nix"), { force: true });
+  for (const root of files.roots) removeRoot(root);
+  // Last of each root, still held: a waiter then finds its file gone and locks the path afresh.
+  for (const root of outside) rmSync(lockPathFor(root.lockDir), { force: true });
+  removeIfEmpty(`${dir}.roots`);
+  for (const link of ["result-previous", "result"]) rmSync(join(dir, link), { force: true });
+  const exists = lstatSync(dir, { throwIfNoEntry: false }) !== undefined;
+  for (const name of exists ? readdirSync(dir) : []) {
+    const path = join(dir, name);
+    if (name === "default.nix") continue;
+    // A link (a root's, dangling or not) goes as a link; a directory of ours whole.
+    if (lstatSync(path).isDirectory()) removeTree(path);
+    else rmSync(path, { force: true });
+  }
+  for (const file of files.caches) rmSync(file, { force: true });
+  rmSync(join(dir, "default.nix"), { force: true });
+  // Fails (and keeps the lock, so the VM stays one to finish) if anything could not go.
+  if (exists) rmdirSync(dir);
+  // Last, still held: a waiter then finds its file gone and locks the path afresh (worker/dir_lock.ts).
+  rmSync(lockPathFor(dir), { force: true });
 }
 
 export interface SystemDiff {
@@ -331,53 +423,96 @@ export interface Collection {
   collected: string | null;
 }
 
+/** A clean-up as asked for: each field checked by cleanUpVms, and named as the Windmill script names it. */
 export interface CleanUp {
-  /** VMs to remove by name. */
-  names?: readonly unknown[];
-  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent or null: none by age. */
-  olderThanDays?: number | null;
+  /** VMs to remove by name (`vm_names`). */
+  names?: unknown;
+  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent: none by age. */
+  olderThanDays?: unknown;
   /** With olderThanDays, keep this many of the most recent VMs. */
-  keep?: number;
-  keepRoot?: boolean;
+  keep?: unknown;
+  keepRoot?: unknown;
   /** Run Nix's garbage collector afterwards. */
-  collect?: boolean;
-  dryRun?: boolean;
+  collect?: unknown;
+  dryRun?: unknown;
+}
+
+/** When a VM was last built (its result link changed), else rendered; -Infinity when neither is there. */
+function lastUsed(dir: string): number {
+  const built = linkTarget(join(dir, "result")) === null ? undefined : lstatSync(join(dir, "result")).mtimeMs;
+  return built ?? lstatSync(join(dir, "default.nix"), { throwIfNoEntry: false })?.mtimeMs ?? Number.NEGATIVE_INFINITY;
+}
+
+/** A count given as a number or as digits (a form may send either); nothing else, not even null or "". */
+function wholeNumber(field: string, value: unknown, what: string): number {
+  const n = typeof value === "string" && /^\d+$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isSafeInteger(n) || n < 0) throw new InputError(field, value, `must be ${what}`);
+  return n;
+}
+
+/** Days given as a number or as a decimal (30, 0.5, "7"); nothing else. */
+function days(field: string, value: unknown): number {
+  const n = typeof value === "string" && /^\d+(\.\d+)?$/.test(value) ? Number(value) : value;
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0) throw new InputError(field, value, "must be a number of days >= 0");
+  return n;
+}
+
+/** The names of the VMs to remove, each a VM name: an empty one is refused, never taken as the default VM. */
+function namesToRemove(value: unknown): string[] {
+  if (value === undefined || value === null) return [];
+  if (!Array.isArray(value)) throw new InputError("vm_names", value, "must be a list of VM names");
+  return value.map((name, i) => {
+    if (typeof name !== "string" || !isVmName(name)) {
+      throw new InputError(`vm_names[${i}]`, name, "is not a VM name (letters, digits, '-' and '_')");
+    }
+    return name;
+  });
 }
 
 /**
  * Removes the VMs named, and those not used for `olderThanDays` (keeping
  * the `keep` most recent, never one in use); with `collect`, runs Nix's
- * garbage collector afterwards.
+ * garbage collector afterwards. Every field is checked, and every name
+ * found, before anything is removed.
  */
 export async function cleanUpVms(context: Context, options: CleanUp): Promise<Collection> {
-  const days = options.olderThanDays ?? null;
-  if (days !== null && (typeof days !== "number" || !Number.isFinite(days) || days < 0)) {
-    throw new InputError("older_than_days", days, "must be a number of days >= 0");
-  }
-  const names = options.names ?? [];
+  const names = namesToRemove(options.names);
+  const olderThan = options.olderThanDays === undefined ? null : days("older_than_days", options.olderThanDays);
+  const keep =
+    options.keep === undefined
+      ? 0
+      : wholeNumber("keep", options.keep, "a whole number >= 0: how many of the most recent VMs to keep");
+  const removal = {
+    dryRun: expectBoolean("dry_run", options.dryRun, false),
+    keepRoot: expectBoolean("keep_root", options.keepRoot, false),
+  };
+  const collect = expectBoolean("collect", options.collect, false);
+  for (const [i, name] of names.entries()) vmDir(context, name, `vm_names[${i}]`, true);
   // Listed once: each VM's size, and which are stale.
-  const listed = names.length > 0 || days !== null ? await listVms(context) : [];
-  const removal = { dryRun: options.dryRun ?? false, keepRoot: options.keepRoot ?? false, listed };
-  const removed = await removeVms(context, names, removal);
+  const listed = names.length > 0 || olderThan !== null ? await listVms(context) : [];
+  const removed = await removeVms(context, names, { ...removal, listed });
   const inUse: string[] = [];
-  if (days !== null) {
-    const lastUsed = (vm: VmInfo) =>
-      vm.built_at ? Date.parse(vm.built_at) : lstatSync(join(vm.config_dir, "default.nix")).mtimeMs;
-    const cutoff = Date.now() - days * 24 * 3600 * 1000;
+  if (olderThan !== null) {
+    const cutoff = Date.now() - olderThan * 24 * 3600 * 1000;
     // (0 days: every VM, including one rendered in this very millisecond.)
-    const stale = [...listed]
-      .sort((x, y) => lastUsed(y) - lastUsed(x))
-      .slice(Math.max(0, options.keep ?? 0))
-      .filter((vm) => (days === 0 || lastUsed(vm) < cutoff) && !removed.some((r) => r.config_dir === vm.config_dir));
+    // A VM whose removal was stopped is always to finish, and not one of the `keep` most recent.
+    const isStale = (dir: string) => !isVmDir(dir) || olderThan === 0 || lastUsed(dir) < cutoff;
+    const stale = [
+      ...listed
+        .filter((vm) => vm.state !== "incomplete")
+        .sort((x, y) => lastUsed(y.config_dir) - lastUsed(x.config_dir))
+        .slice(keep),
+      ...listed.filter((vm) => vm.state === "incomplete"),
+    ].filter((vm) => isStale(vm.config_dir) && !removed.some((r) => r.config_dir === vm.config_dir));
     const onBusy = (name: string) => inUse.push(name);
     removed.push(
       ...(await removeVms(
         context,
         stale.map((vm) => vm.vm_name),
-        { ...removal, onBusy },
+        { ...removal, listed, onBusy, stillWanted: isStale },
       )),
     );
   }
-  const collected = options.collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
+  const collected = collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
   return { removed, in_use: inUse, collected };
 }

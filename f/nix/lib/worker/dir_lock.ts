@@ -9,10 +9,11 @@
 // locked, else opens the path afresh: never two holders.
 // While held, the file names its holder, for the messages of those waiting.
 import { spawn } from "node:child_process";
-import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, writeSync } from "node:fs";
+import { closeSync, constants, fstatSync, ftruncateSync, lstatSync, openSync, readSync, rmSync, writeSync } from "node:fs";
 import { hostname } from "node:os";
-import { Interrupted, SetupError } from "../core/errors.ts";
-import { fileSystemMessage, isFileSystemError, readSmallFile } from "../core/files.ts";
+import { basename, dirname, join, resolve } from "node:path";
+import { Busy, Interrupted, SetupError } from "../core/errors.ts";
+import { fileSystemMessage, isFileSystemError, readSmallFile, realPathOf } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { abortSignalName, type Env } from "../core/process.ts";
 
@@ -40,6 +41,17 @@ export interface LockHolder {
 
 export function lockPathFor(dir: string): string {
   return `${dir.replace(/\/+$/, "")}.lock`;
+}
+
+/**
+ * The one spelling of `dir` its lock goes by: its parent's real path, so
+ * that a link on the way (a home or WORKERS_DIR reached through one) leads
+ * to the same lock, and a run holding it never waits on itself. Its last
+ * component stays: a root is itself a link of ours.
+ */
+function lockedDir(dir: string): string {
+  const path = resolve(dir);
+  return join(realPathOf(dirname(path)), basename(path));
 }
 
 /** flock's exit code when the lock is held by someone else (-E). */
@@ -203,9 +215,10 @@ export interface LockWait<T> {
  * Runs `work` holding the lock of `dir`; waits for a live holder, then
  * refuses (or, with `wait`, says so its own way and runs its timedOut).
  */
-export async function withDirLock<T>(dir: string, holder: LockHolder, work: () => Promise<T>, wait?: LockWait<T>): Promise<T> {
+export async function withDirLock<T>(given: string, holder: LockHolder, work: () => Promise<T>, wait?: LockWait<T>): Promise<T> {
   const { step, log, signal } = holder;
-  if (holder.heldLocks?.has(dir)) return work();
+  const dir = lockedDir(given);
+  if ([...(holder.heldLocks ?? [])].some((held) => lockedDir(held) === dir)) return work();
   const path = lockPathFor(dir);
   const deadline = Date.now() + holder.lockWaitSeconds * 1000;
   let announced = false;
@@ -217,7 +230,8 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
     if (signal.aborted) throw new Interrupted(abortSignalName(signal));
     if (Date.now() >= deadline) {
       if (wait) return wait.timedOut(owner);
-      throw new SetupError(
+      throw new Busy(
+        owner?.name ?? "another step",
         `${dir} is in use by ${who}; refusing to run ${step} at the same time. Wait for it to finish, then try again.`,
       );
     }
@@ -236,9 +250,36 @@ export async function withDirLock<T>(dir: string, holder: LockHolder, work: () =
   }
 }
 
+/**
+ * Removes the lock file of `dir` where a lock is no longer kept (an earlier
+ * version's place for it), taken first so that no holder loses it; a file
+ * there that is not a lock of ours, or one held, is left as it is.
+ */
+export async function retireLock(dir: string, holder: LockHolder): Promise<void> {
+  const path = lockPathFor(lockedDir(dir));
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
+  try {
+    await withDirLock(dir, { ...holder, lockWaitSeconds: 0, heldLocks: new Set() }, async () => rmSync(path, { force: true }));
+  } catch (error) {
+    if (!(error instanceof SetupError)) throw error;
+  }
+}
+
+/** Whether a lock file of ours is beside `dir` (a regular file, empty or naming a holder), read without waiting on it. */
+export function hasLockOfOurs(dir: string): boolean {
+  const path = lockPathFor(lockedDir(dir));
+  const stat = lstatSync(path, { throwIfNoEntry: false });
+  if (!stat?.isFile() || stat.size > MAX_LOCK_FILE_BYTES) return false;
+  try {
+    return isOurs(readSmallFile(path, MAX_LOCK_FILE_BYTES));
+  } catch {
+    return false;
+  }
+}
+
 /** The step holding the lock of `dir` now, or null when it is free. */
 export async function lockHolderOf(dir: string, env: Env): Promise<string | null> {
-  const path = lockPathFor(dir);
+  const path = lockPathFor(lockedDir(dir));
   // No lock file: nobody holds it (and asking makes none).
   if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return null;
   const fd = await tryLock(path, env);

@@ -3,6 +3,7 @@
 import { existsSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { SetupError } from "../core/errors.ts";
+import { realPathOf } from "../core/files.ts";
 import type { Env } from "../core/process.ts";
 
 export interface Layout {
@@ -32,11 +33,12 @@ export function workerLayout(env: Env): Layout {
   const systemDir = absoluteVariable(env, "SYSTEM_DIR", join(workbenchDir, "system"));
   const vendorDir = absoluteVariable(env, "VENDOR_DIR", join(dirname(workbenchDir), "vendor"));
   const libraryDir = absoluteVariable(env, "NIXOS_FLAKE_DIR", join(vendorDir, "nixos-flake"));
+  // By its real path: a WORKERS_DIR or home reached through a link gives every lock and record one path.
   return {
     systemDir,
-    nixDir: join(workersDir, workerIndex, "nix"),
+    nixDir: realPathOf(join(workersDir, workerIndex, "nix")),
     libraryDir,
-    evaluationsDir: join(workersDir, "evaluations"),
+    evaluationsDir: realPathOf(join(workersDir, "evaluations")),
   };
 }
 

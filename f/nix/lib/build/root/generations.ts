@@ -18,21 +18,29 @@ import {
   readlinkSync,
   realpathSync,
   renameSync,
+  rmdirSync,
   rmSync,
   symlinkSync,
 } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { InputError, SetupError } from "../../core/errors.ts";
-import { makeDirs, readIfExists, writeFileAtomic } from "../../core/files.ts";
+import { makeDirs, readCache, readIfExists, realPathOf, writeFileAtomic, writeRecord } from "../../core/files.ts";
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
-  /** The path the host serves from: a symlink to the current generation. */
+  /** The path the host serves from: a symlink to the current generation. By its real place (links above it resolved). */
   rootDir: string;
   /** This root's generations: never inside the config dir (Nix copies that into the store). */
   generationsDir: string;
   /** The config dir of the VM the root belongs to. */
   configDir: string;
+  /**
+   * The directory whose lock (`<lockDir>.lock`) guards the root: the root
+   * itself, beside which the lock sits; for a root inside the config dir,
+   * the config dir, whose lock the step holds anyway (no other VM may put
+   * a root there), so that no lock file of it sits inside the flake source.
+   */
+  lockDir: string;
 }
 
 /** The file in a generations directory that makes it ours. */
@@ -48,27 +56,40 @@ function inside(path: string, dir: string): boolean {
   return rel === "" || (!rel.startsWith("..") && !isAbsolute(rel));
 }
 
-/** Where a root and its generations live; `rootDir` as given (empty: `<config_dir>/root`). */
+/** Where a root is, whatever links lead there: its parent's real path and its name (the root itself is our link). */
+function placeOf(path: string): string {
+  return join(realPathOf(dirname(path)), basename(path));
+}
+
+/**
+ * Where a root and its generations live; `rootDir` as given (empty:
+ * `<config_dir>/root`), by its real place: a root reached through a link is
+ * the root it lands on, with that root's generations and lock.
+ */
 export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (typeof rootDir !== "string") throw new InputError("root_dir", rootDir, "must be a string: an absolute path, or empty");
   const dir = rootDir === "" ? join(configDir, "root") : rootDir;
   if (!isAbsolute(dir)) throw new InputError("root_dir", rootDir, "must be an absolute path");
   if (dir.includes("\0")) throw new InputError("root_dir", rootDir, "must not contain a NUL character");
-  const resolved = resolve(dir);
-  if (inside(resolved, STORE_DIR)) throw new InputError("root_dir", rootDir, `must not be inside ${STORE_DIR}`);
+  const given = resolve(dir);
+  const resolved = placeOf(given);
+  if (inside(given, STORE_DIR) || inside(resolved, STORE_DIR))
+    throw new InputError("root_dir", rootDir, `must not be inside ${STORE_DIR}`);
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
   // Nix takes the root's generations as a store URI (local?root=...): only characters no URI can misread.
   if (!/^\/[A-Za-z0-9/._~+@,=-]*$/.test(resolved)) {
-    throw new InputError("root_dir", rootDir, "may hold only letters, digits and / . _ ~ + @ , = -");
+    throw new InputError(
+      "root_dir",
+      rootDir,
+      `may hold only letters, digits and / . _ ~ + @ , = - (its real path is ${resolved})`,
+    );
   }
   // Under WORKERS_DIR live the VMs' config dirs, locks and roots, of every slot: a root there could take one's
   // place. Compared by real paths too, so that no link leads there.
   const workersDir = dirname(dirname(dirname(configDir)));
-  // The root itself may be our link into its generations: its parent is what places it.
-  const real = join(realPathOf(dirname(resolved)), basename(resolved));
-  if ((inside(resolved, workersDir) || inside(real, realPathOf(workersDir))) && !inside(real, realPathOf(configDir))) {
+  if ((inside(given, workersDir) || inside(resolved, realPathOf(workersDir))) && !inside(resolved, configDir)) {
     throw new InputError(
       "root_dir",
       rootDir,
@@ -79,11 +100,96 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (generation !== null) {
     throw new InputError("root_dir", rootDir, `is inside ${generation}, the generations of a prepared root, which are pruned`);
   }
+  return placedLayout(configDir, resolved);
+}
+
+/** The layout of a root at its real place `rootDir`. */
+function placedLayout(configDir: string, rootDir: string): RootLayout {
   // Roots inside the config dir keep their generations beside it, one directory per root.
-  const generationsDir = inside(resolved, configDir)
-    ? join(`${configDir}.roots`, encodeURIComponent(relative(configDir, resolved)))
-    : `${resolved}.generations`;
-  return { rootDir: resolved, generationsDir, configDir };
+  if (inside(rootDir, configDir)) {
+    const generationsDir = join(`${configDir}.roots`, encodeURIComponent(relative(configDir, rootDir)));
+    return { rootDir, generationsDir, configDir, lockDir: configDir };
+  }
+  return { rootDir, generationsDir: `${rootDir}.generations`, configDir, lockDir: rootDir };
+}
+
+/** Where the roots a VM prepared are recorded: beside its config dir, marked as ours. */
+export function rootsRecordOf(configDir: string): string {
+  return `${configDir}.roots.json`;
+}
+
+function recordedRootDirs(configDir: string): string[] {
+  const roots = readCache(rootsRecordOf(configDir))?.roots;
+  return Array.isArray(roots) ? roots.filter((root): root is string => typeof root === "string" && isAbsolute(root)) : [];
+}
+
+/**
+ * Adds the root to its VM's record of prepared roots, before anything of it
+ * is made: list and remove then find every root a VM prepared, wherever it is.
+ */
+export function recordRoot(layout: RootLayout): void {
+  const roots = recordedRootDirs(layout.configDir);
+  if (!roots.includes(layout.rootDir)) writeRecord(rootsRecordOf(layout.configDir), { roots: [...roots, layout.rootDir] });
+}
+
+/**
+ * The roots a VM prepared whose generations are still there and carry its
+ * marker: those it recorded, and those inside its config dir (found beside
+ * it, as earlier versions recorded none).
+ */
+export function preparedRootsOf(configDir: string): RootLayout[] {
+  const found = new Map<string, RootLayout>();
+  for (const root of recordedRootDirs(configDir)) {
+    const layout = placedLayout(configDir, root);
+    found.set(layout.generationsDir, layout);
+  }
+  const beside = `${configDir}.roots`;
+  for (const name of lstatSync(beside, { throwIfNoEntry: false })?.isDirectory() ? readdirSync(beside) : []) {
+    const rootDir = readMarker(join(beside, name))?.root_dir;
+    if (rootDir !== undefined && isAbsolute(rootDir))
+      found.set(join(beside, name), { ...placedLayout(configDir, placeOf(rootDir)), generationsDir: join(beside, name) });
+  }
+  return [...found.values()].filter((layout) => isMarkedFor(layout));
+}
+
+/** Whether the root's generations directory is there, a real directory, with the marker naming this root and VM. */
+function isMarkedFor(layout: RootLayout): boolean {
+  if (!lstatSync(layout.generationsDir, { throwIfNoEntry: false })?.isDirectory()) return false;
+  const marker = readMarker(layout.generationsDir);
+  return (
+    marker !== null &&
+    placeOf(marker.root_dir) === layout.rootDir &&
+    realPathOf(marker.config_dir) === realPathOf(layout.configDir)
+  );
+}
+
+/** The root's link when it is ours (a link into its generations), else null. */
+function rootLink(layout: RootLayout): string | null {
+  if (!lstatSync(layout.rootDir, { throwIfNoEntry: false })?.isSymbolicLink()) return null;
+  return realPathOf(dirname(readlinkSync(layout.rootDir))) === realPathOf(layout.generationsDir) ? layout.rootDir : null;
+}
+
+/** What removing the root takes: its link, if ours, and its generations directory. */
+export function rootFiles(layout: RootLayout): string[] {
+  return [rootLink(layout), layout.generationsDir].filter((path): path is string => path !== null);
+}
+
+/**
+ * Removes a root of a VM being removed, under the root's lock: its link
+ * (only a link into its generations), what killed switches left, and its
+ * generations (only with the marker naming it and the VM).
+ */
+export function removeRoot(layout: RootLayout): void {
+  const link = rootLink(layout);
+  if (link !== null) rmSync(link, { force: true });
+  removeSwitchLeftovers(layout);
+  if (!isMarkedFor(layout)) return;
+  // The marker goes last: a removal stopped midway leaves generations still known as this VM's, to finish.
+  for (const name of readdirSync(layout.generationsDir)) {
+    if (name !== MARKER) removeTree(join(layout.generationsDir, name));
+  }
+  rmSync(join(layout.generationsDir, MARKER), { force: true });
+  rmdirSync(layout.generationsDir);
 }
 
 /**
@@ -100,13 +206,6 @@ export function reservedPlace(path: string, workersDir: string): string | null {
   }
   const generation = markedAncestor(resolved);
   return generation === null ? null : `is inside ${generation}, the generations of a prepared root`;
-}
-
-/** The real path of `path`: its nearest existing ancestor's real path, with the rest appended. */
-function realPathOf(path: string): string {
-  let existing = path;
-  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
-  return join(realpathSync(existing), relative(existing, path));
 }
 
 /** The nearest directory above `path` (following links, as the file system will) that is a generations directory of ours. */
@@ -147,7 +246,8 @@ export function currentGeneration(layout: RootLayout): string | null {
   } catch {}
   if (stat !== null) {
     target = stat.isSymbolicLink() ? readlinkSync(rootDir) : null;
-    if (target === null || dirname(target) !== generationsDir) {
+    // By real paths: a root switched when it was named through a link points into the same generations.
+    if (target === null || realPathOf(dirname(target)) !== realPathOf(generationsDir)) {
       throw new SetupError(
         `root_dir ${rootDir} exists and is not a root prepared here (a link into ${generationsDir}); ` +
           "nothing was changed: move it away or choose another root_dir",
@@ -162,7 +262,7 @@ export function currentGeneration(layout: RootLayout): string | null {
           "nothing in it was touched: move it away or choose another root_dir",
       );
     }
-    if (marker.root_dir !== rootDir || marker.config_dir !== layout.configDir) {
+    if (placeOf(marker.root_dir) !== rootDir || realPathOf(marker.config_dir) !== realPathOf(layout.configDir)) {
       throw new SetupError(
         `${rootDir} is the root of another VM (config dir ${marker.config_dir}); ` +
           "nothing was changed: give this VM a root_dir of its own",
@@ -171,7 +271,8 @@ export function currentGeneration(layout: RootLayout): string | null {
   } else if (target !== null) {
     throw new SetupError(`root_dir ${rootDir} points into ${generationsDir}, which is gone; remove the link ${rootDir}`);
   }
-  return target !== null && existsSync(target) ? target : null;
+  // Spelt as this root's generations are, so that pruning knows it for the current one.
+  return target !== null && existsSync(target) ? join(generationsDir, basename(target)) : null;
 }
 
 /**
@@ -215,6 +316,15 @@ export function removeTree(path: string): void {
 /** Points the root link at a complete generation, atomically; removes what killed runs left of their switches. */
 export function switchTo(layout: RootLayout, generation: string): void {
   makeDirs(dirname(layout.rootDir));
+  removeSwitchLeftovers(layout);
+  const temporary = `${layout.rootDir}.switch-${process.pid}`;
+  symlinkSync(generation, temporary);
+  renameSync(temporary, layout.rootDir);
+}
+
+/** Removes the links killed switches left beside the root (only links into its generations). */
+function removeSwitchLeftovers(layout: RootLayout): void {
+  if (!existsSync(dirname(layout.rootDir))) return;
   const prefix = `${basename(layout.rootDir)}.switch-`;
   for (const name of readdirSync(dirname(layout.rootDir)).filter(
     (n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)),
@@ -227,9 +337,6 @@ export function switchTo(layout: RootLayout, generation: string): void {
     } catch {}
     if (target !== null && dirname(target) === layout.generationsDir) rmSync(leftover, { force: true });
   }
-  const temporary = `${layout.rootDir}.switch-${process.pid}`;
-  symlinkSync(generation, temporary);
-  renameSync(temporary, layout.rootDir);
 }
 
 /** The real directory of a generation, with no symlink on its path: what Nix takes as a store root. */
