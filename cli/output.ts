@@ -1,7 +1,7 @@
 // What the CLI shows: its logger (how much, in colour or not, live or plain)
 // and each command's result as text or JSON.
 import { type BuildPlan, formatPlan } from "../f/nix/lib/build/plan.ts";
-import { formatBytes, formatSeconds } from "../f/nix/lib/core/format.ts";
+import { formatBytes, formatSeconds, plural } from "../f/nix/lib/core/format.ts";
 import { createStyle, type Logger, type Style, streamLogger, type Verbosity } from "../f/nix/lib/core/log.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
 import type { Collection, VmInfo } from "../f/nix/lib/steps/vms.ts";
@@ -123,6 +123,8 @@ export function printCleanUp(result: Collection, json: boolean | undefined): voi
   if (result.removed.length === 0) process.stdout.write("nothing to remove\n");
   for (const name of result.in_use) process.stdout.write(`kept ${name}: in use\n`);
   if (result.collected) process.stdout.write(`${result.collected}\n`);
+  if (result.forgotten_records > 0)
+    process.stdout.write(`forgot ${plural(result.forgotten_records, "evaluation record")} of systems no longer in the store\n`);
 }
 
 /** One VM's run in a build of several, as the table shows it. */

@@ -19,6 +19,7 @@ import {
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
+import { forgetCollected } from "../../f/nix/lib/build/evaluation_record.ts";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { buildClosure } from "../../f/nix/lib/steps/build_closure.ts";
 import { lockConfig } from "../../f/nix/lib/steps/lock_config.ts";
@@ -289,6 +290,11 @@ for (const nix of testNixes()) {
       rmSync(join(first.result.config_dir, "result"));
       nixSync(nix, ["store", "delete", first.result.toplevel]);
       assert.equal(existsSync(first.result.toplevel), false);
+      // What gc --collect does after Nix's collector: the record of a system gone is forgotten, the others stay.
+      const others = readdirSync(join(wb.workersDir, "evaluations")).length;
+      assert.ok(forgetCollected(join(wb.workersDir, "evaluations")) >= 1);
+      assert.deepEqual(recordFiles(wb, "collected"), []);
+      assert.ok(readdirSync(join(wb.workersDir, "evaluations")).length < others);
       const again = await buildVm(wb, { vm_name: "collected", profiles: [], test_suites: [] });
       assertEvaluated(nix, again);
       assert.equal(again.result.toplevel, first.result.toplevel);

@@ -75,16 +75,17 @@ function readOpened(fd: number, maxBytes: number): Buffer | string {
 
 /**
  * The files of a config dir that Nix copies with its `path:` flake, each by
- * its SHA-256. Anything there but our files and links (a directory, a file
- * someone added) is read into the key too if it is a small regular file;
- * else no key is made: what the evaluation could read is not known.
+ * its SHA-256. Our links (results, and the VM's prepared roots placed in it:
+ * `rootLinks`) are left out. Anything else (a directory, a file someone
+ * added) is read into the key too if it is a small regular file; else no key
+ * is made: what the evaluation could read is not known.
  */
-export function configDirDigest(dir: string): ConfigDirDigest {
+export function configDirDigest(dir: string, rootLinks: readonly string[] = []): ConfigDirDigest {
   const entries = readdirSync(dir, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));
   if (entries.length > MAX_ENTRIES) return { unkeyable: `it holds ${entries.length} entries` };
   const files: [string, string][] = [];
   for (const entry of entries) {
-    if (entry.isSymbolicLink() && IGNORED_LINKS.includes(entry.name)) continue;
+    if (entry.isSymbolicLink() && (IGNORED_LINKS.includes(entry.name) || rootLinks.includes(entry.name))) continue;
     if (entry.isFile() && IGNORED_FILES.includes(entry.name)) continue;
     if (!entry.isFile()) return { unkeyable: `${entry.name} in it is not a regular file` };
     const fd = openPlain(join(dir, entry.name));

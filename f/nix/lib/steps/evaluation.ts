@@ -3,6 +3,7 @@
 // that key, shared by every VM of the worker; and one evaluation at a time
 // per key, so runs of one config at once evaluate it once.
 import { realpathSync, rmSync, statSync } from "node:fs";
+import { basename, dirname } from "node:path";
 import {
   configDirDigest,
   type EvaluationRecord,
@@ -12,6 +13,7 @@ import {
   untrustedDirectory,
   writeRecord,
 } from "../build/evaluation_record.ts";
+import { preparedRootsOf } from "../build/root/generations.ts";
 import { makeDirs } from "../core/files.ts";
 import type { Nix } from "../nix/locate.ts";
 import { effectiveSettings } from "../nix/operations.ts";
@@ -36,7 +38,12 @@ export async function recordedEvaluation(
   nix: Nix,
   dir: string,
 ): Promise<RecordedEvaluation | { reason: string }> {
-  const digest = configDirDigest(dir);
+  // Roots this VM prepared inside its config dir are links of ours that the evaluation never reads.
+  const rootLinks = preparedRootsOf(dir)
+    .map((root) => root.rootDir)
+    .filter((root) => dirname(root) === dir)
+    .map((root) => basename(root));
+  const digest = configDirDigest(dir, rootLinks);
   if ("unkeyable" in digest) return { reason: `${dir} cannot be keyed: ${digest.unkeyable}` };
   const settings = await effectiveSettings(nix);
   if (settings["eval-cache"] === false) return { reason: "eval-cache is off" };

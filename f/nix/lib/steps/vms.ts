@@ -3,6 +3,7 @@
 // comparing two systems.
 import { existsSync, lstatSync, readdirSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
+import { forgetCollected } from "../build/evaluation_record.ts";
 import { type ClosureDiff, compareClosures } from "../build/report.ts";
 import { preparedRootsOf, type RootLayout, removeRoot, removeTree, rootFiles, rootsRecordOf } from "../build/root/generations.ts";
 import { expectBoolean } from "../config/fields.ts";
@@ -421,6 +422,8 @@ export interface Collection {
   in_use: string[];
   /** What nix-store --gc printed it freed, when asked to collect. */
   collected: string | null;
+  /** Evaluation records (and kept closures) forgotten after collecting: their systems are gone from the store. */
+  forgotten_records: number;
 }
 
 /** A clean-up as asked for: each field checked by cleanUpVms, and named as the Windmill script names it. */
@@ -514,5 +517,7 @@ export async function cleanUpVms(context: Context, options: CleanUp): Promise<Co
     );
   }
   const collected = collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
-  return { removed, in_use: inUse, collected };
+  // A record whose system was collected can serve no build again.
+  const forgotten = collected === null ? 0 : forgetCollected(workerLayout(context.env).evaluationsDir);
+  return { removed, in_use: inUse, collected, forgotten_records: forgotten };
 }
