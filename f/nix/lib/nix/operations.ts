@@ -82,10 +82,24 @@ export async function diffClosures(nix: Nix, before: string, after: string): Pro
   return result.stdout;
 }
 
-/** `nix path-info --json --recursive`: every path of the closures of `paths`, with sizes. */
+/**
+ * `--json` for path-info, with the format asked for where the Nix has
+ * `--json-format` (2.33 on; Lix, from 2.18, has not): without it those warn
+ * that a future release will refuse the call.
+ */
+export function pathInfoJsonArgs(version: NixVersion): string[] {
+  return version.flavour !== "lix" && atLeast(version, 2, 33) ? ["--json", "--json-format", "2"] : ["--json"];
+}
+
+/**
+ * `nix path-info --json --recursive`: every path of the closures of `paths`,
+ * with sizes. Nix's other words are a detail: a failure carries them, and
+ * what a caller retries (a root's path that stopped being valid) is no news.
+ */
 export async function closureInfo(nix: Nix, paths: readonly string[]): Promise<PathInfo[]> {
-  const result = await runNix(nix, ["path-info", "--json", "--recursive", ...paths], {
+  const result = await runNix(nix, ["path-info", ...pathInfoJsonArgs(await nix.version()), "--recursive", ...paths], {
     summary: "reading store path info failed",
+    onStderrLine: (line) => nix.runner.log.detail(line),
   });
   return parsePathInfoJson(result.stdout);
 }
@@ -192,7 +206,8 @@ export async function attributeNames(nix: Nix, installable: string): Promise<str
  * sources) with their references, building nothing.
  */
 export async function derivationClosure(nix: Nix, installable: string): Promise<PathInfo[]> {
-  const result = await runNix(nix, ["path-info", "--derivation", "--recursive", "--json", installable], {
+  const json = pathInfoJsonArgs(await nix.version());
+  const result = await runNix(nix, ["path-info", "--derivation", "--recursive", ...json, installable], {
     summary: `evaluating ${installable} failed`,
   });
   return parsePathInfoJson(result.stdout);
