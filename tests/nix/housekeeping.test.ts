@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { formatVms } from "../../cli/output.ts";
 import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
+import { parseGcRoots } from "../../f/nix/lib/nix/operations.ts";
 import { cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
@@ -24,7 +25,11 @@ for (const nix of testNixes()) {
     // Both Nix versions share one store: a name of its own per version keeps this
     // version's system out of the other's GC roots, so its unique size is its own.
     const ownName = `hk-built-${nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "")}`;
-    const nixSyncRoots = () => execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" });
+    // `link -> path` lines, the links unquoted (Nix 2.34 quotes them).
+    const nixSyncRoots = () =>
+      parseGcRoots(execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" }))
+        .map((root) => `${root.link} -> ${root.target}`)
+        .join("\n");
 
     test("list shows rendered, locked, built and root-prepared VMs, with their sizes", async () => {
       const steps = vmSteps(bench());

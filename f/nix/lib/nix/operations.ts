@@ -239,11 +239,24 @@ export async function gcRoots(nix: Nix): Promise<GcRoot[]> {
       if (!/^removing stale (link from|temporary roots file) /.test(line)) nix.runner.log.info(line);
     },
   });
-  return result.stdout.split("\n").flatMap((line) => {
+  return parseGcRoots(result.stdout);
+}
+
+/**
+ * Reads `nix-store --gc --print-roots`: `<link> -> <store path>` per line,
+ * the link quoted from 2.34 on (`"/home/a \"b\"/result" -> ...`, also
+ * `"{temp:42}"`), bare before.
+ */
+export function parseGcRoots(stdout: string): GcRoot[] {
+  return stdout.split("\n").flatMap((line) => {
     const arrow = line.lastIndexOf(" -> ");
     if (arrow < 0) return [];
     const target = line.slice(arrow + 4).trim();
-    return target.startsWith("/nix/store/") ? [{ link: line.slice(0, arrow), target }] : [];
+    const link = line.slice(0, arrow);
+    const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(link)?.[1];
+    return target.startsWith("/nix/store/")
+      ? [{ link: quoted === undefined ? link : quoted.replace(/\\(.)/g, "$1"), target }]
+      : [];
   });
 }
 
