@@ -6,7 +6,7 @@ import { cpSync, existsSync, lutimesSync, readdirSync, readFileSync, rmSync, uti
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { formatVms } from "../../cli/output.ts";
-import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
+import { parseDiffClosures, type VersionChange } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { parseGcRoots } from "../../f/nix/lib/nix/operations.ts";
 import { cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
@@ -17,6 +17,22 @@ import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, testNixes } from "../helpers/nix.ts";
 import { asWorker, captureLog, lockHolder, testContext, vmSteps } from "../helpers/steps.ts";
 import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
+
+/**
+ * Our diff is Nix's: the same packages and versions, and each size the exact
+ * figure Nix printed rounded (to 0.1 of its unit: KiB, or from 2.34 a larger one).
+ */
+function assertNixDiff(changes: readonly VersionChange[], printed: string): void {
+  const nix = parseDiffClosures(printed);
+  const shape = (list: readonly VersionChange[]) => list.map((c) => ({ ...c, size_delta: c.size_delta !== null }));
+  assert.deepEqual(shape(changes), shape(nix));
+  nix.forEach((change, i) => {
+    if (change.size_delta === null) return;
+    const ours = changes[i]?.size_delta as number;
+    const unit = 1024 ** Math.max(1, Math.floor(Math.log(Math.abs(change.size_delta)) / Math.log(1024)));
+    assert.ok(Math.abs(ours - change.size_delta) <= 0.05 * unit + 1, `${change.name}: ${ours} is not ${printed}`);
+  });
+}
 
 for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
@@ -142,11 +158,11 @@ for (const nix of testNixes()) {
       assert.equal(previous.from, a.toplevel);
       assert.equal(previous.to, b.toplevel);
       assert.deepEqual(await diffSystems(context(), "hk-diff@previous"), previous, "VM@previous alone: the same two builds");
-      assert.deepEqual(previous.diff.changes, parseDiffClosures(raw));
+      assertNixDiff(previous.diff.changes, raw);
       assert.ok(previous.diff.added.includes(b.toplevel) && previous.diff.removed.includes(a.toplevel));
       const other = await steps.renderLockBuild({ vm_name: "hk-diff-other", profiles: ["devel"], test_suites: [] });
       const two = await diffSystems(context(), "hk-diff", "hk-diff-other");
-      assert.deepEqual(two.diff.changes, parseDiffClosures(nixSync(nix, ["store", "diff-closures", b.toplevel, other.toplevel])));
+      assertNixDiff(two.diff.changes, nixSync(nix, ["store", "diff-closures", b.toplevel, other.toplevel]));
       const byPath = await diffSystems(context(), "hk-diff@previous", other.toplevel);
       assert.equal(byPath.from, a.toplevel);
       for (const odd of [
