@@ -2,15 +2,35 @@
 // goes through runNix; where Nix versions differ, the form is chosen from the
 // located Nix's version.
 import { NixError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import { ActivityType, parseLogLine } from "./events.ts";
 import { type BuildResult, type PathInfo, parseBuildJson, parsePathInfoJson } from "./json.ts";
 import type { Nix } from "./locate.ts";
 import { type NixCallOptions, runNix } from "./run.ts";
 import { atLeast, type NixVersion } from "./version.ts";
 
+/**
+ * Nix's account of what a lock changed (`warning: creating lock file ...` or
+ * `updating`, then `• Added input 'x':` and its indented lines) is a detail:
+ * the step says it in one line (flake_lock.ts). Whatever else Nix says, its
+ * errors and other warnings, is shown.
+ */
+export function lockOutput(log: Logger): (line: string) => void {
+  let inAccount = false;
+  return (line) => {
+    if (/^warning: (creating|updating) lock file\b/.test(line)) inAccount = true;
+    else if (inAccount && !/^(• |\s|$)/.test(line)) inAccount = false;
+    if (inAccount) log.detail(line);
+    else log.info(line);
+  };
+}
+
 /** `nix flake lock <ref>`: adds missing lock entries. */
 export async function flakeLock(nix: Nix, flakeRef: string): Promise<void> {
-  await runNix(nix, ["flake", "lock", flakeRef], { summary: `locking ${flakeRef} failed` });
+  await runNix(nix, ["flake", "lock", flakeRef], {
+    summary: `locking ${flakeRef} failed`,
+    onStderrLine: lockOutput(nix.runner.log),
+  });
 }
 
 /** The arguments that re-lock the named inputs: `nix flake update` took input names in 2.19 (and Lix). */
@@ -24,6 +44,7 @@ export async function updateInputs(nix: Nix, flakeRef: string, inputs: readonly 
   if (inputs.length === 0) return;
   await runNix(nix, updateInputsArgs(await nix.version(), flakeRef, inputs), {
     summary: `updating ${inputs.join(", ")} in ${flakeRef} failed`,
+    onStderrLine: lockOutput(nix.runner.log),
   });
 }
 

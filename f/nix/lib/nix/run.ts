@@ -4,6 +4,7 @@
 import { dirname, join } from "node:path";
 import { NixError, SetupError } from "../core/errors.ts";
 import { type RunOptions, type RunResult, run } from "../core/process.ts";
+import { parseLogLine, stripAnsi } from "./events.ts";
 import { isExecutable, type Nix } from "./locate.ts";
 
 const FEATURES = ["--extra-experimental-features", "nix-command flakes"];
@@ -31,6 +32,18 @@ export function nixErrorText(lines: readonly string[], keepTrace = false): strin
   return kept.join("\n").trimEnd();
 }
 
+/**
+ * Nix telling whoever wrote a command that a form of it will go (`'--json'
+ * without '--json-format' is deprecated`): news for this code, never for the
+ * user. A plain line or an internal-json message.
+ */
+export function isDeprecationNotice(line: string): boolean {
+  if (!line.includes("deprecated")) return false;
+  const event = parseLogLine(line);
+  const text = event.action === "text" ? event.text : event.action === "msg" ? event.msg : "";
+  return /^warning: .*\bdeprecated\b/.test(stripAnsi(text));
+}
+
 export interface NixCallOptions {
   /** What failed, for the error's first line. */
   summary: string;
@@ -53,10 +66,13 @@ export async function runNix(nix: Nix, args: readonly string[], options: NixCall
   const runOptions: RunOptions = { env: SHOWN_ENV, keepLines: 200 };
   if (options.input !== undefined) runOptions.input = options.input;
   if (options.inputFile !== undefined) runOptions.inputFile = options.inputFile;
-  if (options.onStderrLine) runOptions.onStderrLine = options.onStderrLine;
+  const onLine = options.onStderrLine ?? ((line: string) => nix.runner.log.info(line));
+  runOptions.onStderrLine = (line) => {
+    if (!isDeprecationNotice(line)) onLine(line);
+  };
   const result = await run(nix.runner, [program, ...FEATURES, ...nix.settings, ...args], runOptions);
   if (result.exitCode !== 0) {
-    const lines = options.errorLines ? options.errorLines() : result.stderrTail;
+    const lines = options.errorLines ? options.errorLines() : result.stderrTail.filter((line) => !isDeprecationNotice(line));
     throw new NixError(
       result.printed,
       result.exitCode,
