@@ -1,15 +1,16 @@
 #!/usr/bin/env bash
 # The whole test suite (what `npm test` and CI run): type-check, lint and
-# format check, then every test file, the Nix ones against Nix 2.8 and 2.26.
-# Installs the two Nix versions when missing (needs root and the Debian
-# archives); set NIXOS_CLOSURE_TEST_NIX_BINS (colon-separated directories
-# holding `nix`) to test with Nix versions you already have instead.
+# format check, then every test file, the Nix ones against Nix 2.8, 2.26 and
+# the newest Debian has (2.34 when written; it prints the versions it used).
+# Installs the three when missing (needs root and the Debian archives); set
+# NIXOS_CLOSURE_TEST_NIX_BINS (colon-separated directories holding `nix`) to
+# test with Nix versions you already have instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 if [ -z "${NIXOS_CLOSURE_TEST_NIX_BINS:-}" ]; then
   eval "$(bash scripts/install-nix.sh)"
-  NIXOS_CLOSURE_TEST_NIX_BINS="$(dirname "$NIX_28"):$(dirname "$NIX_226")"
+  NIXOS_CLOSURE_TEST_NIX_BINS="$(dirname "$NIX_28"):$(dirname "$NIX_226"):$(dirname "$NIX_234")"
 fi
 export NIXOS_CLOSURE_TEST_NIX_BINS
 echo "Nix versions under test:"

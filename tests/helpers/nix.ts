@@ -20,11 +20,11 @@ export interface TestNix {
   version: string;
 }
 
-const DEFAULT_BINS = ["/usr/bin", "/opt/nix-trixie/usr/bin"];
+const DEFAULT_BINS = ["/usr/bin", "/opt/nix-trixie/usr/bin", "/opt/nix-sid/usr/bin"];
 
 /**
  * The Nix versions under test: $NIXOS_CLOSURE_TEST_NIX_BINS (colon-separated
- * directories holding `nix`), else the two that scripts/install-nix.sh installs.
+ * directories holding `nix`), else the three that scripts/install-nix.sh installs.
  */
 export function testNixes(): TestNix[] {
   const listed = process.env.NIXOS_CLOSURE_TEST_NIX_BINS;

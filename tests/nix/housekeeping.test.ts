@@ -18,8 +18,9 @@ import { basename, join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { formatVms } from "../../cli/output.ts";
-import { parseDiffClosures } from "../../f/nix/lib/build/report.ts";
+import { parseDiffClosures, type VersionChange } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
+import { parseGcRoots } from "../../f/nix/lib/nix/operations.ts";
 import { type Collection, cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
@@ -29,6 +30,22 @@ import { nixSync, testNixes } from "../helpers/nix.ts";
 import { asWorker, captureLog, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
+/**
+ * Our diff is Nix's: the same packages and versions, and each size the exact
+ * figure Nix printed rounded (to 0.1 of its unit: KiB, or from 2.34 a larger one).
+ */
+function assertNixDiff(changes: readonly VersionChange[], printed: string): void {
+  const nix = parseDiffClosures(printed);
+  const shape = (list: readonly VersionChange[]) => list.map((c) => ({ ...c, size_delta: c.size_delta !== null }));
+  assert.deepEqual(shape(changes), shape(nix));
+  nix.forEach((change, i) => {
+    if (change.size_delta === null) return;
+    const ours = changes[i]?.size_delta as number;
+    const unit = 1024 ** Math.max(1, Math.floor(Math.log(Math.abs(change.size_delta)) / Math.log(1024)));
+    assert.ok(Math.abs(ours - change.size_delta) <= 0.05 * unit + 1, `${change.name}: ${ours} is not ${printed}`);
+  });
+}
+
 for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
     const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
@@ -36,7 +53,11 @@ for (const nix of testNixes()) {
     // Both Nix versions share one store: a name of its own per version keeps this
     // version's system out of the other's GC roots, so its unique size is its own.
     const ownName = `hk-built-${nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "")}`;
-    const nixSyncRoots = () => execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" });
+    // `link -> path` lines, the links unquoted (Nix 2.34 quotes them).
+    const nixSyncRoots = () =>
+      parseGcRoots(execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" }))
+        .map((root) => `${root.link} -> ${root.target}`)
+        .join("\n");
 
     test("list shows rendered, locked, built and root-prepared VMs, with their sizes", async () => {
       const steps = vmSteps(bench());
@@ -297,11 +318,11 @@ for (const nix of testNixes()) {
       assert.equal(previous.from, a.toplevel);
       assert.equal(previous.to, b.toplevel);
       assert.deepEqual(await diffSystems(context(), "hk-diff@previous"), previous, "VM@previous alone: the same two builds");
-      assert.deepEqual(previous.diff.changes, parseDiffClosures(raw));
+      assertNixDiff(previous.diff.changes, raw);
       assert.ok(previous.diff.added.includes(b.toplevel) && previous.diff.removed.includes(a.toplevel));
       const other = await steps.renderLockBuild({ vm_name: "hk-diff-other", profiles: ["devel"], test_suites: [] });
       const two = await diffSystems(context(), "hk-diff", "hk-diff-other");
-      assert.deepEqual(two.diff.changes, parseDiffClosures(nixSync(nix, ["store", "diff-closures", b.toplevel, other.toplevel])));
+      assertNixDiff(two.diff.changes, nixSync(nix, ["store", "diff-closures", b.toplevel, other.toplevel]));
       const byPath = await diffSystems(context(), "hk-diff@previous", other.toplevel);
       assert.equal(byPath.from, a.toplevel);
       for (const odd of [

@@ -43,10 +43,12 @@ describe("the internal-json protocol", () => {
     assert.equal(count(42), 42);
   });
 
-  test("plain lines, unknown actions and broken JSON come back as text", () => {
+  test("plain lines and broken JSON come back as text; records of unknown actions as nothing to show", () => {
     assert.deepEqual(parseLogLine("warning: plain"), { action: "text", text: "warning: plain" });
-    assert.equal(parseLogLine('@nix {"action":"future"}').action, "text");
     assert.equal(parseLogLine("@nix {oops").action, "text");
+    assert.deepEqual(parseLogLine('@nix {"action":"future"}'), { action: "unknown" });
+    assert.deepEqual(parseLogLine("@nix [1,2]"), { action: "unknown" });
+    assert.deepEqual(parseLogLine("@nix 42"), { action: "unknown" });
   });
 
   test("messages lose their colours", () => {
@@ -82,7 +84,7 @@ describe("progress from event streams", () => {
     assert.equal(snapshot.toFetch, 0, "a u64 sentinel is unknown, not a count");
   });
 
-  for (const version of ["2.8", "2.26"]) {
+  for (const version of ["2.8", "2.26", "2.34"]) {
     test(`a failing build recorded from Nix ${version}`, () => {
       const { progress } = feed(recorded(`failed-build-nix-${version}.log`));
       const header = progress.messages.indexOf("       last 3 log lines:");
@@ -95,8 +97,17 @@ describe("progress from event streams", () => {
       ]);
       assert.ok(progress.evaluationMs !== null);
       assert.ok(!progress.built.some((d) => d.includes("xfsprogs")), "a failed derivation is not counted as built");
-      assert.ok(progress.messages.some((m) => /^error: builder for '.*xfsprogs-6\.13\.0\.drv' failed with exit code 2$/.test(m)));
-      if (version === "2.26") {
+      // Nix's words for it changed in 2.34: "Cannot build '<drv>'." and a "Reason:" line.
+      assert.ok(
+        progress.messages.some(
+          (m) =>
+            /^error: builder for '.*xfsprogs-6\.13\.0\.drv' failed with exit code 2$/.test(m) ||
+            /^error: Cannot build '.*xfsprogs-6\.13\.0\.drv'\.$/.test(m),
+        ),
+        progress.messages.join("\n"),
+      );
+      assert.deepEqual(progress.failedBuilds.length, 1);
+      if (version !== "2.8") {
         assert.equal(progress.plan.derivations.length, 4);
         assert.ok(progress.plan.derivations.every((d) => d.endsWith(".drv")));
       }

@@ -67,7 +67,7 @@ export async function compareClosures(
   after: string,
   afterClosure: readonly PathInfo[],
 ): Promise<ClosureDiff> {
-  const changes = parseDiffClosures(await diffClosures(nix, before, after));
+  const changes = exactDeltas(parseDiffClosures(await diffClosures(nix, before, after)), beforeClosure, afterClosure);
   const old = new Set(beforeClosure.map((i) => i.path));
   const now = new Set(afterClosure.map((i) => i.path));
   const largestFirst = (infos: readonly PathInfo[]) => [...infos].sort(largerFirst);
@@ -139,10 +139,13 @@ const versions = (text: string): string[] =>
         .map((v) => v.trim())
         .filter((v) => v !== "");
 
+const UNITS = ["KiB", "MiB", "GiB", "TiB", "PiB", "EiB"];
+
 /**
  * Parses `nix store diff-closures` lines: `name: 1.0 → 1.1, +12.3 KiB`,
- * `name: ∅ → 2.0`, `name: -8.5 KiB`. Nix colours them even with NO_COLOR
- * set, so terminal escapes are removed first.
+ * `name: ∅ → 2.0`, `name: -8.5 KiB`; from 2.34 a growth has no sign and a
+ * unit to its size (`name: 19.1 MiB`). Nix colours them even with NO_COLOR
+ * set, so terminal escapes are removed first. Sizes are Nix's, rounded.
  */
 export function parseDiffClosures(text: string): VersionChange[] {
   return stripAnsi(text)
@@ -154,9 +157,9 @@ export function parseDiffClosures(text: string): VersionChange[] {
       const name = line.slice(0, colon);
       let rest = line.slice(colon + 2);
       let sizeDelta: number | null = null;
-      const size = /(?:^|, )([+-]\d+(?:\.\d+)?) KiB$/.exec(rest);
+      const size = /(?:^|, )([+-]?\d+(?:\.\d+)?) ([KMGTPE]iB)$/.exec(rest);
       if (size) {
-        sizeDelta = Math.round(Number(size[1]) * 1024);
+        sizeDelta = Math.round(Number(size[1]) * 1024 ** (UNITS.indexOf(size[2] as string) + 1));
         rest = rest.slice(0, size.index);
       }
       const arrow = rest.indexOf("→");
@@ -164,6 +167,43 @@ export function parseDiffClosures(text: string): VersionChange[] {
       const to = arrow < 0 ? [] : versions(rest.slice(arrow + 1));
       return [{ name, from, to, size_delta: sizeDelta }];
     });
+}
+
+/**
+ * The package a store path counts for in `nix store diff-closures`: its name
+ * less an output's suffix (a last part of lower-case letters, `-lib32`,
+ * `-lib64`), then less the version (from the first `-` not followed by a
+ * letter).
+ */
+export function packageOf(path: string): string {
+  const name = storePathName(path);
+  const unsuffixed = /^(.*)-(?:[a-z]+|lib32|lib64)$/.exec(name)?.[1] ?? name;
+  const version = /-[^A-Za-z]/.exec(unsuffixed);
+  return version ? unsuffixed.slice(0, version.index) : unsuffixed;
+}
+
+/**
+ * Nix's size changes, exact: the bytes of each package's paths in both
+ * closures, where Nix shows a rounded figure (0.1 KiB before 2.34, 0.1 of a
+ * larger unit since), so every Nix version gives the same figures.
+ */
+export function exactDeltas(
+  changes: VersionChange[],
+  beforeClosure: readonly PathInfo[],
+  afterClosure: readonly PathInfo[],
+): VersionChange[] {
+  const delta = new Map<string, number>();
+  const add = (infos: readonly PathInfo[], sign: number) => {
+    for (const info of infos) {
+      const name = packageOf(info.path);
+      delta.set(name, (delta.get(name) ?? 0) + sign * info.narSize);
+    }
+  };
+  add(afterClosure, 1);
+  add(beforeClosure, -1);
+  return changes.map((change) =>
+    change.size_delta === null || !delta.has(change.name) ? change : { ...change, size_delta: delta.get(change.name) as number },
+  );
 }
 
 /** A short table for a terminal. */

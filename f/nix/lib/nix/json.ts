@@ -26,24 +26,56 @@ export function parseBuildJson(stdout: string): BuildResult[] {
 }
 
 export interface PathInfo {
+  /** The full store path. */
   path: string;
   narSize: number;
+  /** Full store paths. */
   references: string[];
 }
 
+type Entry = Record<string, unknown>;
+
+const isEntry = (value: unknown): value is Entry => typeof value === "object" && value !== null && !Array.isArray(value);
+
 /**
- * Reads `nix path-info --json`: a list before 2.19, an object keyed by path
- * from 2.19 on (newer formats key by the path's base name: the store dir is
- * put back).
+ * Reads `nix path-info --json` in every shape a supported Nix prints: a list
+ * of `{"path", ...}` before 2.19 and in Lix (`"valid": false` for a path not
+ * in the store); an object keyed by full store path from 2.19 on, and with
+ * `--json-format 1` (null for a path not in the store); `--json-format 2`
+ * (2.33+): `{"info": {<base name>: ...}, "storeDir"}`, paths and references
+ * as base names, `ca` structured. Paths and references come back as full
+ * store paths; invalid paths are left out; fields not read here (`ca`,
+ * `deriver`, signatures, any new one) are ignored, whatever their shape.
  */
-export function parsePathInfoJson(stdout: string, storeDir = "/nix/store"): PathInfo[] {
-  const parsed = JSON.parse(stdout) as unknown;
-  const entries: [string, Record<string, unknown>][] = Array.isArray(parsed)
-    ? parsed.map((e: Record<string, unknown>) => [String(e.path), e])
-    : Object.entries(parsed as Record<string, Record<string, unknown> | null>).flatMap(([path, e]) => (e ? [[path, e]] : []));
-  return entries.map(([path, e]) => ({
-    path: path.includes("/") ? path : `${storeDir}/${path}`,
-    narSize: Number(e.narSize ?? 0),
-    references: Array.isArray(e.references) ? e.references.map(String) : [],
-  }));
+export function parsePathInfoJson(stdout: string): PathInfo[] {
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(stdout);
+  } catch {
+    throw new SetupError(`nix path-info --json printed something that is not JSON: ${stdout.slice(0, 200)}`);
+  }
+  let entries: [string, unknown][];
+  let storeDir = "/nix/store";
+  if (Array.isArray(parsed)) {
+    entries = parsed.map((entry) => [String(isEntry(entry) ? entry.path : ""), entry]);
+  } else if (isEntry(parsed) && isEntry(parsed.info)) {
+    if (typeof parsed.storeDir === "string") storeDir = parsed.storeDir;
+    entries = Object.entries(parsed.info);
+  } else if (isEntry(parsed)) {
+    entries = Object.entries(parsed);
+  } else {
+    throw new SetupError(`nix path-info --json printed ${stdout.slice(0, 200)}, not a list or an object of paths`);
+  }
+  const full = (path: string) => (path.startsWith("/") ? path : `${storeDir}/${path}`);
+  return entries.flatMap(([path, entry]) =>
+    isEntry(entry) && entry.valid !== false && path !== ""
+      ? [
+          {
+            path: full(path),
+            narSize: Number(entry.narSize ?? 0),
+            references: Array.isArray(entry.references) ? entry.references.map((ref) => full(String(ref))) : [],
+          },
+        ]
+      : [],
+  );
 }

@@ -2,6 +2,7 @@
 // goes through runNix; where Nix versions differ, the form is chosen from the
 // located Nix's version.
 import { NixError } from "../core/errors.ts";
+import type { Logger } from "../core/log.ts";
 import { ActivityType, parseLogLine } from "./events.ts";
 import { type BuildResult, type PathInfo, parseBuildJson, parsePathInfoJson } from "./json.ts";
 import type { Nix } from "./locate.ts";
@@ -11,11 +12,27 @@ import { atLeast, type NixVersion } from "./version.ts";
 /** Where a lock's stderr lines go, when not to the log (a display of its copies). */
 type LockLines = NixCallOptions["onStderrLine"];
 
+/**
+ * Nix's account of what a lock changed (`warning: creating lock file ...` or
+ * `updating`, then `• Added input 'x':` and its indented lines) is a detail:
+ * the step says it in one line (flake_lock.ts). Whatever else Nix says, its
+ * errors and other warnings, is shown (through `shown`, when given).
+ */
+export function lockOutput(log: Logger, shown: (line: string) => void = (line) => log.info(line)): (line: string) => void {
+  let inAccount = false;
+  return (line) => {
+    if (/^warning: (creating|updating) lock file\b/.test(line)) inAccount = true;
+    else if (inAccount && !/^(• |\s|$)/.test(line)) inAccount = false;
+    if (inAccount) log.detail(line);
+    else shown(line);
+  };
+}
+
 /** `nix flake lock <ref>`: adds missing lock entries. */
 export async function flakeLock(nix: Nix, flakeRef: string, onStderrLine?: LockLines): Promise<void> {
   await runNix(nix, ["flake", "lock", flakeRef], {
     summary: `locking ${flakeRef} failed`,
-    ...(onStderrLine ? { onStderrLine } : {}),
+    onStderrLine: lockOutput(nix.runner.log, onStderrLine),
   });
 }
 
@@ -35,7 +52,7 @@ export async function updateInputs(
   if (inputs.length === 0) return;
   await runNix(nix, updateInputsArgs(await nix.version(), flakeRef, inputs), {
     summary: `updating ${inputs.join(", ")} in ${flakeRef} failed`,
-    ...(onStderrLine ? { onStderrLine } : {}),
+    onStderrLine: lockOutput(nix.runner.log, onStderrLine),
   });
 }
 
@@ -102,10 +119,24 @@ export async function diffClosures(nix: Nix, before: string, after: string): Pro
   return result.stdout;
 }
 
-/** `nix path-info --json --recursive`: every path of the closures of `paths`, with sizes. */
+/**
+ * `--json` for path-info, with the format asked for where the Nix has
+ * `--json-format` (2.33 on; Lix, from 2.18, has not): without it those warn
+ * that a future release will refuse the call.
+ */
+export function pathInfoJsonArgs(version: NixVersion): string[] {
+  return version.flavour !== "lix" && atLeast(version, 2, 33) ? ["--json", "--json-format", "2"] : ["--json"];
+}
+
+/**
+ * `nix path-info --json --recursive`: every path of the closures of `paths`,
+ * with sizes. Nix's other words are a detail: a failure carries them, and
+ * what a caller retries (a root's path that stopped being valid) is no news.
+ */
 export async function closureInfo(nix: Nix, paths: readonly string[]): Promise<PathInfo[]> {
-  const result = await runNix(nix, ["path-info", "--json", "--recursive", ...paths], {
+  const result = await runNix(nix, ["path-info", ...pathInfoJsonArgs(await nix.version()), "--recursive", ...paths], {
     summary: "reading store path info failed",
+    onStderrLine: (line) => nix.runner.log.detail(line),
   });
   return parsePathInfoJson(result.stdout);
 }
@@ -212,7 +243,8 @@ export async function attributeNames(nix: Nix, installable: string): Promise<str
  * sources) with their references, building nothing.
  */
 export async function derivationClosure(nix: Nix, installable: string): Promise<PathInfo[]> {
-  const result = await runNix(nix, ["path-info", "--derivation", "--recursive", "--json", installable], {
+  const json = pathInfoJsonArgs(await nix.version());
+  const result = await runNix(nix, ["path-info", "--derivation", "--recursive", ...json, installable], {
     summary: `evaluating ${installable} failed`,
   });
   return parsePathInfoJson(result.stdout);
@@ -244,11 +276,24 @@ export async function gcRoots(nix: Nix): Promise<GcRoot[]> {
       if (!/^removing stale (link from|temporary roots file) /.test(line)) nix.runner.log.info(line);
     },
   });
-  return result.stdout.split("\n").flatMap((line) => {
+  return parseGcRoots(result.stdout);
+}
+
+/**
+ * Reads `nix-store --gc --print-roots`: `<link> -> <store path>` per line,
+ * the link quoted from 2.34 on (`"/home/a \"b\"/result" -> ...`, also
+ * `"{temp:42}"`), bare before.
+ */
+export function parseGcRoots(stdout: string): GcRoot[] {
+  return stdout.split("\n").flatMap((line) => {
     const arrow = line.lastIndexOf(" -> ");
     if (arrow < 0) return [];
     const target = line.slice(arrow + 4).trim();
-    return target.startsWith("/nix/store/") ? [{ link: line.slice(0, arrow), target }] : [];
+    const link = line.slice(0, arrow);
+    const quoted = /^"((?:[^"\\]|\\.)*)"$/.exec(link)?.[1];
+    return target.startsWith("/nix/store/")
+      ? [{ link: quoted === undefined ? link : quoted.replace(/\\(.)/g, "$1"), target }]
+      : [];
   });
 }
 

@@ -4,6 +4,7 @@
 import { dirname, join } from "node:path";
 import { NixError, SetupError } from "../core/errors.ts";
 import { type RunOptions, type RunResult, run } from "../core/process.ts";
+import { parseLogLine, stripAnsi } from "./events.ts";
 import { isExecutable, type Nix } from "./locate.ts";
 
 const FEATURES = ["--extra-experimental-features", "nix-command flakes"];
@@ -31,6 +32,18 @@ export function nixErrorText(lines: readonly string[], keepTrace = false): strin
   return kept.join("\n").trimEnd();
 }
 
+/**
+ * Nix telling whoever wrote a command that a form of it will go (`'--json'
+ * without '--json-format' is deprecated`): news for this code, never for the
+ * user. A plain line or an internal-json message.
+ */
+export function isDeprecationNotice(line: string): boolean {
+  if (!line.includes("deprecated")) return false;
+  const event = parseLogLine(line);
+  const text = event.action === "text" ? event.text : event.action === "msg" ? event.msg : "";
+  return /^warning: .*\bdeprecated\b/.test(stripAnsi(text));
+}
+
 export interface NixCallOptions {
   /** What failed, for the error's first line. */
   summary: string;
@@ -55,17 +68,20 @@ export async function runNix(nix: Nix, args: readonly string[], options: NixCall
   if (options.inputFile !== undefined) runOptions.inputFile = options.inputFile;
   // Nix's error, from its first `error:` line on, is the NixError's text: shown as it comes too, it would show twice.
   let held: string[] | null = null;
-  runOptions.onStderrLine =
+  const onLine =
     options.onStderrLine ??
-    ((line) => {
+    ((line: string) => {
       if (held === null && /^error\b/.test(line)) held = [];
       if (held === null) nix.runner.log.info(line);
       else held.push(line);
     });
+  runOptions.onStderrLine = (line) => {
+    if (!isDeprecationNotice(line)) onLine(line);
+  };
   const result = await run(nix.runner, [program, ...FEATURES, ...nix.settings, ...args], runOptions);
   if (result.exitCode === 0) for (const line of held ?? []) nix.runner.log.info(line);
   if (result.exitCode !== 0) {
-    const lines = options.errorLines ? options.errorLines() : result.stderrTail;
+    const lines = options.errorLines ? options.errorLines() : result.stderrTail.filter((line) => !isDeprecationNotice(line));
     throw new NixError(
       result.printed,
       result.exitCode,

@@ -21,6 +21,7 @@ import {
   writeFileAtomic,
 } from "../core/files.ts";
 import { runningUid } from "../core/process.ts";
+import { lockChanges } from "../nix/flake_lock.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import type { Nix } from "../nix/locate.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
@@ -171,6 +172,10 @@ export async function lockConfig(
     const text = readIfExists(lockFile);
     if (text === null) throw new SetupError(`nix flake lock succeeded but wrote no ${lockFile}`);
     writeCache(stampFile, { key: lockKey(nix, flake, text) });
-    return { config_dir: dir, lock: JSON.parse(text) as Record<string, unknown>, src_inputs: srcInputs };
+    const lock = JSON.parse(text) as Record<string, unknown>;
+    // Nix's own account of the change is a detail (-v); this is the line everyone sees.
+    const changes = lockChanges(previous !== null && isJson(previous) ? JSON.parse(previous) : null, lock);
+    if (changes !== null) context.log.info(changes);
+    return { config_dir: dir, lock, src_inputs: srcInputs };
   });
 }

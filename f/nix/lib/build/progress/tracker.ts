@@ -39,7 +39,8 @@ export interface TrackerOptions {
   chatter?: boolean;
 }
 
-const FAILED_BUILDER = /builder for '([^']+\.drv)' failed/;
+/** A derivation's own builder failed: `builder for '<drv>' failed ...`, in newer Nix (2.34) `Cannot build '<drv>'.\n Reason: builder failed ...`. */
+const FAILED_BUILDER = /builder for '([^']+\.drv)' failed|Cannot build '([^']+\.drv)'\.\s+Reason: builder failed/;
 /** Lines of a failed builder's log its error shows (Nix's own `log-lines` default of 2.20 on). */
 const FAILED_LOG_LINES = 25;
 const UNREACHABLE_BUILDER = /cannot build on '([^']+)':(?:\s*error:)?(.*)/;
@@ -134,6 +135,8 @@ export class BuildProgress {
         }
         return [];
       }
+      case "unknown":
+        return [];
     }
   }
 
@@ -151,7 +154,8 @@ export class BuildProgress {
     }
     if (level > 2) return this.options.chatter && level === 3 && !PlanCollector.isPlanText(text) ? text.split("\n") : [];
     this.messages.push(...text.split("\n"));
-    const failed = FAILED_BUILDER.exec(text)?.[1];
+    const match = FAILED_BUILDER.exec(text);
+    const failed = match?.[1] ?? match?.[2];
     if (level === 0 && failed) {
       this.messages.push(...this.failureLines(failed));
       this.failedDrvs.add(failed);
