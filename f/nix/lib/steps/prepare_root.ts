@@ -9,8 +9,9 @@ import {
   claimGenerations,
   currentGeneration,
   generationDir,
-  generations,
+  nextGeneration,
   pruneGenerations,
+  removeLeftovers,
   removeTree,
   rootLayout,
   switchTo,
@@ -167,8 +168,10 @@ export async function prepareRoot(
       const system = chosenToplevel(context, dir, toplevel, request.closureFiles);
       const previous = currentGeneration(layout);
       claimGenerations(layout);
-      const existing = generations(layout);
-      const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;
+      for (const { path, why } of removeLeftovers(layout)) {
+        context.log.warn(`${path}, left by an interrupted run, could not be removed (the next run tries again): ${why}`);
+      }
+      const number = nextGeneration(layout);
       const generation = join(layout.generationsDir, String(number));
       const partial = `${generation}.partial`;
 
@@ -192,7 +195,9 @@ export async function prepareRoot(
         if (request.nixBuild) removeTree(partial);
         else renameSync(partial, generation);
         switchTo(layout, generation);
-        const removed = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
+        // The root has switched: pruning only tidies, so what it cannot remove is a warning, never the run's failure.
+        const { removed, failed } = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
+        for (const { path, why } of failed) context.log.warn(`${path} could not be removed (the next run tries again): ${why}`);
         context.log.info(
           `root ${layout.rootDir} -> ${generation}: ${plural(stats.linked, "file")} linked, ${stats.copied} copied, ` +
             `${plural(stats.reused, "path")} reused from the previous generation${removed.length > 0 ? `; removed ${removed.join(", ")}` : ""}`,
