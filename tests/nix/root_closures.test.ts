@@ -25,6 +25,7 @@ import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import type { BuildClosureResult } from "../../f/nix/lib/steps/build_closure.ts";
 import type { PrepareRootResult } from "../../f/nix/lib/steps/prepare_root.ts";
 import type { RootFields } from "../../f/nix/lib/steps/root_request.ts";
+import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { nixSync, processesMentioning, TEST_NIX_CONFIG, type TestNix, testNixes } from "../helpers/nix.ts";
 import { vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench, type Workbench } from "../helpers/workbench.ts";
@@ -291,6 +292,53 @@ for (const nix of testNixes()) {
         assert.deepEqual(snapshot(generations), before, `${JSON.stringify(fields)}: nothing changed`);
       }
       verifyClean(nix, r1.generation_dir);
+    });
+
+    test("a system whose boot.json links to a FIFO or a private file fails at once, quoting nothing; the root stays", async () => {
+      const b = await built("bootlink-vm");
+      const r1 = await prepare(b.config_dir, {});
+      const fifo = join(bench().root, "boot-fifo");
+      execFileSync("mkfifo", [fifo]);
+      const secret = join(bench().root, "boot-secret");
+      writeFileSync(secret, "PRIVATE-KEY-MATERIAL\n", { mode: 0o600 });
+      const system = (name: string, bootLink: string) =>
+        JSON.parse(
+          nixSync(nix, [
+            "build",
+            "-f",
+            join(ROOT, "bench", "synthetic-closure.nix"),
+            ...["--argstr", "salt", `${name}-${process.pid}-${Date.now()}`, "--arg", "parts", "1", "--arg", "files", "1"],
+            ...["--argstr", "bootLink", bootLink, "--json", "--out-link", join(gcRoots(), name)],
+          ]),
+        )[0].outputs.out as string;
+      // In a process of its own: a read that waited on the FIFO would block this one for good.
+      const toFifo = system("boot-fifo", fifo);
+      const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/prepare_root.ts"))}; await main(${JSON.stringify(b.config_dir)}, ${JSON.stringify(toFifo)});`;
+      const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], {
+        env: bench().env,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      const exitCode = await within(60_000, "prepare_root to refuse the bootspec", new Promise((r) => child.on("exit", r)), () =>
+        child.kill("SIGKILL"),
+      );
+      assert.equal(exitCode, 1, stderr);
+      assert.match(
+        stderr,
+        new RegExp(`${toFifo}/boot\\.json leads to ${fifo}, outside /nix/store, the only place it is read from`),
+      );
+      const toSecret = system("boot-secret", secret);
+      await assert.rejects(prepare(b.config_dir, {}, toSecret), (e: Error) => {
+        assert.ok(e instanceof SetupError, e.stack);
+        assert.match(e.message, new RegExp(`boot\\.json leads to ${secret}, outside /nix/store`));
+        assert.doesNotMatch(e.message, /PRIVATE/);
+        return true;
+      });
+      assert.equal(readlinkSync(r1.root_dir), r1.generation, "the root stays");
+      assert.equal(await lockHolderOf(b.config_dir, bench().env), null, "and the VM is free");
     });
 
     test("a run killed while importing a file keeps the last root; the next run recovers", async () => {

@@ -12,12 +12,16 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  symlinkSync,
   writeFileSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { after, describe, test } from "node:test";
+import { readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
 import { removeTree } from "../../f/nix/lib/build/root/generations.ts";
+import { SetupError } from "../../f/nix/lib/core/errors.ts";
+import { FileRefused, openFile, readSmallFile } from "../../f/nix/lib/core/files.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 /** The second local user of these tests: nobody, who owns nothing here. */
@@ -129,5 +133,91 @@ describe("removing a tree others could write into", () => {
     );
     assert.equal(run.status, 0, run.stderr);
     assert.equal(existsSync(join(gen, "1")), false);
+  });
+});
+
+/**
+ * What `call` (an expression on `files` and `bootspec`, the modules) throws, run in a child process that is killed
+ * after 10 seconds: a read that waited on a FIFO would block this process for good, its timers with it.
+ */
+function thrownInChild(call: string): string {
+  const script = `import * as files from ${JSON.stringify(join(ROOT, "f/nix/lib/core/files.ts"))};
+    import * as bootspec from ${JSON.stringify(join(ROOT, "f/nix/lib/build/bootspec.ts"))};
+    try { ${call}; console.log("no error"); } catch (e) { console.log(e.name + ": " + e.message); }`;
+  const run = spawnSync(process.execPath, ["--import", "tsx", "--input-type=module", "-e", script], {
+    cwd: ROOT,
+    encoding: "utf8",
+    timeout: 10_000,
+  });
+  assert.equal(run.signal, null, `${call} did not return within 10 s`);
+  return run.stdout.trim();
+}
+
+describe("reading a file we did not write", () => {
+  const fifo = join(scratch, "fifo");
+  execFileSync("mkfifo", [fifo]);
+  chmodSync(fifo, 0o666);
+
+  test("a FIFO, a link to one, a device are refused at once, never opened for reading", () => {
+    const link = join(scratch, "to-fifo");
+    symlinkSync(fifo, link);
+    for (const [path, kind] of [
+      [fifo, "a FIFO"],
+      [link, "a FIFO"],
+      ["/dev/null", "a device"],
+      [scratch, "a directory"],
+    ]) {
+      assert.equal(
+        thrownInChild(`files.readSmallFile(${JSON.stringify(path)}, 1024)`),
+        `SetupError: ${path} is not a regular file (it is ${kind})`,
+      );
+      assert.equal(
+        thrownInChild(`files.readIfExists(${JSON.stringify(path)})`),
+        `SetupError: ${path} is not a regular file (it is ${kind})`,
+      );
+    }
+    assert.throws(() => openFile(link, { follow: false }), /is not a regular file \(it is a symbolic link\)/);
+  });
+
+  test("a link that leads out of where the file must be is refused, naming where it leads, never what it holds", () => {
+    const secret = secrets("outside");
+    const store = join(scratch, "store");
+    mkdirSync(join(store, "sys"), { recursive: true });
+    symlinkSync(secret.file, join(store, "sys", "boot.json"));
+    assert.throws(
+      () => readSmallFile(join(store, "sys", "boot.json"), 1024, { within: store }),
+      (e: Error) =>
+        e instanceof FileRefused && e.reason === `leads to ${secret.file}, outside ${store}, the only place it is read from`,
+    );
+    // Within the store, a link to another of its files is fine.
+    writeFileSync(join(store, "sys", "real.json"), "{}");
+    symlinkSync("real.json", join(store, "sys", "alias.json"));
+    assert.equal(readSmallFile(join(store, "sys", "alias.json"), 1024, { within: store }), "{}");
+  });
+
+  test("a bootspec that links to a FIFO or a private file fails at once, quoting nothing", () => {
+    const secret = secrets("bootspec");
+    const store = join(scratch, "boot-store");
+    for (const [name, target] of [
+      ["to-fifo", fifo],
+      ["to-secret", secret.file],
+    ]) {
+      const system = join(store, `sys-${name}`);
+      mkdirSync(system, { recursive: true });
+      writeFileSync(join(system, "init"), "#!/bin/sh\n");
+      symlinkSync(target as string, join(system, "boot.json"));
+      assert.equal(
+        thrownInChild(`bootspec.readBootInfo(${JSON.stringify(system)})`),
+        `SetupError: ${system}/boot.json leads to ${target}, outside ${store}, the only place it is read from; the bootspec cannot be read`,
+      );
+    }
+    // Inside the store, a file that is not JSON: named, its text never shown (JSON.parse would quote it).
+    const system = join(store, "sys-garbage");
+    mkdirSync(system);
+    writeFileSync(join(system, "boot.json"), "PRIVATE-KEY-MATERIAL");
+    assert.throws(
+      () => readBootInfo(system),
+      (e: Error) => e instanceof SetupError && e.message === `${system}/boot.json is not valid JSON; the bootspec cannot be read`,
+    );
   });
 });

@@ -4,7 +4,7 @@
 // generation; or, with nix_build, a root built by Nix as a store path.
 import { existsSync, mkdirSync, readlinkSync, realpathSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
-import { parseBootspec, readBootInfo } from "../build/bootspec.ts";
+import { readBootInfo, readBootspec } from "../build/bootspec.ts";
 import {
   claimGenerations,
   currentGeneration,
@@ -26,7 +26,7 @@ import {
   systemLinks,
 } from "../build/root/populate.ts";
 import { InputError, SetupError } from "../core/errors.ts";
-import { makeDirs, readSmallFile } from "../core/files.ts";
+import { makeDirs } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { buildFile, closureInfo, dumpDb, importPaths, loadDb } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
@@ -231,15 +231,12 @@ export async function prepareRoot(
   );
 }
 
-/** A bootspec is a few kilobytes; a larger file is not one. */
-const MAX_BOOTSPEC_BYTES = 1024 * 1024;
-
 /**
  * init and initrd of the system, read from this host's store or, for a system
  * that came as a file, from `root`'s store. Such a system's files are data
- * from the file's author: its boot.json is read inside the root only (a link
- * out of it, to /etc/shadow say, is followed within the root, never on the
- * host), as a small regular file (never a FIFO or a device).
+ * from the file's author: its boot.json is resolved inside the root only (a
+ * link out of it, to /etc/shadow say, is followed within the root, never on
+ * the host), and read only from the root's store.
  */
 function bootOf(system: string, root: string): { init: string; initrd: string | null } {
   if (existsSync(system)) {
@@ -254,7 +251,7 @@ function bootOf(system: string, root: string): { init: string; initrd: string | 
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return { init: join(system, "init"), initrd: null };
     throw error;
   }
-  return parseBootspec(readSmallFile(file, MAX_BOOTSPEC_BYTES), named);
+  return readBootspec(file, join(root, STORE_DIR), named) ?? { init: join(system, "init"), initrd: null };
 }
 
 interface RootContent {
