@@ -21,7 +21,7 @@ import { after, describe, test } from "node:test";
 import { readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
 import { removeTree } from "../../f/nix/lib/build/root/generations.ts";
 import { SetupError } from "../../f/nix/lib/core/errors.ts";
-import { FileRefused, openFile, readSmallFile } from "../../f/nix/lib/core/files.ts";
+import { FileRefused, openFile, privatePath, readSmallFile } from "../../f/nix/lib/core/files.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 /** The second local user of these tests: nobody, who owns nothing here. */
@@ -219,5 +219,20 @@ describe("reading a file we did not write", () => {
       () => readBootInfo(system),
       (e: Error) => e instanceof SetupError && e.message === `${system}/boot.json is not valid JSON; the bootspec cannot be read`,
     );
+  });
+});
+
+describe("a source Nix copies into the store", () => {
+  test("a link is checked where it leads: its target's directories and tree, as Nix copies them", () => {
+    const base = join(scratch, "sources");
+    mkdirSync(join(base, "private", "fio"), { recursive: true });
+    chmodSync(join(base, "private"), 0o700);
+    writeFileSync(join(base, "private", "fio", "README"), "readable, under a private directory\n");
+    mkdirSync(join(base, "public", "fio"), { recursive: true });
+    mkdirSync(join(base, "readable"));
+    symlinkSync(join(base, "private", "fio"), join(base, "readable", "to-private"));
+    symlinkSync(join(base, "public", "fio"), join(base, "readable", "to-public"));
+    assert.equal(privatePath(join(base, "readable", "to-private")), join(base, "private"));
+    assert.equal(privatePath(join(base, "readable", "to-public")), null);
   });
 });

@@ -1,6 +1,6 @@
 // Source overrides: a package built from the operator's directory or git
 // branch instead of the nixpkgs release.
-import { statSync } from "node:fs";
+import { realpathSync, statSync } from "node:fs";
 import { isAbsolute } from "node:path";
 import { InputError } from "../core/errors.ts";
 import { privatePath } from "../core/files.ts";
@@ -28,7 +28,7 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
   }
   if (isBlank(value.src))
     throw new InputError(`${field}.src`, value.src ?? "", "is required: an absolute directory or a git URL");
-  const src = expectString(`${field}.src`, value.src).trim();
+  let src = expectString(`${field}.src`, value.src).trim();
   const ref = isBlank(value.ref) ? null : expectString(`${field}.ref`, value.ref).trim();
   let kind: SourceOverride["kind"];
   if (isAbsolute(src)) {
@@ -39,12 +39,14 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
         ref,
         `cannot be used with a directory src (${src}); a ref selects a git branch or tag`,
       );
-    let isDirectory = false;
+    let real: string | null = null;
     try {
-      isDirectory = statSync(src).isDirectory();
+      if (statSync(src).isDirectory()) real = realpathSync(src);
     } catch {}
-    if (!isDirectory) throw new InputError(`${field}.src`, src, "is not an existing directory on this worker");
-    const hidden = privatePath(src);
+    if (real === null) throw new InputError(`${field}.src`, src, "is not an existing directory on this worker");
+    // Checked where a link leads (its target, the target's directories and tree), and rendered as that real path,
+    // so that Nix copies what was checked, even if the link is changed later.
+    const hidden = privatePath(real);
     if (hidden !== null) {
       throw new InputError(
         `${field}.src`,
@@ -53,6 +55,7 @@ function override(field: string, value: unknown, curated: boolean): SourceOverri
           "make the tree readable (chmod -R o+rX) or choose another directory",
       );
     }
+    src = real;
   } else if (GIT_URL.test(src)) {
     kind = "git";
     const local = /^file:\/\/(\/.*)$/.exec(src)?.[1];

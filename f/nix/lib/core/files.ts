@@ -91,18 +91,27 @@ export function makeDirs(path: string, mode = 0o755): void {
 /** Entries a tree may hold before the look for private ones gives up (a large kernel tree has about 100,000). */
 const MAX_TREE_ENTRIES = 2_000_000;
 
+/** The first directory above `path` that others may not enter, or null. */
+export function hiddenAncestor(path: string): string | null {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return dir;
+    if (dirname(dir) === dir) return null;
+  }
+}
+
 /**
  * The first directory above `root`, or file or directory in it, that others
  * may not read (or enter), or null. Nix copies a source whole into the
  * store, which everyone can read: a private file named as a source must not
  * leak that way, and neither may a readable file under a private directory.
+ * A link is looked at where it leads, as Nix copies that: the real path's
+ * directories and tree (links inside the tree are copied as links).
  */
 export function privatePath(root: string): string | null {
-  for (let dir = dirname(root); ; dir = dirname(dir)) {
-    if ((statSync(dir).mode & 0o001) === 0) return dir;
-    if (dirname(dir) === dir) break;
-  }
-  const pending = [root];
+  const real = realpathSync(root);
+  const hidden = hiddenAncestor(real);
+  if (hidden !== null) return hidden;
+  const pending = [real];
   let seen = 0;
   while (pending.length > 0 && seen < MAX_TREE_ENTRIES) {
     const dir = pending.pop() as string;
