@@ -140,8 +140,13 @@ for (const nix of testNixes()) {
         [join(bench().workersDir, "1", "nix", "vm5"), /where the VMs' config dirs live/],
         [join(bench().root, "link-to-vms", "vm3"), /where the VMs' config dirs live/],
         [join(bench().root, "q&state=x"), /may hold only letters, digits/],
+        ["/nix/var/nix/gcroots/r6", /must not be inside \/nix\/var, Nix's state/],
+        [join(bench().root, "link-to-gcroots", "r7"), /must not be inside \/nix\/var, Nix's state/],
+        [join(bench().root, "link-to-store", "r8"), /must not be inside \/nix\/store/],
       ];
       symlinkSync(join(bench().workersDir, "0", "nix"), join(bench().root, "link-to-vms"));
+      symlinkSync("/nix/var/nix/gcroots", join(bench().root, "link-to-gcroots"));
+      symlinkSync("/nix/store", join(bench().root, "link-to-store"));
       for (const [rootDir, message] of refusals) {
         await assert.rejects(
           steps().prepareRoot(b.config_dir, "", rootDir),
@@ -149,6 +154,7 @@ for (const nix of testNixes()) {
         );
       }
       assert.deepEqual(snapshot(join(bench().root, "placed-root.generations")), before, "the other root is untouched");
+      assert.equal(existsSync("/nix/var/nix/gcroots/r6.generations"), false);
       await steps().prepareRoot(a.config_dir, "", join(bench().root, "placed-root"));
       assert.ok(existsSync(ra.generation_dir), "and its previous generation is kept");
     });

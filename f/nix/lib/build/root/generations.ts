@@ -40,6 +40,9 @@ export interface RootLayout {
   configDir: string;
 }
 
+/** Nix's state and logs: its database, GC roots (a root there would hold the host's store paths), profiles. */
+const NIX_STATE_DIR = "/nix/var";
+
 /** The file in a generations directory that makes it ours. */
 const MARKER = ".nixos-closure-root";
 
@@ -60,7 +63,13 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (!isAbsolute(dir)) throw new InputError("root_dir", rootDir, "must be an absolute path");
   if (dir.includes("\0")) throw new InputError("root_dir", rootDir, "must not contain a NUL character");
   const resolved = resolve(dir);
-  if (inside(resolved, STORE_DIR)) throw new InputError("root_dir", rootDir, `must not be inside ${STORE_DIR}`);
+  // Nix's own places, by real path too: a root in the store, or among Nix's state (its GC roots, profiles, database).
+  const placed = join(realPathOf(dirname(resolved)), basename(resolved));
+  for (const nixDir of [STORE_DIR, NIX_STATE_DIR]) {
+    if (inside(resolved, nixDir) || inside(placed, nixDir)) {
+      throw new InputError("root_dir", rootDir, `must not be inside ${nixDir}${nixDir === STORE_DIR ? "" : ", Nix's state"}`);
+    }
+  }
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
