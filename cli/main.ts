@@ -128,11 +128,23 @@ function fieldFlag(group: string, field: string): string | undefined {
   return Object.hasOwn(flags, group) && Object.hasOwn(flags[group] ?? {}, field) ? flags[group]?.[field] : undefined;
 }
 
+/** prepare_root's parameters that are fields of the flow input's root group: what the step checks once it runs. */
+const ROOT_STEP_FIELDS: Readonly<Record<string, string>> = {
+  closures: "root.closures",
+  closure_files: "root.closure_files",
+  channel: "root.channel",
+  root_dir: "root.dir",
+};
+
 /**
  * Names a bad field the way the user gave it: the flag (`--profile`), or
  * the field of the --input file; Windmill's field paths are for Windmill.
  */
 function inCallersWords(error: InputError, flags: CommonFlags): InputError {
+  const [, stepField = "", index = ""] = /^(\w+)(.*)$/.exec(error.field) ?? [];
+  if (Object.hasOwn(ROOT_STEP_FIELDS, stepField)) {
+    return inCallersWords(new InputError(`${ROOT_STEP_FIELDS[stepField]}${index}`, error.value, error.reason), flags);
+  }
   const match = /^(\w+)\.(\w+)(.*)$/.exec(error.field);
   if (!match) return flags.input ? new InputError(`--input ${flags.input}: ${error.field}`, error.value, error.reason) : error;
   const [, group = "", field = "", rest = ""] = match;

@@ -102,6 +102,16 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     assert.equal(alone.status, 0, alone.stderr);
     assert.equal(JSON.parse(alone.stdout).root_dir, rootDir);
     assert.equal(JSON.parse(alone.stdout).toplevel, result.toplevel);
+    // What only the step can find (a store path Nix has no record of) is named by its flag too, with exit 2.
+    const unregistered = `/nix/store/${"0".repeat(31)}3-nixos-closure-cli-unregistered-${process.pid}`;
+    mkdirSync(unregistered);
+    try {
+      const refused = cli(["prepare-root", "--vm-name", "root-cli", "--root-dir", rootDir, "--closure", unregistered]);
+      assert.equal(refused.status, 2, refused.stderr);
+      assert.match(refused.stderr, /bad input: --closure: ".*-unregistered-\d+" is in the store directory but is not a valid/);
+    } finally {
+      rmSync(unregistered, { recursive: true });
+    }
     // The root's fields reach the step through the flow: an extra closure, a channel, a root built by Nix.
     const bash = readlinkSync(join(result.generation_dir, "bin", "sh"))
       .split("/")

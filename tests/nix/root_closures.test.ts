@@ -22,11 +22,14 @@ import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { removeTree } from "../../f/nix/lib/build/root/generations.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
+import { readIfExists } from "../../f/nix/lib/core/files.ts";
 import type { BuildClosureResult } from "../../f/nix/lib/steps/build_closure.ts";
 import type { PrepareRootResult } from "../../f/nix/lib/steps/prepare_root.ts";
 import type { RootFields } from "../../f/nix/lib/steps/root_request.ts";
+import { lockHolderOf, withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
+import { directory, entry, exported, exportFile, file, nar, narOf, storePath, str, u64 } from "../helpers/export_writer.ts";
 import { nixSync, processesMentioning, TEST_NIX_CONFIG, type TestNix, testNixes } from "../helpers/nix.ts";
-import { vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { captureLog, lockHolder, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench, type Workbench } from "../helpers/workbench.ts";
 
 const closureOf = (nix: TestNix, ...paths: string[]): string[] =>
@@ -291,6 +294,234 @@ for (const nix of testNixes()) {
         assert.deepEqual(snapshot(generations), before, `${JSON.stringify(fields)}: nothing changed`);
       }
       verifyClean(nix, r1.generation_dir);
+    });
+
+    test("files others may not read, exports Nix would refuse half way, store paths Nix has no record of: refused before anything is written, quoting no file", async () => {
+      const b = await built("refused-vm");
+      const r1 = await prepare(b.config_dir, {});
+      const generations = `${b.config_dir}.roots/root`;
+      const before = snapshot(generations);
+      const dir = join(bench().root, "refused");
+      mkdirSync(dir);
+      const secret = "PRIVATE-KEY-MATERIAL-0123";
+      const data = builtData(nix, gcRoots(), "refused-data");
+      const privateExport = join(dir, "private.export");
+      exportClosure(nix, privateExport, data);
+      chmodSync(privateExport, 0o600);
+      mkdirSync(join(dir, "closed"), { mode: 0o700 });
+      const inClosed = join(dir, "closed", "readable.export");
+      exportClosure(nix, inClosed, data);
+      symlinkSync(privateExport, join(dir, "link.export"));
+      writeFileSync(join(dir, "key"), `${secret}\n`, { mode: 0o600 });
+      writeFileSync(join(dir, "readable-key"), `${secret}\n`);
+      const leaf = storePath("b", "leaf");
+      const crafted = (name: string, bytes: Buffer) => {
+        writeFileSync(join(dir, name), bytes);
+        return join(dir, name);
+      };
+      let deep = file("x");
+      for (let level = 0; level < 20; level++) deep = directory([entry("d".repeat(200), deep)]);
+      const sparse = join(dir, "sparse.export");
+      const head = Buffer.concat([u64(1), str("nix-archive-1"), str("("), str("type"), str("regular"), str("contents")]);
+      const claimed = 64 * 1024 * 1024;
+      writeFileSync(sparse, Buffer.concat([head, u64(claimed)]));
+      execFileSync("truncate", ["-s", String(head.length + 8 + claimed), sparse]);
+      const tail = Buffer.concat([str(")"), u64(0x4558494e), str(storePath("c", "sparse")), u64(0), str(""), u64(0), u64(0)]);
+      writeFileSync(sparse, tail, { flag: "a" });
+      const unregistered = `/nix/store/${"0".repeat(31)}1-nixos-closure-unregistered-${process.pid}`;
+      mkdirSync(unregistered);
+      const cases: [RootFields, RegExp, string?][] = [
+        [
+          { closure_files: [privateExport] },
+          /^closure_files\[0\]: ".*private\.export" is .*private\.export, which only its owner may read/,
+        ],
+        [
+          { closure_files: [inClosed] },
+          /^closure_files\[0\]: ".*readable\.export" is in .*closed, which only its owner may read/,
+        ],
+        [{ closure_files: [join(dir, "link.export")] }, /^closure_files\[0\]: ".*link\.export" is .*private\.export, which only/],
+        [{ closure_files: [join(dir, "key")] }, /^closure_files\[0\]: ".*key" is .*key, which only its owner may read/],
+        [{ closure_files: [join(dir, "readable-key")] }, /is not a file written by nix-store --export: byte 0 holds neither 1/],
+        [
+          {
+            closure_files: [
+              crafted(
+                "order.export",
+                exportFile(exported(narOf(["x"]), storePath("d", "top"), [leaf]), exported(narOf(["y"]), leaf)),
+              ),
+            ],
+          },
+          /order\.export" is not a file written by nix-store --export: path 1 references a path the file does not hold before it/,
+        ],
+        [
+          { closure_files: [crafted("dotdot.export", exportFile(exported(narOf(["x"]), storePath("d", ".."))))] },
+          /path 1 at byte \d+ is not a store path Nix takes/,
+        ],
+        [
+          { closure_files: [crafted("long.export", exportFile(exported(narOf(["x"]), storePath("d", "n".repeat(212)))))] },
+          /at most 211 characters/,
+        ],
+        [
+          { closure_files: [crafted("deep.export", exportFile(exported(nar(deep), storePath("d", "deep"))))] },
+          /deep\.export" holds a file whose path in the root would be \d+ bytes long, more than the 4095 Linux allows/,
+        ],
+        [{ closure_files: [sparse] }, /sparse\.export" is sparse: it claims 64\.0 MiB but holds .* on disk/],
+        [
+          { closures: [unregistered] },
+          /^closures\[0\]: ".*unregistered.*" is in the store directory but is not a valid store path/,
+        ],
+        [{ channel: unregistered }, /^channel: ".*unregistered.*" is in the store directory but is not a valid store path/],
+        [{}, /^toplevel: ".*unregistered.*" is in the store directory but is not a valid store path/, unregistered],
+      ];
+      try {
+        for (const [fields, message, toplevel] of cases) {
+          await assert.rejects(prepare(b.config_dir, fields, toplevel), (e: Error) => {
+            assert.ok(e instanceof InputError, `${JSON.stringify(fields)}: ${e.stack}`);
+            assert.match(e.message, message);
+            assert.ok(!e.message.includes("PRIVATE"), e.message);
+            return true;
+          });
+          assert.equal(readlinkSync(r1.root_dir), r1.generation);
+          assert.deepEqual(snapshot(generations), before, `${JSON.stringify(fields).slice(0, 200)}: nothing changed`);
+        }
+      } finally {
+        rmSync(unregistered, { recursive: true });
+      }
+      verifyClean(nix, r1.generation_dir);
+    });
+
+    test("a closure file claiming more than the root's file system has free is refused before Nix reads it", async (t) => {
+      const b = await built("room-vm");
+      const small = join(bench().root, "small-disk");
+      mkdirSync(small);
+      try {
+        execFileSync("mount", ["-t", "tmpfs", "-o", "size=512k", "tmpfs", small], { stdio: "pipe" });
+      } catch (error) {
+        t.skip(`cannot mount a small tmpfs here: ${(error as Error).message.split("\n")[0]}`);
+        return;
+      }
+      try {
+        const big = join(bench().root, "big.export");
+        writeFileSync(big, exportFile(exported(nar(file("x".repeat(2 * 1024 * 1024))), storePath("f", "big"))));
+        await assert.rejects(
+          prepare(b.config_dir, { closure_files: [big] }, "", join(small, "root")),
+          (e: Error) =>
+            e instanceof InputError &&
+            /^closure_files\[0\]: ".*big\.export" holds store paths of 2\.0 MiB .*more than the .* free on the file system of .*small-disk/.test(
+              e.message,
+            ),
+        );
+        assert.deepEqual(readdirSync(small), [], "nothing was written there");
+      } finally {
+        execFileSync("umount", [small]);
+      }
+    });
+
+    test("a system whose boot.json links to a FIFO or a private file fails at once, quoting nothing; the root stays", async () => {
+      const b = await built("bootlink-vm");
+      const r1 = await prepare(b.config_dir, {});
+      const fifo = join(bench().root, "boot-fifo");
+      execFileSync("mkfifo", [fifo]);
+      const secret = join(bench().root, "boot-secret");
+      writeFileSync(secret, "PRIVATE-KEY-MATERIAL\n", { mode: 0o600 });
+      const system = (name: string, bootLink: string) =>
+        JSON.parse(
+          nixSync(nix, [
+            "build",
+            "-f",
+            join(ROOT, "bench", "synthetic-closure.nix"),
+            ...["--argstr", "salt", `${name}-${process.pid}-${Date.now()}`, "--arg", "parts", "1", "--arg", "files", "1"],
+            ...["--argstr", "bootLink", bootLink, "--json", "--out-link", join(gcRoots(), name)],
+          ]),
+        )[0].outputs.out as string;
+      // In a process of its own: a read that waited on the FIFO would block this one for good.
+      const toFifo = system("boot-fifo", fifo);
+      const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/prepare_root.ts"))}; await main(${JSON.stringify(b.config_dir)}, ${JSON.stringify(toFifo)});`;
+      const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], {
+        env: bench().env,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      const exitCode = await within(60_000, "prepare_root to refuse the bootspec", new Promise((r) => child.on("exit", r)), () =>
+        child.kill("SIGKILL"),
+      );
+      assert.equal(exitCode, 1, stderr);
+      assert.match(
+        stderr,
+        new RegExp(`${toFifo}/boot\\.json leads to ${fifo}, outside /nix/store, the only place it is read from`),
+      );
+      const toSecret = system("boot-secret", secret);
+      await assert.rejects(prepare(b.config_dir, {}, toSecret), (e: Error) => {
+        assert.ok(e instanceof SetupError, e.stack);
+        assert.match(e.message, new RegExp(`boot\\.json leads to ${secret}, outside /nix/store`));
+        assert.doesNotMatch(e.message, /PRIVATE/);
+        return true;
+      });
+      assert.equal(readlinkSync(r1.root_dir), r1.generation, "the root stays");
+      assert.equal(await lockHolderOf(b.config_dir, bench().env), null, "and the VM is free");
+    });
+
+    test("a closure file swapped for a FIFO after its check: Nix reads what was checked; a run waiting then ends on SIGTERM", async () => {
+      const b = await built("swap-vm");
+      const r1 = await prepare(b.config_dir, {});
+      const data = builtData(nix, gcRoots(), "swap-data");
+      const swapped = join(bench().root, "swap.export");
+      exportClosure(nix, swapped, data);
+      const swap = () => {
+        rmSync(swapped);
+        execFileSync("mkfifo", [swapped]);
+      };
+      let release = () => {};
+      const held = withDirLock(
+        b.config_dir,
+        lockHolder("holding-test", 5),
+        () =>
+          new Promise<void>((r) => {
+            release = r;
+          }),
+      );
+      const lockFile = `${b.config_dir}.lock`;
+      await waitFor(10_000, "the test to hold the lock", () => (readIfExists(lockFile) ?? "").includes("holding-test"));
+
+      // A run in a process of its own, its file checked, waiting for the lock: the file becomes a FIFO, then SIGTERM.
+      const args = [b.config_dir, "", "", [], [swapped]];
+      const code = `import { main } from ${JSON.stringify(join(ROOT, "f/nix/prepare_root.ts"))}; await main(...${JSON.stringify(args)});`;
+      const child = spawn(join(ROOT, "node_modules/.bin/bun"), ["-e", code], {
+        env: bench().env,
+        stdio: ["ignore", "ignore", "pipe"],
+      });
+      let stderr = "";
+      child.stderr.on("data", (chunk) => {
+        stderr += chunk;
+      });
+      const exited = new Promise<[number | null, string | null]>((r) => child.on("exit", (c, s) => r([c, s])));
+      await waitFor(
+        30_000,
+        "the run to wait for the lock",
+        () => stderr.includes("waiting for holding-test"),
+        () => child.kill("SIGKILL"),
+      );
+      swap();
+      child.kill("SIGTERM");
+      const [, signal] = await within(10_000, "the run to end on SIGTERM", exited, () => child.kill("SIGKILL"));
+      assert.equal(signal, "SIGTERM", stderr);
+
+      // The same in this process: the check reads the export, the swap comes while it waits, the import reads the checked file.
+      rmSync(swapped);
+      exportClosure(nix, swapped, data);
+      const log = captureLog();
+      const preparing = vmSteps(bench(), { log }).prepareRoot(b.config_dir, "", "", { closure_files: [swapped] });
+      await waitFor(30_000, "the run to wait for the lock", () => log.text().includes("waiting for holding-test"));
+      swap();
+      release();
+      await held;
+      const r2 = await within(60_000, "the import of the checked file", preparing);
+      assert.deepEqual(validPaths(nix, r2.generation_dir), union(closureOf(nix, b.toplevel), closureOf(nix, data)));
+      verifyClean(nix, r2.generation_dir);
+      assert.equal(existsSync(r1.generation), true, "the generation before stays, as the previous one");
     });
 
     test("a run killed while importing a file keeps the last root; the next run recovers", async () => {

@@ -12,6 +12,7 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -139,8 +140,13 @@ for (const nix of testNixes()) {
         [join(bench().workersDir, "1", "nix", "vm5"), /where the VMs' config dirs live/],
         [join(bench().root, "link-to-vms", "vm3"), /where the VMs' config dirs live/],
         [join(bench().root, "q&state=x"), /may hold only letters, digits/],
+        ["/nix/var/nix/gcroots/r6", /must not be inside \/nix\/var, Nix's state/],
+        [join(bench().root, "link-to-gcroots", "r7"), /must not be inside \/nix\/var, Nix's state/],
+        [join(bench().root, "link-to-store", "r8"), /must not be inside \/nix\/store/],
       ];
       symlinkSync(join(bench().workersDir, "0", "nix"), join(bench().root, "link-to-vms"));
+      symlinkSync("/nix/var/nix/gcroots", join(bench().root, "link-to-gcroots"));
+      symlinkSync("/nix/store", join(bench().root, "link-to-store"));
       for (const [rootDir, message] of refusals) {
         await assert.rejects(
           steps().prepareRoot(b.config_dir, "", rootDir),
@@ -148,8 +154,53 @@ for (const nix of testNixes()) {
         );
       }
       assert.deepEqual(snapshot(join(bench().root, "placed-root.generations")), before, "the other root is untouched");
+      assert.equal(existsSync("/nix/var/nix/gcroots/r6.generations"), false);
       await steps().prepareRoot(a.config_dir, "", join(bench().root, "placed-root"));
       assert.ok(existsSync(ra.generation_dir), "and its previous generation is kept");
+    });
+
+    test("pruning a generation never follows what another user planted in its tmp/; one it cannot remove is a warning", async (t) => {
+      const b = await built("prune-vm");
+      const first = await steps().prepareRoot(b.config_dir);
+      await steps().prepareRoot(b.config_dir);
+      // A second local user (nobody) plants links to root-only files in the first generation's tmp/, in a tree of its own.
+      const secret = join(bench().root, "prune-secret");
+      mkdirSync(secret, { mode: 0o700 });
+      writeFileSync(join(secret, "key"), "PRIVATE-KEY-MATERIAL\n", { mode: 0o600 });
+      const tmp = join(first.generation, "tmp");
+      const nobody = (...command: string[]) =>
+        execFileSync("setpriv", ["--reuid=65534", "--regid=65534", "--clear-groups", "--", ...command]);
+      nobody("mkdir", "-p", join(tmp, "theirs", "sub"));
+      nobody("ln", "-s", join(secret, "key"), join(tmp, "theirs", "sub", "key"));
+      nobody("ln", "-s", secret, join(tmp, "theirs", "dir"));
+      nobody("ln", "-s", join(secret, "key"), join(tmp, "key"));
+      // And a file nothing may remove (immutable), so that pruning fails once the root has switched.
+      const stuck = join(tmp, "stuck");
+      writeFileSync(stuck, "");
+      try {
+        execFileSync("chattr", ["+i", stuck], { stdio: "pipe" });
+      } catch (error) {
+        t.skip(`chattr +i does not work here: ${(error as Error).message.split("\n")[0]}`);
+        return;
+      }
+      try {
+        const log = captureLog();
+        const third = await vmSteps(bench(), { log }).prepareRoot(b.config_dir);
+        assert.equal(readlinkSync(third.root_dir), third.generation, "the root switched");
+        assert.match(
+          log.text(),
+          new RegExp(`${first.generation} could not be removed \\(the next run tries again\\): .*\\(EPERM\\)`),
+        );
+        assert.ok(existsSync(stuck));
+      } finally {
+        execFileSync("chattr", ["-i", stuck]);
+      }
+      assert.equal((statSync(secret).mode & 0o7777).toString(8), "700");
+      assert.equal((statSync(join(secret, "key")).mode & 0o7777).toString(8), "600");
+      assert.equal(readFileSync(join(secret, "key"), "utf8"), "PRIVATE-KEY-MATERIAL\n");
+      await steps().prepareRoot(b.config_dir);
+      assert.equal(existsSync(first.generation), false, "the next run removed it");
+      assert.equal(readFileSync(join(secret, "key"), "utf8"), "PRIVATE-KEY-MATERIAL\n");
     });
 
     test("a root reached through a link is the root it lands on: inside the config dir, its generations and lock stay beside it", async () => {

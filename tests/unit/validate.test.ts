@@ -1,7 +1,7 @@
 // One test per rejection rule: each names the field and the value.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -360,6 +360,32 @@ describe("a source directory is copied into the world-readable store", () => {
           /names .*private-src-\w+, which only its owner may read/,
         );
       chmodSync(dir, 0o755);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe("a source named through a link", () => {
+  test("is checked where the link leads (the target's directories and tree) and rendered as that real path", () => {
+    const dir = mkdtempSync(join(tmpdir(), "linked-src-"));
+    chmodSync(dir, 0o755);
+    try {
+      mkdirSync(join(dir, "private", "xfsprogs"), { recursive: true });
+      chmodSync(join(dir, "private"), 0o700);
+      writeFileSync(join(dir, "private", "xfsprogs", "README"), "readable, under a private directory\n");
+      mkdirSync(join(dir, "public", "xfsprogs"), { recursive: true });
+      mkdirSync(join(dir, "links"));
+      symlinkSync(join(dir, "private", "xfsprogs"), join(dir, "links", "to-private"));
+      symlinkSync(join(dir, "public", "xfsprogs"), join(dir, "links", "to-public"));
+      rejects(
+        { overrides: [{ pkg: "xfsprogs", src: join(dir, "links", "to-private") }] },
+        "overrides[0].src",
+        join(dir, "links", "to-private"),
+        /holds .*\/private, which only its owner may read/,
+      );
+      const linked = composeGuest({ overrides: [{ pkg: "xfsprogs", src: join(dir, "links", "to-public") }] }, context);
+      assert.equal(linked.overrides[0]?.src, join(dir, "public", "xfsprogs"), "what Nix copies is what was checked");
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -1,9 +1,10 @@
 // Reads init and initrd of a built system from its NixOS bootspec (RFC-0125):
 // the imageless backend turns the kernel off, so the toplevel has no
 // `initrd` link and `init` must come from here.
-import { existsSync, readFileSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
 import { SetupError } from "../core/errors.ts";
+import { FileRefused, readSmallFile } from "../core/files.ts";
 
 const BOOTSPEC_V1 = "org.nixos.bootspec.v1";
 
@@ -20,8 +21,9 @@ export function parseBootspec(text: string, file: string): { init: string; initr
   let document: unknown;
   try {
     document = JSON.parse(text);
-  } catch (error) {
-    throw new SetupError(`${file} is not valid JSON (${(error as Error).message}); the bootspec cannot be read`);
+  } catch {
+    // JSON.parse's message quotes the text, which is the system author's: only where the file is goes in ours.
+    throw new SetupError(`${file} is not valid JSON; the bootspec cannot be read`);
   }
   const v1 = (document as Record<string, unknown> | null)?.[BOOTSPEC_V1];
   if (typeof v1 !== "object" || v1 === null || Array.isArray(v1)) {
@@ -35,10 +37,33 @@ export function parseBootspec(text: string, file: string): { init: string; initr
   return { init, initrd: typeof initrd === "string" && initrd !== "" ? initrd : null };
 }
 
+/** A bootspec is a few kilobytes; a larger file is not one. */
+const MAX_BOOTSPEC_BYTES = 1024 * 1024;
+
+/**
+ * init and initrd from the bootspec `file` of a system in `store` (this
+ * host's store, or a root's), or null when there is none. The file is the
+ * system's author's: it is read only where it leads inside that store, as a
+ * small regular file (never a FIFO, a device, or a file of this host a link
+ * points to), and its content is never quoted (messages name it `shownAs`).
+ */
+export function readBootspec(file: string, store: string, shownAs = file): { init: string; initrd: string | null } | null {
+  let text: string;
+  try {
+    text = readSmallFile(file, MAX_BOOTSPEC_BYTES, { within: store });
+  } catch (error) {
+    if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
+    if (error instanceof FileRefused) throw new SetupError(`${error.message}; the bootspec cannot be read`);
+    throw error;
+  }
+  return parseBootspec(text, shownAs);
+}
+
 /** init and initrd of a toplevel; falls back to `<toplevel>/init` (with a warning) when there is no boot.json. */
 export function readBootInfo(toplevel: string): BootInfo {
   const file = join(toplevel, "boot.json");
-  if (existsSync(file)) return { ...parseBootspec(readFileSync(file, "utf8"), file), bootJson: file, warnings: [] };
+  const boot = readBootspec(file, dirname(toplevel));
+  if (boot !== null) return { ...boot, bootJson: file, warnings: [] };
   const init = join(toplevel, "init");
   if (!existsSync(init)) throw new SetupError(`${toplevel} has neither boot.json nor init: it is not a NixOS system`);
   return {

@@ -1,6 +1,6 @@
 // Source overrides: a package built from the operator's directory or git
 // branch instead of the nixpkgs release.
-import { existsSync, lstatSync, statSync } from "node:fs";
+import { existsSync, lstatSync, realpathSync, statSync } from "node:fs";
 import { isAbsolute, join } from "node:path";
 import { InputError } from "../core/errors.ts";
 import { forbiddenPart, publishedPrivately, surveyTree } from "../core/files.ts";
@@ -75,14 +75,18 @@ function override(field: string, value: unknown, curated: boolean, uid: number, 
         `cannot be used with a directory src (${src}); a ref selects a git branch or tag: give src file://${src} with it ` +
           "to build a committed branch",
       );
-    let isDirectory = false;
+    let real: string | null = null;
     try {
-      isDirectory = statSync(src).isDirectory();
+      if (statSync(src).isDirectory()) real = realpathSync(src);
     } catch {}
-    if (!isDirectory) throw new InputError(`${field}.src`, src, "is not an existing directory on this worker");
+    if (real === null) throw new InputError(`${field}.src`, src, "is not an existing directory on this worker");
+    // Checked where a link leads (its target, the target's directories and tree), and rendered as that real path,
+    // so that Nix copies what was checked, even if the link is changed later.
+    const given = src;
+    src = real;
     const git = gitWorkTree(src, uid);
     if (kindGiven === "git" && git.refused !== null)
-      throw new InputError(`${field}.src`, src, `${git.refused}; give kind "path" to copy the directory whole`);
+      throw new InputError(`${field}.src`, given, `${git.refused}; give kind "path" to copy the directory whole`);
     workTree = kindGiven === "git" || (kindGiven === null && git.refused === null);
     kind = workTree ? "git" : "path";
     // A work tree's tracked files are surveyed when its snapshot is taken; the directories above it, now.
@@ -91,7 +95,7 @@ function override(field: string, value: unknown, curated: boolean, uid: number, 
     if (hidden !== null) {
       throw new InputError(
         `${field}.src`,
-        src,
+        given,
         `holds ${hidden.path}, which only its owner may read; Nix copies a source into the store, where everyone can read it: ` +
           "make the tree readable (chmod -R o+rX) or choose another directory",
       );

@@ -12,15 +12,16 @@ import {
   mkdirSync,
   openSync,
   readdirSync,
-  readFileSync,
+  readlinkSync,
   readSync,
   realpathSync,
   renameSync,
   rmSync,
+  type Stats,
   statSync,
   writeFileSync,
 } from "node:fs";
-import { basename, dirname, join, relative, resolve } from "node:path";
+import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { SetupError } from "./errors.ts";
 
 const ERRNO_MEANINGS: Record<string, string> = {
@@ -104,6 +105,14 @@ export function makeDirs(path: string, mode = 0o755): void {
 /** Entries a tree may hold before the look for private ones gives up (a large kernel tree has about 100,000). */
 const MAX_TREE_ENTRIES = 2_000_000;
 
+/** The first directory above `path` that others may not enter, or null. */
+export function hiddenAncestor(path: string): string | null {
+  for (let dir = dirname(path); ; dir = dirname(dir)) {
+    if ((statSync(dir).mode & 0o001) === 0) return dir;
+    if (dirname(dir) === dir) return null;
+  }
+}
+
 /** A part of a tree others may not read (or enter), and the user who owns it. */
 export interface PrivatePart {
   path: string;
@@ -131,7 +140,9 @@ export interface TreeSurvey {
  * look goes on past the private parts of `uid`, the user about to publish
  * them, unless that is root (see `forbiddenPart`), and stops at any other.
  */
-export function surveyTree(root: string, options: { uid: number | null; files?: readonly string[] }): TreeSurvey {
+export function surveyTree(given: string, options: { uid: number | null; files?: readonly string[] }): TreeSurvey {
+  // A link is looked at where it leads, as Nix copies that: the real path's directories and tree.
+  const root = realpathSync(given);
   const survey: TreeSurvey = { private: [], bytes: 0, files: 0 };
   /** Records a private part; false when the look stops there. */
   const isPrivate = (path: string, uid: number): boolean => {
@@ -215,20 +226,86 @@ export function publishedPrivately(subject: string, root: string, survey: TreeSu
 /** Flake files, lock files, templates: a file of ours or of the library, never larger than this. */
 export const MAX_NIX_FILE_BYTES = 4 * 1024 * 1024;
 
-/** Reads a regular file of at most `maxBytes`; refuses devices, pipes and anything larger, before opening it. */
-export function readSmallFile(path: string, maxBytes: number): string {
-  // Checked before opening: opening a FIFO for reading would wait for a writer.
-  if (!statSync(path).isFile()) throw new SetupError(`${path} is not a regular file`);
-  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+/** Linux's O_PATH (its value on x86 and arm): a descriptor that names a file without opening it. */
+const O_PATH = 0o10000000;
+
+/** A file we did not write that is not read: why, in words that never quote its content. */
+export class FileRefused extends SetupError {
+  constructor(
+    readonly path: string,
+    readonly reason: string,
+  ) {
+    super(`${path} ${reason}`);
+  }
+}
+
+function kindOf(stat: Stats): string {
+  if (stat.isDirectory()) return "a directory";
+  if (stat.isSymbolicLink()) return "a symbolic link";
+  if (stat.isFIFO()) return "a FIFO";
+  if (stat.isSocket()) return "a socket";
+  return "a device";
+}
+
+/** A regular file opened for reading: its descriptor, what it was when opened, and where it is (every link followed). */
+export interface OpenedFile {
+  fd: number;
+  stat: Stats;
+  realPath: string;
+}
+
+export interface OpenOptions {
+  /** Follow a link at the path's end (links above it are always followed, and show in realPath). Default true. */
+  follow?: boolean;
+  /** The directory the file must be in once every link is followed. */
+  within?: string;
+  maxBytes?: number;
+}
+
+/**
+ * Opens a file we did not write, for reading, never waiting and never
+ * running a device's open: the path is first taken as a name only (O_PATH),
+ * checked (a regular file, where it must be, not too large), and only then
+ * opened, through that very name, so nothing swapped in between is read.
+ * Throws FileRefused, or Node's error when the path cannot be reached.
+ */
+export function openFile(path: string, options: OpenOptions = {}): OpenedFile {
+  const handle = openSync(path, O_PATH | (options.follow === false ? constants.O_NOFOLLOW : 0));
   try {
-    const stat = fstatSync(fd);
-    if (!stat.isFile()) throw new SetupError(`${path} is not a regular file`);
-    if (stat.size > maxBytes) throw new SetupError(`${path} is ${stat.size} bytes, more than the ${maxBytes} expected`);
-    const buffer = Buffer.alloc(stat.size);
-    const read = readSync(fd, buffer, 0, stat.size, 0);
-    return buffer.subarray(0, read).toString("utf8");
+    const stat = fstatSync(handle);
+    const realPath = readlinkSync(`/proc/self/fd/${handle}`);
+    if (options.within !== undefined) {
+      const within = realpathSync(options.within);
+      const rel = relative(within, realPath);
+      if (rel === "" || rel.startsWith("..") || isAbsolute(rel)) {
+        throw new FileRefused(path, `leads to ${realPath}, outside ${options.within}, the only place it is read from`);
+      }
+    }
+    if (!stat.isFile()) throw new FileRefused(path, `is not a regular file (it is ${kindOf(stat)})`);
+    if (options.maxBytes !== undefined && stat.size > options.maxBytes) {
+      throw new FileRefused(path, `is ${stat.size} bytes, more than the ${options.maxBytes} expected`);
+    }
+    const fd = openSync(`/proc/self/fd/${handle}`, constants.O_RDONLY | constants.O_NONBLOCK | constants.O_NOCTTY);
+    return { fd, stat, realPath };
   } finally {
-    closeSync(fd);
+    closeSync(handle);
+  }
+}
+
+/** Reads what an opened file held when opened (at most its size then). */
+function readOpened(file: OpenedFile): string {
+  const buffer = Buffer.alloc(file.stat.size);
+  const read = readSync(file.fd, buffer, 0, file.stat.size, 0);
+  return buffer.subarray(0, read).toString("utf8");
+}
+
+/** Reads a regular file of at most `maxBytes` (opened with openFile: never a FIFO or a device). */
+export function readSmallFile(path: string, maxBytes: number, options: Omit<OpenOptions, "maxBytes"> = {}): string {
+  const file = openFile(path, { ...options, maxBytes });
+  try {
+    return readOpened(file);
+  } finally {
+    closeSync(file.fd);
   }
 }
 
@@ -283,12 +360,17 @@ export function writeRecord(path: string, fields: Record<string, unknown>): void
 
 /** Reads a regular file, or null when it does not exist; refuses a FIFO or a device rather than wait on it. */
 export function readIfExists(path: string): string | null {
+  let file: OpenedFile;
   try {
-    if (!statSync(path).isFile()) throw new SetupError(`${path} is not a regular file`);
-    return readFileSync(path, "utf8");
+    file = openFile(path);
   } catch (error) {
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return null;
     throw error;
+  }
+  try {
+    return readOpened(file);
+  } finally {
+    closeSync(file.fd);
   }
 }
 

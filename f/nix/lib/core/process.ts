@@ -31,8 +31,19 @@ export interface RunOptions {
   keepLines?: number;
   /** Written to the command's stdin (else stdin is closed). */
   input?: string;
-  /** A file streamed to the command's stdin (binary, of any size), instead of `input`. */
-  inputFile?: string;
+  /**
+   * A file streamed to the command's stdin (binary, of any size), instead of
+   * `input`: from a descriptor the caller opened and checked (the name is
+   * shown, never opened again), its first `length` bytes.
+   */
+  inputFile?: InputFile;
+}
+
+export interface InputFile {
+  /** The file's name, for the printed command. */
+  path: string;
+  fd: number;
+  length: number;
 }
 
 export interface RunResult {
@@ -65,8 +76,8 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
   if (program === undefined) throw new Error("run: empty argv");
   if (runner.signal.aborted) return Promise.reject(new Interrupted(abortSignalName(runner.signal)));
   const env = options.env ?? {};
-  runner.log.command(argv, env, options.inputFile);
-  const printed = shellCommand(argv, env, options.inputFile);
+  runner.log.command(argv, env, options.inputFile?.path);
+  const printed = shellCommand(argv, env, options.inputFile?.path);
   const keep = options.keepLines ?? 60;
   const onLine = options.onStderrLine ?? ((line: string) => runner.log.info(line));
 
@@ -88,11 +99,14 @@ export function run(runner: Runner, argv: readonly string[], options: RunOptions
     if (options.inputFile === undefined) {
       child.stdin.end(options.input);
     } else {
-      const file = createReadStream(options.inputFile);
+      const { fd, length } = options.inputFile;
+      // The file the descriptor holds, opened afresh through it (never by its name), read from 0 to what was checked.
+      const file = createReadStream(`/proc/self/fd/${fd}`, { start: 0, end: length - 1 });
       file.on("error", (error) => {
         child.kill("SIGKILL");
         reject(error);
       });
+      child.on("close", () => file.destroy());
       file.pipe(child.stdin);
     }
     const stdout: Buffer[] = [];

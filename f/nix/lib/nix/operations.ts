@@ -3,6 +3,7 @@
 // located Nix's version.
 import { NixError } from "../core/errors.ts";
 import type { Logger } from "../core/log.ts";
+import type { InputFile } from "../core/process.ts";
 import { ActivityType, parseLogLine } from "./events.ts";
 import { type BuildResult, type PathInfo, parseBuildJson, parsePathInfoJson } from "./json.ts";
 import type { Nix } from "./locate.ts";
@@ -162,10 +163,21 @@ export async function loadDb(nix: Nix, store: string, dump: string): Promise<voi
 /**
  * `nix-store --store <store> --import < <file>`: adds the paths of a file
  * written by `nix-store --export` to the store (the same form on every Nix
- * version); returns the paths Nix printed.
+ * version), read from the descriptor the file was checked through; returns
+ * the paths Nix printed.
  */
-export async function importPaths(nix: Nix, store: string, file: string, summary: string): Promise<string[]> {
+export async function importPaths(nix: Nix, store: string, file: InputFile, summary: string): Promise<string[]> {
   const result = await runNix(nix, ["--store", store, "--import"], { summary, legacy: "nix-store", inputFile: file });
+  return result.stdout.split("\n").filter((line) => line !== "");
+}
+
+/** `nix-store --check-validity --print-invalid`: those of `paths` that are not valid store paths (Nix has no record of them). */
+export async function invalidPaths(nix: Nix, paths: readonly string[]): Promise<string[]> {
+  if (paths.length === 0) return [];
+  const result = await runNix(nix, ["--check-validity", "--print-invalid", ...paths], {
+    summary: "checking store paths failed",
+    legacy: "nix-store",
+  });
   return result.stdout.split("\n").filter((line) => line !== "");
 }
 

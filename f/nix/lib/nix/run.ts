@@ -3,7 +3,7 @@
 // a failure becomes a NixError with the command and Nix's own words.
 import { dirname, join } from "node:path";
 import { NixError, SetupError } from "../core/errors.ts";
-import { type RunOptions, type RunResult, run } from "../core/process.ts";
+import { type InputFile, type RunOptions, type RunResult, run } from "../core/process.ts";
 import { parseLogLine, stripAnsi } from "./events.ts";
 import { isExecutable, type Nix } from "./locate.ts";
 
@@ -53,8 +53,8 @@ export interface NixCallOptions {
   /** Run the legacy `nix-store` beside `nix` instead (same settings). */
   legacy?: "nix-store";
   input?: string;
-  /** A file Nix reads on its stdin. */
-  inputFile?: string;
+  /** A file Nix reads on its stdin, from a descriptor the caller checked. */
+  inputFile?: InputFile;
 }
 
 /** Runs `nix <args>`; throws NixError with the command and Nix's own message when it fails. */

@@ -14,7 +14,7 @@ import { workerLayout } from "../worker/layout.ts";
 import { settingsPolicy } from "./context.ts";
 import { checkGivenLibrary } from "./library.ts";
 import { configDirOf, workerValidation } from "./render_config.ts";
-import { checkRootRequest } from "./root_request.ts";
+import { checkRootRequest, closeRootRequest } from "./root_request.ts";
 
 /** Refuses a store to publish to that is a directory of the worker's VMs or of a prepared root (a form could overwrite them). */
 export function checkPublishTargets(env: Env, settings: NixSettings, field: string): void {
@@ -87,6 +87,6 @@ export function checkFlowInput(env: Env, input: unknown): asserts input is FlowI
       throw error;
     }
   }
-  checkRootRequest(given.root ?? {}, "root.");
+  closeRootRequest(checkRootRequest(given.root ?? {}, "root."));
   checkPublishTargets(env, nixSettings(given.nix, "nix", settingsPolicy(env)), "nix.publish_to");
 }

@@ -2,16 +2,19 @@
 // system's closure and the extra closures asked for (from the store, or as
 // `nix-store --export` files), switched atomically to a complete new
 // generation; or, with nix_build, a root built by Nix as a store path.
-import { existsSync, mkdirSync, readlinkSync, realpathSync, renameSync, writeFileSync } from "node:fs";
-import { dirname, join } from "node:path";
-import { parseBootspec, readBootInfo } from "../build/bootspec.ts";
+import { existsSync, mkdirSync, readlinkSync, realpathSync, renameSync, statfsSync, writeFileSync } from "node:fs";
+import { dirname, join, relative } from "node:path";
+import { readBootInfo, readBootspec } from "../build/bootspec.ts";
+import { MAX_PATH_BYTES } from "../build/root/export_file.ts";
 import {
   claimGenerations,
   currentGeneration,
   generationDir,
-  generations,
+  nextGeneration,
   pruneGenerations,
+  type RootLayout,
   recordRoot,
+  removeLeftovers,
   removeTree,
   rootLayout,
   switchTo,
@@ -26,14 +29,14 @@ import {
   systemLinks,
 } from "../build/root/populate.ts";
 import { InputError, SetupError } from "../core/errors.ts";
-import { makeDirs, readSmallFile } from "../core/files.ts";
+import { makeDirs } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
-import { buildFile, closureInfo, dumpDb, importPaths, loadDb } from "../nix/operations.ts";
+import { buildFile, closureInfo, dumpDb, importPaths, invalidPaths, loadDb } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
 import { retireLock, withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
-import { type ClosureFile, checkRootRequest, type RootFields, type RootRequest } from "./root_request.ts";
+import { type ClosureFile, checkRootRequest, closeRootRequest, type RootFields, type RootRequest } from "./root_request.ts";
 
 export interface PrepareRootResult {
   config_dir: string;
@@ -155,10 +158,26 @@ export async function prepareRoot(
     throw new InputError("toplevel", toplevel, "must be a store path such as build_closure returns");
   // The whole input is checked (export files read through) before anything is written.
   const request = checkRootRequest(fields);
+  try {
+    return await prepareChecked(context, dir, toplevel, rootDir, request);
+  } finally {
+    closeRootRequest(request);
+  }
+}
+
+/** prepare_root once its input is checked, the closure files open. */
+async function prepareChecked(
+  context: Context,
+  dir: string,
+  toplevel: string,
+  rootDir: string,
+  request: RootRequest,
+): Promise<PrepareRootResult> {
   if (toplevel !== "") chosenToplevel(context, dir, toplevel, request.closureFiles);
   const layout = rootLayout(dir, rootDir);
-  // Nix is located before anything is written: a worker without it fails here.
-  await context.nix();
+  // Nix is located (and asked about the store paths named) before anything is written: a worker without it fails here.
+  await checkRegistered(context, request, toplevel);
+  checkRoomFor(request, layout);
   // Checked now, so that a root that is not ours is refused before anything is created, and again under the locks.
   currentGeneration(layout);
   // The root's own lock sits beside it: two VMs asking for one root take turns, and the second is refused by
@@ -174,8 +193,10 @@ export async function prepareRoot(
       // Recorded first: whatever is made of the root from here on, the VM's removal finds and takes it.
       recordRoot(layout);
       claimGenerations(layout);
-      const existing = generations(layout);
-      const number = existing.length === 0 ? 1 : Number(existing.at(-1)?.split("/").at(-1)) + 1;
+      for (const { path, why } of removeLeftovers(layout)) {
+        context.log.warn(`${path}, left by an interrupted run, could not be removed (the next run tries again): ${why}`);
+      }
+      const number = nextGeneration(layout);
       const generation = join(layout.generationsDir, String(number));
       const partial = `${generation}.partial`;
 
@@ -199,7 +220,9 @@ export async function prepareRoot(
         if (request.nixBuild) removeTree(partial);
         else renameSync(partial, generation);
         switchTo(layout, generation);
-        const removed = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
+        // The root has switched: pruning only tidies, so what it cannot remove is a warning, never the run's failure.
+        const { removed, failed } = pruneGenerations(layout, [generation, ...(previous ? [previous] : [])]);
+        for (const { path, why } of failed) context.log.warn(`${path} could not be removed (the next run tries again): ${why}`);
         context.log.info(
           `root ${layout.rootDir} -> ${generation}: ${plural(stats.linked, "file")} linked, ${stats.copied} copied, ` +
             `${plural(stats.reused, "path")} reused from the previous generation${removed.length > 0 ? `; removed ${removed.join(", ")}` : ""}`,
@@ -233,15 +256,12 @@ export async function prepareRoot(
   );
 }
 
-/** A bootspec is a few kilobytes; a larger file is not one. */
-const MAX_BOOTSPEC_BYTES = 1024 * 1024;
-
 /**
  * init and initrd of the system, read from this host's store or, for a system
  * that came as a file, from `root`'s store. Such a system's files are data
- * from the file's author: its boot.json is read inside the root only (a link
- * out of it, to /etc/shadow say, is followed within the root, never on the
- * host), as a small regular file (never a FIFO or a device).
+ * from the file's author: its boot.json is resolved inside the root only (a
+ * link out of it, to /etc/shadow say, is followed within the root, never on
+ * the host), and read only from the root's store.
  */
 function bootOf(system: string, root: string): { init: string; initrd: string | null } {
   if (existsSync(system)) {
@@ -256,7 +276,70 @@ function bootOf(system: string, root: string): { init: string; initrd: string | 
     if ((error as NodeJS.ErrnoException).code === "ENOENT") return { init: join(system, "init"), initrd: null };
     throw error;
   }
-  return parseBootspec(readSmallFile(file, MAX_BOOTSPEC_BYTES), named);
+  return readBootspec(file, join(root, STORE_DIR), named) ?? { init: join(system, "init"), initrd: null };
+}
+
+/**
+ * Refuses, before anything is written, a store path named in the input that
+ * Nix has no record of (a directory left in the store by a failed build):
+ * Nix would fail on it only once the root is half made.
+ */
+async function checkRegistered(context: Context, request: RootRequest, toplevel: string): Promise<void> {
+  const named = [
+    ...(toplevel !== "" && existsSync(toplevel) ? [{ field: "toplevel", path: toplevel }] : []),
+    ...request.closures,
+    ...(request.channel ? [{ field: "channel", path: request.channel }] : []),
+  ];
+  const invalid = new Set(await invalidPaths(await context.nix(), [...new Set(named.map((n) => n.path))]));
+  const first = named.find((n) => invalid.has(n.path));
+  if (first !== undefined) {
+    throw new InputError(
+      first.field,
+      first.path,
+      "is in the store directory but is not a valid store path (Nix has no record of it: a leftover of a failed build?)",
+    );
+  }
+}
+
+/** Generation numbers are short: room for ten digits. */
+const PARTIAL_NAME = "/0000000000.partial";
+
+/**
+ * Refuses, before anything is written, closure files the root's file system
+ * cannot take: paths that claim more than its free space (Nix writes every
+ * byte), or a file whose path in the root would be longer than Linux allows.
+ */
+function checkRoomFor(request: RootRequest, layout: RootLayout): void {
+  if (request.closureFiles.length === 0) return;
+  let existing = layout.generationsDir;
+  while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
+  const { bavail, bsize } = statfsSync(existing);
+  const free = bavail * bsize;
+  // Nix is given the generation by its real path, to which it adds each path's own.
+  const base = join(realpathSync(existing), relative(existing, layout.generationsDir)).length + PARTIAL_NAME.length;
+  const seen = new Set<string>();
+  let claimed = 0;
+  for (const { field, file, paths } of request.closureFiles) {
+    for (const { path, narSize, longestPath } of paths) {
+      if (base + longestPath > MAX_PATH_BYTES) {
+        throw new InputError(
+          field,
+          file,
+          `holds a file whose path in the root would be ${base + longestPath} bytes long, more than the ${MAX_PATH_BYTES} Linux allows`,
+        );
+      }
+      if (!seen.has(path)) claimed += narSize;
+      seen.add(path);
+    }
+    if (claimed > free) {
+      throw new InputError(
+        field,
+        file,
+        `holds store paths of ${formatBytes(claimed)} (with the files before it), more than the ${formatBytes(free)} ` +
+          `free on the file system of ${existing}, where the root is made`,
+      );
+    }
+  }
 }
 
 interface RootContent {
@@ -286,10 +369,11 @@ async function linkRoot(
     const imported = await importPaths(
       nix,
       store,
-      file.file,
+      { path: file.file, fd: file.fd, length: file.size },
       `importing ${file.field} ${file.file} into the root failed; the root was left as it was`,
     );
-    // Nix reads the file again: one changed since it was checked brings other paths, and the root is not used.
+    // Nix reads what was checked, through the same descriptor, but the file's owner may have written to it since:
+    // one that brings other paths than it held when checked is not used.
     const checked = file.paths.map((p) => p.path).sort();
     if (JSON.stringify([...imported].sort()) !== JSON.stringify(checked)) {
       throw new SetupError(

@@ -9,11 +9,14 @@
 // unless the marker says the directory is this root's: a directory that is
 // not ours, or another VM's root, is refused untouched.
 import {
-  chmodSync,
-  type Dirent,
+  closeSync,
+  constants,
   existsSync,
+  fchmodSync,
+  fstatSync,
   lstatSync,
   mkdirSync,
+  openSync,
   readdirSync,
   readlinkSync,
   realpathSync,
@@ -21,10 +24,20 @@ import {
   rmdirSync,
   rmSync,
   symlinkSync,
+  unlinkSync,
 } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { InputError, SetupError } from "../../core/errors.ts";
-import { makeDirs, readCache, readIfExists, realPathOf, writeFileAtomic, writeRecord } from "../../core/files.ts";
+import {
+  fileSystemMessage,
+  isFileSystemError,
+  makeDirs,
+  readCache,
+  readIfExists,
+  realPathOf,
+  writeFileAtomic,
+  writeRecord,
+} from "../../core/files.ts";
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
@@ -42,6 +55,9 @@ export interface RootLayout {
    */
   lockDir: string;
 }
+
+/** Nix's state and logs: its database, GC roots (a root there would hold the host's store paths), profiles. */
+const NIX_STATE_DIR = "/nix/var";
 
 /** The file in a generations directory that makes it ours. */
 const MARKER = ".nixos-closure-root";
@@ -73,8 +89,12 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (dir.includes("\0")) throw new InputError("root_dir", rootDir, "must not contain a NUL character");
   const given = resolve(dir);
   const resolved = placeOf(given);
-  if (inside(given, STORE_DIR) || inside(resolved, STORE_DIR))
-    throw new InputError("root_dir", rootDir, `must not be inside ${STORE_DIR}`);
+  // Nix's own places, by real path too: a root in the store, or among Nix's state (its GC roots, profiles, database).
+  for (const nixDir of [STORE_DIR, NIX_STATE_DIR]) {
+    if (inside(given, nixDir) || inside(resolved, nixDir)) {
+      throw new InputError("root_dir", rootDir, `must not be inside ${nixDir}${nixDir === STORE_DIR ? "" : ", Nix's state"}`);
+    }
+  }
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
@@ -296,21 +316,71 @@ export function claimGenerations(layout: RootLayout): void {
   }
 }
 
-/** Removes a tree even where store permissions made its directories read-only. */
-export function removeTree(path: string): void {
-  const makeWritable = (dir: string) => {
-    let entries: Dirent[];
+/** Directories nested deeper than this are not removed: each level holds a descriptor while it is emptied. */
+const MAX_REMOVE_DEPTH = 512;
+/** How often an entry that changed while it was removed (filled again, swapped for a link) is looked at again. */
+const REMOVE_ATTEMPTS = 5;
+
+/** An entry of the directory open as `fd`, by that descriptor: the name is looked up in that very directory, never from the top. */
+const entryOf = (fd: number, name: string) => `/proc/self/fd/${fd}/${name}`;
+
+/** Empties the directory open as `fd` (found at `where`), made writable first when it is ours and read-only (a store path's). */
+function emptyDirectory(fd: number, where: string, depth: number): void {
+  if (depth > MAX_REMOVE_DEPTH)
+    throw new SetupError(`cannot remove ${where}: it nests more than ${MAX_REMOVE_DEPTH} directories deep`);
+  const stat = fstatSync(fd);
+  if (stat.uid === process.getuid?.() && (stat.mode & 0o700) !== 0o700) fchmodSync(fd, (stat.mode & 0o7777) | 0o700);
+  for (const name of readdirSync(`/proc/self/fd/${fd}`)) removeEntry(fd, name, join(where, name), depth);
+}
+
+/**
+ * Removes the entry `name` of the directory open as `dirFd`. A directory is
+ * opened with O_NOFOLLOW and emptied through its descriptor; anything else,
+ * a link included, is unlinked (never followed).
+ */
+function removeEntry(dirFd: number, name: string, where: string, depth: number): void {
+  const path = entryOf(dirFd, name);
+  for (let attempt = 1; ; attempt++) {
     try {
-      chmodSync(dir, 0o755);
-      entries = readdirSync(dir, { withFileTypes: true });
-    } catch {
+      try {
+        unlinkSync(path);
+        return;
+      } catch (error) {
+        if ((error as NodeJS.ErrnoException).code !== "EISDIR") throw error;
+      }
+      const child = openSync(path, constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
+      try {
+        emptyDirectory(child, where, depth + 1);
+      } finally {
+        closeSync(child);
+      }
+      rmdirSync(path);
       return;
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code === "ENOENT") return;
+      // Changed since it was looked at (others may write in tmp/): a directory swapped for a link or a file, or filled again.
+      if (attempt < REMOVE_ATTEMPTS && (code === "ELOOP" || code === "ENOTDIR" || code === "ENOTEMPTY")) continue;
+      if (isFileSystemError(error) && error.path?.startsWith("/proc/self/fd/")) error.path = where;
+      throw error;
     }
-    for (const entry of entries) if (entry.isDirectory()) makeWritable(join(dir, entry.name));
-  };
-  if (!existsSync(path)) return;
-  if (lstatSync(path).isDirectory()) makeWritable(path);
-  rmSync(path, { recursive: true, force: true });
+  }
+}
+
+/**
+ * Removes a tree, even where store permissions made its directories
+ * read-only, without ever following a link or looking a name up again from
+ * the top: a generation holds tmp/ (mode 1777), where any local user may
+ * swap a directory for a link to their target between two of our calls.
+ */
+export function removeTree(path: string): void {
+  if (lstatSync(path, { throwIfNoEntry: false }) === undefined) return;
+  const parent = openSync(dirname(path), constants.O_RDONLY | constants.O_DIRECTORY);
+  try {
+    removeEntry(parent, basename(path), path, 0);
+  } finally {
+    closeSync(parent);
+  }
 }
 
 /** Points the root link at a complete generation, atomically; removes what killed runs left of their switches. */
@@ -344,19 +414,56 @@ export function generationDir(generation: string): string {
   return realpathSync(generation);
 }
 
-/** Numbered generations, oldest first; leftovers of interrupted runs (`*.partial`) removed. */
+/** Numbered generations, oldest first. */
 export function generations(layout: RootLayout): string[] {
-  const names = readdirSync(layout.generationsDir);
-  for (const name of names.filter((n) => /^\d+\.partial$/.test(n))) removeTree(join(layout.generationsDir, name));
-  return names
+  return readdirSync(layout.generationsDir)
     .filter((n) => /^\d+$/.test(n))
     .sort((a, b) => Number(a) - Number(b))
     .map((n) => join(layout.generationsDir, n));
 }
 
-/** Deletes this root's generations other than those kept (the current one and the one before it). */
-export function pruneGenerations(layout: RootLayout, keep: readonly string[]): string[] {
-  const removed = generations(layout).filter((g) => !keep.includes(g));
-  for (const generation of removed) removeTree(generation);
-  return removed;
+/** The number of the next generation: past every generation and every leftover of an interrupted run. */
+export function nextGeneration(layout: RootLayout): number {
+  const numbers = readdirSync(layout.generationsDir).flatMap((n) => /^(\d+)(?:\.partial)?$/.exec(n)?.[1] ?? []);
+  return Math.max(0, ...numbers.map(Number)) + 1;
+}
+
+/** What could not be removed, and why. */
+export interface NotRemoved {
+  path: string;
+  why: string;
+}
+
+function tryRemove(path: string, failed: NotRemoved[]): boolean {
+  try {
+    removeTree(path);
+    return true;
+  } catch (error) {
+    failed.push({ path, why: isFileSystemError(error) ? fileSystemMessage(error) : (error as Error).message });
+    return false;
+  }
+}
+
+/**
+ * Removes what interrupted runs left (`*.partial`). A leftover that cannot
+ * be removed (a file others made undeletable in its tmp/) does not stop a
+ * run: it is reported, its number skipped, and tried again by the next run.
+ */
+export function removeLeftovers(layout: RootLayout): NotRemoved[] {
+  const failed: NotRemoved[] = [];
+  for (const name of readdirSync(layout.generationsDir).filter((n) => /^\d+\.partial$/.test(n))) {
+    tryRemove(join(layout.generationsDir, name), failed);
+  }
+  return failed;
+}
+
+/**
+ * Deletes this root's generations other than those kept (the current one
+ * and the one before it). Run once the root has switched, so it never fails
+ * the run: what could not be removed is reported, and tried again next time.
+ */
+export function pruneGenerations(layout: RootLayout, keep: readonly string[]): { removed: string[]; failed: NotRemoved[] } {
+  const failed: NotRemoved[] = [];
+  const removed = generations(layout).filter((g) => !keep.includes(g) && tryRemove(g, failed));
+  return { removed, failed };
 }
