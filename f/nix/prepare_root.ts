@@ -33,6 +33,7 @@
  * @param channel A store path set as root's channels profile (root/.nix-defexpr/channels), as nixos-prepare-root does.
  * @param nix_build Build the root with Nix as a store path (reproducible, to ship) instead of hard-linking it (to serve here).
  * @param nix_settings The flow's nix group (options apply to the Nix calls made here).
+ * @param render_id render_config's render_id: the step stops, changing nothing, when another run has rendered the VM with other inputs since. Empty: take whatever the config dir holds.
  */
 import { runStep } from "./lib/steps/context.ts";
 import { type PrepareRootResult, prepareRoot } from "./lib/steps/prepare_root.ts";
@@ -46,8 +47,16 @@ export async function main(
   channel: string = "",
   nix_build: boolean = false,
   nix_settings: object = {},
+  render_id: string = "",
 ): Promise<PrepareRootResult> {
   return runStep("prepare_root", nix_settings, (context) =>
-    prepareRoot(context, config_dir, toplevel ?? "", root_dir ?? "", { closures, closure_files, channel, nix_build }),
+    prepareRoot(
+      context,
+      config_dir,
+      toplevel ?? "",
+      root_dir ?? "",
+      { closures, closure_files, channel, nix_build },
+      render_id ?? "",
+    ),
   );
 }

@@ -113,6 +113,8 @@ for (const nix of testNixes()) {
       assert.deepEqual(a.result.kernel_params, ["systemd.hostname=named-a"]);
       assert.deepEqual(b.result.kernel_params, ["systemd.hostname=named-b"]);
       assert.deepEqual(b.rendered.kernel_params, ["systemd.hostname=named-b"]);
+      const root = await vmSteps(wb, { log: captureLog() }).prepareRoot(b.result.config_dir);
+      assert.deepEqual(root.kernel_params, ["systemd.hostname=named-b"], "a prepared root's result carries them too");
       assert.match(b.log.text(), /same inputs as named-a \(evaluated .*\): evaluation skipped/);
       // NixOS names a system without a host name "unnamed" and writes no /etc/hostname.
       assert.match(a.result.toplevel, /-nixos-system-unnamed-/);

@@ -3,7 +3,7 @@
 // `nix-store --export` files), switched atomically to a complete new
 // generation; or, with nix_build, a root built by Nix as a store path.
 import { existsSync, mkdirSync, readlinkSync, realpathSync, renameSync, statfsSync, writeFileSync } from "node:fs";
-import { dirname, join, relative } from "node:path";
+import { basename, dirname, join, relative } from "node:path";
 import { readBootInfo, readBootspec } from "../build/bootspec.ts";
 import { MAX_PATH_BYTES } from "../build/root/export_file.ts";
 import {
@@ -28,8 +28,10 @@ import {
   standardDirectories,
   systemLinks,
 } from "../build/root/populate.ts";
+import { kernelParamsOf } from "../config/render.ts";
+import { checkRenderId } from "../config/render_identity.ts";
 import { InputError, SetupError } from "../core/errors.ts";
-import { makeDirs } from "../core/files.ts";
+import { makeDirs, readIfExists } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { buildFile, closureInfo, dumpDb, importPaths, invalidPaths, loadDb } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
@@ -43,6 +45,8 @@ export interface PrepareRootResult {
   toplevel: string;
   init: string;
   initrd: string | null;
+  /** For the guest's kernel command line: `systemd.hostname=<vm_name>` with hostname_at_boot, else none. */
+  kernel_params: string[];
   /** The stable path of the root: a link switched between generations. */
   root_dir: string;
   /** What the host serves to the guest over virtiofs instead of /nix/store, read-only. */
@@ -152,6 +156,7 @@ export async function prepareRoot(
   toplevel: string,
   rootDir: string,
   fields: RootFields = {},
+  renderId = "",
 ): Promise<PrepareRootResult> {
   const dir = existingConfigDir(configDir, context.words.step("render_config"), context.env);
   if (typeof toplevel !== "string")
@@ -159,7 +164,7 @@ export async function prepareRoot(
   // The whole input is checked (export files read through) before anything is written.
   const request = checkRootRequest(fields);
   try {
-    return await prepareChecked(context, dir, toplevel, rootDir, request);
+    return await prepareChecked(context, dir, toplevel, rootDir, request, renderId);
   } finally {
     closeRootRequest(request);
   }
@@ -172,6 +177,7 @@ async function prepareChecked(
   toplevel: string,
   rootDir: string,
   request: RootRequest,
+  renderId: string,
 ): Promise<PrepareRootResult> {
   if (toplevel !== "") chosenToplevel(context, dir, toplevel, request.closureFiles);
   const layout = rootLayout(dir, rootDir);
@@ -186,6 +192,7 @@ async function prepareChecked(
   const holdingDir = { ...context, heldLocks: new Set([...context.heldLocks, dir]) };
   return withDirLock(dir, context, () =>
     withDirLock(layout.lockDir, holdingDir, async () => {
+      checkRenderId(dir, renderId, context.step);
       // Earlier versions locked a root inside the config dir beside it, so inside the flake source: that file goes.
       if (layout.lockDir !== layout.rootDir) await retireLock(layout.rootDir, context);
       const system = chosenToplevel(context, dir, toplevel, request.closureFiles);
@@ -237,6 +244,7 @@ async function prepareChecked(
           config_dir: dir,
           toplevel: system,
           ...boot,
+          kernel_params: kernelParamsOf(readIfExists(join(dir, "default.nix")) ?? "", basename(dir)),
           root_dir: layout.rootDir,
           store_dir: join(layout.rootDir, STORE_DIR),
           generation,
