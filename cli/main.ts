@@ -7,7 +7,7 @@ import { formatClosureDiff } from "../f/nix/lib/build/report.ts";
 import { InputError, Interrupted, ToolError } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, makeDirs, realPathOf } from "../f/nix/lib/core/files.ts";
 import type { Env } from "../f/nix/lib/core/process.ts";
-import type { NixVersions } from "../f/nix/lib/nix/locate.ts";
+import { newNixFacts } from "../f/nix/lib/nix/locate.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
 import {
   type Context,
@@ -47,8 +47,8 @@ import {
 } from "./options.ts";
 import { cliLogger, errorStyle, formatVmRuns, formatVms, printCleanUp, printResult, type VmRunRow } from "./output.ts";
 
-/** Each Nix is asked its version once per CLI run, whatever the steps and VMs it runs. */
-const NIX_VERSIONS: NixVersions = new Map();
+/** Each Nix is asked its version and settings once per CLI run, whatever the steps and VMs it runs. */
+const NIX_FACTS = newNixFacts();
 
 const EXIT_FAILURE = 1;
 const EXIT_BAD_INPUT = 2;
@@ -276,7 +276,7 @@ async function runCheckedSteps(
     signal: interrupt.signal,
     words: CLI_WORDS,
     heldLocks: new Set([runDir]),
-    nixVersions: NIX_VERSIONS,
+    nixFacts: NIX_FACTS,
     ...outputOptions(flags),
   };
   try {

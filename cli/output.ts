@@ -80,7 +80,7 @@ export function printResult(result: Record<string, unknown>, json: boolean | und
   if (timing) {
     const parts =
       result.evaluated === false
-        ? ["evaluation skipped (inputs unchanged), "]
+        ? [`evaluation skipped (a record of the same inputs, from ${String(result.evaluated_by)}), `]
         : timing.evaluation_seconds === null || timing.build_seconds === null
           ? []
           : [`evaluation ${formatSeconds(timing.evaluation_seconds)}, build ${formatSeconds(timing.build_seconds)}, `];
@@ -143,6 +143,9 @@ function shortStorePath(path: string): string {
 
 /** The table that ends a build of several VMs: each VM, its system, whether it was evaluated or shared, its time. */
 export function formatVmRuns(runs: readonly VmRunRow[]): string {
+  // With hostname_at_boot each VM boots with its own name on the kernel command line: the table says which.
+  const params = (run: VmRunRow) => (Array.isArray(run.result?.kernel_params) ? run.result.kernel_params.join(" ") : "");
+  const withParams = runs.some((run) => params(run) !== "");
   const rows = runs.map((run) => {
     const toplevel = run.result?.toplevel;
     const system = typeof toplevel === "string" ? shortStorePath(toplevel) : "-";
@@ -156,9 +159,9 @@ export function formatVmRuns(runs: readonly VmRunRow[]): string {
           : typeof toplevel === "string"
             ? "evaluated"
             : "planned";
-    return [run.vm, system, evaluation, formatSeconds(run.seconds)];
+    return [run.vm, system, evaluation, formatSeconds(run.seconds), ...(withParams ? [params(run) || "-"] : [])];
   });
-  const header = ["VM", "system", "evaluation", "time"];
+  const header = ["VM", "system", "evaluation", "time", ...(withParams ? ["kernel_params"] : [])];
   const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
   const line = (cells: string[]) =>
     cells

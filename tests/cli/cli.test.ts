@@ -461,10 +461,13 @@ describe(`nixos-closure with ${nix?.version}`, () => {
     const run = cli(["build", "--hostname-at-boot", ...names, ...common]);
     assert.equal(run.status, 1, run.stderr);
     const table = run.stdout.trim().split("\n");
-    assert.match(table[0] ?? "", /^VM\s+system\s+evaluation\s+time$/);
-    assert.match(table[1] ?? "", /^many-a\s+\S+-nixos-system-unnamed-\S+\s+evaluated\s+\d+\.\d s$/);
-    assert.match(table[2] ?? "", /^many-b\s+\S+-nixos-system-unnamed-\S+\s+shared \(many-a\)\s+\d+\.\d s$/);
-    assert.match(table[3] ?? "", /^many-c\s+-\s+failed \(exit 1\)\s+\d+\.\d s$/);
+    assert.match(table[0] ?? "", /^VM\s+system\s+evaluation\s+time\s+kernel_params$/);
+    assert.match(table[1] ?? "", /^many-a\s+\S+-nixos-system-unnamed-\S+\s+evaluated\s+\d+\.\d s\s+systemd\.hostname=many-a$/);
+    assert.match(
+      table[2] ?? "",
+      /^many-b\s+\S+-nixos-system-unnamed-\S+\s+shared \(many-a\)\s+\d+\.\d s\s+systemd\.hostname=many-b$/,
+    );
+    assert.match(table[3] ?? "", /^many-c\s+-\s+failed \(exit 1\)\s+\d+\.\d s\s+-$/);
     assert.equal(table.length, 4, "a name given twice is built once");
     assert.match(run.stderr, /error: many-c: .*many-c\.lock is a symbolic link/);
     rmSync(join(nixDir, "many-c.lock"));

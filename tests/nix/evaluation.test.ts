@@ -139,7 +139,14 @@ for (const nix of testNixes()) {
       const withOverride: RenderInput = { ...base, overrides: [{ pkg: "xfsprogs", src }] };
       await buildVm(wb, base);
       const cases: [string, () => ReturnType<typeof buildVm>][] = [
-        ["an SSH key", () => buildVm(wb, { ...base, ssh_keys: [ED25519] })],
+        [
+          "an SSH key",
+          async () => {
+            const run = await buildVm(wb, { ...base, ssh_keys: [ED25519] });
+            assert.match(run.log.text(), /changed since this VM's last build: default\.nix; evaluating/);
+            return run;
+          },
+        ],
         ["a profile", () => buildVm(wb, { ...base, ssh_keys: [ED25519], profiles: ["devel"] })],
         ["an override", () => buildVm(wb, { ...withOverride, ssh_keys: [ED25519], profiles: ["devel"] })],
         [
@@ -229,13 +236,30 @@ for (const nix of testNixes()) {
       assert.equal(result.evaluated, true);
     });
 
-    test("eval-cache = false evaluates whatever the record says", async () => {
+    test("eval-cache = false evaluates whatever the record says, and mends a record that named another system", async () => {
       const wb = workbench();
-      await buildVm(wb, { vm_name: "forced" });
+      const right = await buildVm(wb, { vm_name: "forced" });
+      const other = await buildVm(wb, { vm_name: "forced-other" });
+      // A record gone wrong (say, a key that missed an input): it names another VM's system.
+      const [name] = recordFiles(wb, "forced");
+      assert.ok(name);
+      const record = join(wb.workersDir, "evaluations", name);
+      writeFileSync(record, JSON.stringify({ ...JSON.parse(readFileSync(record, "utf8")), toplevel: other.result.toplevel }));
+      const served = await buildVm(wb, { vm_name: "forced" });
+      assert.equal(served.result.toplevel, other.result.toplevel, "the spoiled record was not served");
       const forced = await buildVm(wb, { vm_name: "forced" }, { nix: { options: { "eval-cache": "false" } } });
       assert.equal(evaluations(forced.log), 1);
       assert.equal(forced.result.evaluated, true);
-      assert.equal(recordFiles(wb, "forced").length, 1, "a forced evaluation is recorded too");
+      assert.equal(forced.result.toplevel, right.result.toplevel);
+      assert.match(forced.log.text(), /eval-cache is off: evaluating/);
+      assert.match(
+        forced.log.text(),
+        /the record of these inputs named .*-nixos-system-forced-other-.*, but evaluating them gave/,
+      );
+      // The record is mended: the next build, eval-cache on, serves the right system.
+      const mended = await buildVm(wb, { vm_name: "forced" });
+      assert.equal(evaluations(mended.log), 0);
+      assert.equal(mended.result.toplevel, right.result.toplevel);
       const byNixConf = await buildVm(
         wb,
         { vm_name: "forced" },
@@ -271,6 +295,10 @@ for (const nix of testNixes()) {
           },
         ],
         ["group-writable", () => chmodSync(record, 0o664)],
+        [
+          "naming a VM with escapes",
+          () => writeFileSync(record, JSON.stringify({ ...JSON.parse(good), evaluated_by: "\u001b[2J\nerror: fake" })),
+        ],
         ["in a directory others may write", () => chmodSync(records, 0o777)],
       ];
       for (const [what, spoil] of bad) {
@@ -285,6 +313,21 @@ for (const nix of testNixes()) {
       }
       chmodSync(records, 0o755);
       assert.equal(readFileSync(elsewhere, "utf8"), good, "the link's target was written");
+    });
+
+    test("something not ours where a key's lock goes costs an evaluation, never the build", async () => {
+      const wb = workbench();
+      const first = await buildVm(wb, { vm_name: "stray-lock", profiles: [], test_suites: [] });
+      const [name] = recordFiles(wb, "stray-lock");
+      assert.ok(name);
+      const records = join(wb.workersDir, "evaluations");
+      rmSync(join(records, name));
+      const lock = join(records, name.replace(/\.json$/, ".lock"));
+      execFileSync("mkfifo", [lock]);
+      const again = await buildVm(wb, { vm_name: "stray-lock", profiles: [], test_suites: [] });
+      assertEvaluated(nix, again);
+      assert.equal(again.result.toplevel, first.result.toplevel);
+      rmSync(lock);
     });
 
     test("a record whose system was collected evaluates and builds again", async () => {

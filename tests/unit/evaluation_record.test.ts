@@ -68,6 +68,8 @@ describe("the key of an evaluation", () => {
       ["the environment", evaluationKey(digest.files, { ...evaluator, environment: { NIX_STORE_DIR: "/other" } })],
     ];
     for (const [what, variant] of variants) assert.notEqual(variant, key, `${what} did not change the key`);
+    // Nor does eval-cache, which decides whether a record is used, never what an evaluation gives.
+    assert.equal(evaluationKey(digest.files, { ...evaluator, settings: { ...evaluator.settings, "eval-cache": false } }), key);
     // The order settings come in does not.
     assert.equal(evaluationKey(digest.files, { ...evaluator, settings: { "pure-eval": true, "eval-cache": true } }), key);
   });

@@ -16,7 +16,10 @@ import { STORE_PATH } from "../nix/store_path.ts";
 import type { OverrideReport } from "./overrides.ts";
 
 /** Bumped when what goes into a key changes: records of another format are never matched. */
-const KEY_FORMAT = "nixos-closure evaluation 1";
+const KEY_FORMAT = "nixos-closure evaluation 2";
+
+/** What a VM's name may be (NixOS's host names): a record naming anything else is not shown, nor used. */
+export const VM_NAME = /^[A-Za-z0-9]([A-Za-z0-9_-]{0,61}[A-Za-z0-9])?$/;
 
 export interface EvaluationRecord {
   key: string;
@@ -104,15 +107,69 @@ export function configDirDigest(dir: string, rootLinks: readonly string[] = []):
 
 /** The key of an evaluation: a digest of everything it depends on. */
 export function evaluationKey(files: readonly [string, string][], evaluator: EvaluatorIdentity): string {
+  return keyOfParts(keyParts(files, evaluator));
+}
+
+/** What went into a key, part by part: to say which changed since a VM's last build. */
+export interface KeyParts {
+  /** Each file of the config dir by its SHA-256. */
+  files: Record<string, string>;
+  nix: string;
+  settings: string;
+  environment: string;
+}
+
+/**
+ * The parts of a key. Nix's `eval-cache` switch is not one: it decides
+ * whether a record is used, never what an evaluation gives.
+ */
+export function keyParts(files: readonly [string, string][], evaluator: EvaluatorIdentity): KeyParts {
+  const digest = (value: unknown) => createHash("sha256").update(JSON.stringify(value)).digest("hex");
   const sorted = (record: Record<string, unknown>) =>
     Object.keys(record)
+      .filter((name) => name !== "eval-cache")
       .sort()
       .map((name) => [name, record[name]]);
+  return {
+    files: Object.fromEntries(files),
+    nix: digest(evaluator.nix),
+    settings: digest(sorted(evaluator.settings)),
+    environment: digest(sorted(evaluator.environment)),
+  };
+}
+
+/** The key made of its parts. */
+export function keyOfParts(parts: KeyParts): string {
+  const files = Object.keys(parts.files)
+    .sort()
+    .map((name) => [name, parts.files[name]]);
   return createHash("sha256")
-    .update(
-      JSON.stringify([KEY_FORMAT, files, evaluator.nix, sorted(evaluator.settings), sorted(evaluator.environment), process.arch]),
-    )
+    .update(JSON.stringify([KEY_FORMAT, files, parts.nix, parts.settings, parts.environment, process.arch]))
     .digest("hex");
+}
+
+/** What differs between the parts of two keys, in words: `default.nix`, `the Nix`, ... */
+export function changedParts(before: KeyParts, after: KeyParts): string[] {
+  const names = [...new Set([...Object.keys(before.files), ...Object.keys(after.files)])].sort();
+  return [
+    ...names.filter((name) => before.files[name] !== after.files[name]),
+    ...(before.nix === after.nix ? [] : ["the Nix"]),
+    ...(before.settings === after.settings ? [] : ["Nix's settings"]),
+    ...(before.environment === after.environment ? [] : ["the NIX_* environment"]),
+  ];
+}
+
+/** Whether a value read back is a KeyParts. */
+export function isKeyParts(value: unknown): value is KeyParts {
+  const parts = value as KeyParts | null;
+  return (
+    typeof parts?.files === "object" &&
+    parts.files !== null &&
+    Object.values(parts.files).every((sha) => typeof sha === "string") &&
+    typeof parts.nix === "string" &&
+    typeof parts.settings === "string" &&
+    typeof parts.environment === "string"
+  );
 }
 
 export function recordPath(recordsDir: string, key: string): string {
@@ -153,7 +210,7 @@ function asRecord(value: unknown, key: string): EvaluationRecord | string {
   if (r.drv !== null && (typeof r.drv !== "string" || !STORE_PATH.test(r.drv) || !r.drv.endsWith(".drv")))
     return "its derivation is not a .drv store path";
   if (typeof r.evaluated_at !== "string" || Number.isNaN(Date.parse(r.evaluated_at))) return "its time is not a date";
-  if (typeof r.evaluated_by !== "string") return "it names no VM";
+  if (typeof r.evaluated_by !== "string" || !VM_NAME.test(r.evaluated_by)) return "it names no VM";
   if (!Array.isArray(r.overrides) || !r.overrides.every(isReport)) return "its override reports are malformed";
   return {
     key,
@@ -266,15 +323,25 @@ export function writeSharedClosure(recordsDir: string, toplevel: string, closure
   });
 }
 
+/** A temporary file of writeFileAtomic (`.<name>.<pid>.<hex>.tmp`) an hour old is one a killed write left. */
+const LEFT_TEMPORARY = /^\..+\.\d+\.[0-9a-f]{8}\.tmp$/;
+const TEMPORARY_AGE_MS = 3600 * 1000;
+
 /**
  * Forgets the records and kept closures whose system is no longer in the
  * store (after Nix's garbage collector): only files of ours, in a directory
- * we trust, each read again before it goes. Returns how many went.
+ * we trust, each read again before it goes; and temporary files a killed
+ * write left there. Returns how many records went.
  */
 export function forgetCollected(recordsDir: string): number {
   if (lstatSync(recordsDir, { throwIfNoEntry: false }) === undefined || untrustedDirectory(recordsDir) !== null) return 0;
   let forgotten = 0;
   for (const name of readdirSync(recordsDir)) {
+    if (LEFT_TEMPORARY.test(name)) {
+      const stat = lstatSync(join(recordsDir, name), { throwIfNoEntry: false });
+      if (stat?.isFile() && Date.now() - stat.mtimeMs > TEMPORARY_AGE_MS) rmSync(join(recordsDir, name), { force: true });
+      continue;
+    }
     if (!/^[0-9a-z]+(?:\.closure)?\.json$/.test(name)) continue;
     const path = join(recordsDir, name);
     const found = readOwnJson(recordsDir, path, MAX_CLOSURE_BYTES);

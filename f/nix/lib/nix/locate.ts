@@ -18,6 +18,8 @@ export interface Nix {
   settings: readonly string[];
   /** Runs its commands: the step's runner with the Nix's directory first on PATH. */
   runner: Runner;
+  /** What it said about itself before, in this run. */
+  facts: NixFacts;
 }
 
 export function isExecutable(path: string): boolean {
@@ -29,15 +31,26 @@ export function isExecutable(path: string): boolean {
   }
 }
 
-/** What `nix --version` said, by program: a caller running many steps (the CLI) asks each Nix once. */
-export type NixVersions = Map<string, Promise<NixVersion>>;
+/**
+ * What Nix said about itself, shared by the steps of one run: a caller
+ * running many steps and VMs (the CLI) asks each Nix once. Versions by
+ * program; resolved settings by program, arguments and NIX_* environment.
+ */
+export interface NixFacts {
+  versions: Map<string, Promise<NixVersion>>;
+  settings: Map<string, Promise<Record<string, unknown>>>;
+}
+
+export function newNixFacts(): NixFacts {
+  return { versions: new Map(), settings: new Map() };
+}
 
 /**
  * Finds nix and detects its version: in $NIX_BIN when it is set (and only
  * there: a NIX_BIN without nix is an error, not a reason to take another
  * Nix), else in Nix's default profile, then on PATH.
  */
-export function locateNix(runner: Runner, settings: readonly string[] = [], versions: NixVersions = new Map()): Nix {
+export function locateNix(runner: Runner, settings: readonly string[] = [], facts: NixFacts = newNixFacts()): Nix {
   const given = runner.env.NIX_BIN ?? "";
   if (given !== "" && !isAbsolute(given)) throw new SetupError(`NIX_BIN=${JSON.stringify(given)} must be an absolute path`);
   const path = (runner.env.PATH ?? "").split(delimiter).filter((dir) => dir !== "");
@@ -61,7 +74,7 @@ export function locateNix(runner: Runner, settings: readonly string[] = [], vers
     env: { ...runner.env, PATH: [dir, runner.env.PATH ?? ""].filter((p) => p !== "").join(delimiter) },
   };
   const version = () => {
-    const known = versions.get(program);
+    const known = facts.versions.get(program);
     if (known) return known;
     const asked = run(nixRunner, [program, "--version"], { onStderrLine: () => {} }).then((result) => {
       const parsed = result.exitCode === 0 ? parseNixVersion(result.stdout) : null;
@@ -72,8 +85,8 @@ export function locateNix(runner: Runner, settings: readonly string[] = [], vers
       }
       return parsed;
     });
-    versions.set(program, asked);
+    facts.versions.set(program, asked);
     return asked;
   };
-  return { program, version, settings: [...settings], runner: nixRunner };
+  return { program, version, settings: [...settings], runner: nixRunner, facts };
 }

@@ -316,7 +316,17 @@ export function parseGcRoots(stdout: string): GcRoot[] {
  * (`show-config` is a deprecated alias there); before, and in Lix,
  * `nix show-config --json`.
  */
-export async function effectiveSettings(nix: Nix): Promise<Record<string, unknown>> {
+export function effectiveSettings(nix: Nix): Promise<Record<string, unknown>> {
+  const environment = Object.entries(nix.runner.env).filter(([name]) => /^(NIX_|XDG_CONFIG|HOME$)/.test(name));
+  const key = JSON.stringify([nix.program, nix.settings, environment.sort()]);
+  const known = nix.facts.settings.get(key);
+  if (known) return known;
+  const asked = askSettings(nix);
+  nix.facts.settings.set(key, asked);
+  return asked;
+}
+
+async function askSettings(nix: Nix): Promise<Record<string, unknown>> {
   const version = await nix.version();
   const command = version.flavour !== "lix" && atLeast(version, 2, 20) ? ["config", "show"] : ["show-config"];
   const result = await runNix(nix, [...command, "--json"], { summary: "reading Nix's settings failed" });

@@ -23,7 +23,14 @@ import { addGcRoot, build, closureInfo, derivationInstallable, type EventStream 
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, existingConfigDir, workerLayout } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
-import { asOnlyEvaluation, recordEvaluation, recordedEvaluation, usableRecord } from "./evaluation.ts";
+import {
+  asOnlyEvaluation,
+  recordEvaluation,
+  recordedEvaluation,
+  rememberKey,
+  sayWhyEvaluating,
+  usableRecord,
+} from "./evaluation.ts";
 import { checkPublishTargets } from "./flow_input.ts";
 import { checkLockFile } from "./lock_config.ts";
 
@@ -282,9 +289,11 @@ async function servedFromRecord(
   if (overrides.length > 0) context.log.info(formatOverrides(overrides));
   const at = record.evaluated_at.replace("T", " ").replace(/\.\d+Z$/, " UTC");
   context.log.info(
-    record.evaluated_by === start.vmName
-      ? `inputs unchanged since ${at}: evaluation skipped`
-      : `same inputs as ${record.evaluated_by} (evaluated ${at}): evaluation skipped, its system shared`,
+    record.evaluated_by !== start.vmName
+      ? `same inputs as ${record.evaluated_by} (evaluated ${at}): evaluation skipped, its system shared`
+      : start.previous === record.toplevel
+        ? `inputs unchanged since ${at}: evaluation skipped`
+        : `same inputs as this VM's build of ${at}: evaluation skipped, that system taken again`,
   );
   const totalSeconds = seconds(performance.now() - start.started);
   return {
@@ -328,15 +337,21 @@ export async function buildClosure(
       context.log.detail(`evaluating (no evaluation record: ${evaluation.reason})`);
       return finishBuild(context, nix, start, await evaluateAndBuild(context, nix, start, optionalOverrides));
     }
-    const recorded = usableRecord(context, evaluation);
+    const recorded = evaluation.forced ? null : usableRecord(context, evaluation);
     const served = recorded && (await servedFromRecord(context, nix, start, recorded, optionalOverrides));
-    if (served) return finishBuild(context, nix, start, served);
+    if (served) {
+      rememberKey(dir, evaluation);
+      return finishBuild(context, nix, start, served);
+    }
     const outcome = await asOnlyEvaluation(context, evaluation, vmName, async () => {
       // Another run may have evaluated this key while this one waited.
-      const waited = usableRecord(context, evaluation);
+      const waited = evaluation.forced ? null : usableRecord(context, evaluation, false);
       const shared =
-        waited && waited !== recorded ? await servedFromRecord(context, nix, start, waited, optionalOverrides) : null;
+        waited && waited.evaluated_at !== recorded?.evaluated_at
+          ? await servedFromRecord(context, nix, start, waited, optionalOverrides)
+          : null;
       if (shared) return shared;
+      sayWhyEvaluating(context, dir, evaluation);
       const evaluated = await evaluateAndBuild(context, nix, start, optionalOverrides);
       recordEvaluation(context, evaluation, {
         key: evaluation.key,
@@ -348,6 +363,7 @@ export async function buildClosure(
       });
       return evaluated;
     });
+    rememberKey(dir, evaluation);
     return finishBuild(context, nix, start, outcome);
   });
 }

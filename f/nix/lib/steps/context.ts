@@ -11,7 +11,7 @@ import { fileSystemMessage, isFileSystemError } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
 import { streamLogger } from "../core/log.ts";
 import { abortSignalName, type Env } from "../core/process.ts";
-import { locateNix, type Nix, type NixVersions } from "../nix/locate.ts";
+import { locateNix, type Nix, type NixFacts } from "../nix/locate.ts";
 import { type NixSettings, nixSettings, type SettingsPolicy, settingsArgs } from "../nix/settings.ts";
 
 /** `auto`: live progress from Nix's events; `off`: Nix's own output. */
@@ -76,8 +76,8 @@ export interface ContextOptions {
   heldLocks?: ReadonlySet<string>;
   /** None of them unless given. */
   output?: Partial<OutputOptions>;
-  /** Nix versions already asked, shared by the steps of one run (the CLI's). */
-  nixVersions?: NixVersions;
+  /** What Nix said about itself, shared by the steps of one run (the CLI's). */
+  nixFacts?: NixFacts;
 }
 
 const DEFAULT_LOCK_WAIT_SECONDS = 60;
@@ -100,7 +100,7 @@ export function createContext(step: string, settings: NixSettings, options: Cont
     words: options.words ?? WINDMILL_VOCABULARY,
     heldLocks: options.heldLocks ?? new Set(),
     nix() {
-      located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, nixArgs, options.nixVersions));
+      located ??= Promise.resolve().then(() => locateNix({ env, log, signal }, nixArgs, options.nixFacts));
       return located;
     },
   };

@@ -211,6 +211,19 @@ export interface LockWait<T> {
   timedOut(owner: LockOwner | null): Promise<T>;
 }
 
+/** Whether the lock file of `dir` is missing, or a lock file of ours: anything else there makes withDirLock refuse. */
+export function isLockOursOrFree(dir: string): boolean {
+  const path = lockPathFor(dir);
+  const stat = lstatSync(path, { throwIfNoEntry: false });
+  if (stat === undefined) return true;
+  if (!stat.isFile() || stat.size > MAX_LOCK_FILE_BYTES) return false;
+  try {
+    return isOurs(readSmallFile(path, MAX_LOCK_FILE_BYTES));
+  } catch {
+    return false;
+  }
+}
+
 /**
  * Runs `work` holding the lock of `dir`; waits for a live holder, then
  * refuses (or, with `wait`, says so its own way and runs its timedOut).

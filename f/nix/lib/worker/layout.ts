@@ -54,6 +54,8 @@ export function configDirCaches(dir: string) {
     overrides: `${dir}.overrides.json`,
     /** The closure of the last toplevel built, with its sizes. */
     closure: `${dir}.closure.json`,
+    /** The key of the VM's last build, part by part: what changed when the next one evaluates. */
+    evaluation: `${dir}.evaluation.json`,
   };
 }
 
