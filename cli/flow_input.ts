@@ -3,7 +3,7 @@
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { CURATED_OVERRIDE_PACKAGES } from "../f/nix/lib/config/model.ts";
-import { PRIVATE_KEY } from "../f/nix/lib/config/ssh_keys.ts";
+import { keyLinesOfFile, PRIVATE_KEY } from "../f/nix/lib/config/ssh_keys.ts";
 import { InputError } from "../f/nix/lib/core/errors.ts";
 import { fileSystemMessage, isFileSystemError, readSmallFile } from "../f/nix/lib/core/files.ts";
 import type { FlowInput } from "./flow.ts";
@@ -97,8 +97,9 @@ function readInputFile(path: string): FlowInput {
   let parsed: unknown;
   try {
     parsed = JSON.parse(text);
-  } catch (error) {
-    throw new InputError("--input", path, `is not JSON: ${(error as Error).message}`);
+  } catch {
+    // Not quoted: the file given may be anything (JSON.parse's message shows its first bytes).
+    throw new InputError("--input", path, "is not JSON (check it with `jq . FILE`)");
   }
   if (typeof parsed !== "object" || parsed === null || Array.isArray(parsed)) {
     throw new InputError("--input", path, "must hold a flow input object: {guest, closure, lock, root, nix}");
@@ -182,7 +183,7 @@ function sshKeysFromFile(path: string): string[] {
     const pub = `${path}.pub`;
     throw new InputError("--ssh-key-file", path, `is a private key; give the .pub file${existsSync(pub) ? ` (${pub})` : ""}`);
   }
-  return text.split("\n").filter((line) => line.trim() !== "" && !line.trim().startsWith("#"));
+  return keyLinesOfFile("--ssh-key-file", path, text);
 }
 
 /** `none` stands for the explicit empty list. */

@@ -418,6 +418,9 @@ describe("housekeeping of VMs never built", () => {
         [[["hk-field-a"], 0, 0, "true"], /^keep_root: "true" must be true or false/],
         [[[], 1, 0, false, "false"], /^collect: "false" must be true or false/],
         [[["hk-field-a"], 0, 0, false, false, "no"], /^dry_run: "no" must be true or false/],
+        // Null, where its absence would mean removing for real, is refused rather than taken as false.
+        [[["hk-field-a"], 0, 0, false, false, null], /^dry_run: null must be true or false: null would mean removing/],
+        [[["hk-field-a"], 0, 0, null], /^keep_root: null must be true or false: null would mean removing/],
       ];
       for (const [args, message] of bad) {
         await assert.rejects(

@@ -3,7 +3,17 @@
 // source and the paths built from it the result shows.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  chmodSync,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
@@ -29,6 +39,36 @@ for (const nix of testNixes()) {
       await vmSteps(bench()).lock(r.config_dir);
       return r.config_dir;
     }
+
+    test("a directory swapped, after render, for a link into a private tree is refused at lock; nothing is copied", async () => {
+      const parent = join(bench().root, "src", `swapped-${process.pid}`);
+      mkdirSync(join(parent, "xfsprogs"), { recursive: true });
+      writeFileSync(join(parent, "xfsprogs", "configure"), "#!/bin/sh\n");
+      const r = await vmSteps(bench()).render({
+        vm_name: "swap-vm",
+        profiles: [],
+        test_suites: ["fstests"],
+        overrides: [{ pkg: "xfsprogs", src: join(parent, "xfsprogs") }],
+      });
+      // The source's owner swaps a part of its path for a link into a tree only they (or root) may read.
+      const secret = join(bench().root, `secret-${process.pid}`);
+      mkdirSync(join(secret, "xfsprogs"), { recursive: true, mode: 0o700 });
+      chmodSync(secret, 0o700);
+      writeFileSync(join(secret, "xfsprogs", "id_rsa"), "PRIVATE\n", { mode: 0o600 });
+      renameSync(parent, `${parent}.old`);
+      symlinkSync(secret, parent);
+      await assert.rejects(vmSteps(bench()).lock(r.config_dir), (e: Error) => {
+        assert.ok(e instanceof InputError, String(e));
+        assert.match(e.message, /xfsprogs-src: ".*xfsprogs" now leads elsewhere .* than when render_config checked it/);
+        return true;
+      });
+      assert.equal(existsSync(join(r.config_dir, "flake.lock")), false, "nothing was locked");
+      // And a tree made private since render is refused too.
+      rmSync(parent);
+      renameSync(`${parent}.old`, parent);
+      chmodSync(join(parent, "xfsprogs", "configure"), 0o600);
+      await assert.rejects(vmSteps(bench()).lock(r.config_dir), /which only its owner may read/);
+    });
 
     test("a misspelt package is refused with the closest names, before anything is built", async () => {
       const dir = await renderedAndLocked({

@@ -127,6 +127,10 @@ describe("the nix input group", () => {
     assert.deepEqual(nixSettings({ publish_to: ["file:///c?compression=zstd"] }).publishTo, ["file:///c?compression=zstd"]);
     rejects({ publish_to: ["file:///c?secret-key=/etc/nix/team.sec"] }, "nix_settings.publish_to[0]", /"secret-key"/);
     rejects({ substituters: ["file:///evil?trusted=1"] }, "nix_settings.substituters[0]", /"trusted"/);
+    // A host ssh would take as an option of its own.
+    rejects({ publish_to: ["ssh://-oProxyCommand=touch%20x"] }, "nix_settings.publish_to[0]", /host starting with '-'/);
+    rejects({ substituters: ["ssh-ng://me@-oProxyCommand=x"] }, "nix_settings.substituters[0]", /host starting with '-'/);
+    rejects({ builders: "ssh://-oProxyCommand=x x86_64-linux" }, "nix_settings.builders", /host starting with '-'/);
     rejects(
       { builders: "ssh://root@h x86_64-linux /etc/shadow 1 1" },
       "nix_settings.builders",

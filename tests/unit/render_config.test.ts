@@ -130,6 +130,16 @@ describe("render_config on disk", () => {
     await assert.rejects(renderConfig({ vm_name: "vm-x" }, { env: { WORKERS_DIR: "" } }), /WORKERS_DIR is not set/);
   });
 
+  test("a lock wait that is no number of seconds is refused, not guessed", async () => {
+    for (const wait of ["abc", "-1", "1e9", "10s"]) {
+      await assert.rejects(
+        async () => renderConfig({ vm_name: "vm-x" }, { env: { NIXOS_CLOSURE_LOCK_WAIT: wait } }),
+        /NIXOS_CLOSURE_LOCK_WAIT=".*" must be a number of seconds from 0 to 86400/,
+        wait,
+      );
+    }
+  });
+
   test("the Windmill main maps its form onto the same render", async () => {
     const result = await asWorker(bench(), () =>
       main("vm-main", ["devel"], [], { "/mnt/x": { tag: "x" } }, [], [], [ED25519], "john.doe", true, "/home/john.doe"),

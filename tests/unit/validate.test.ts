@@ -8,6 +8,7 @@ import { describe, test } from "node:test";
 import { composeGuest, type ValidationContext } from "../../f/nix/lib/config/guest.ts";
 import type { OverrideInput, RenderInput } from "../../f/nix/lib/config/model.ts";
 import { kernelParamsOf, renderDefault } from "../../f/nix/lib/config/render.ts";
+import { keyLinesOfFile } from "../../f/nix/lib/config/ssh_keys.ts";
 import { InputError } from "../../f/nix/lib/core/errors.ts";
 import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
 
@@ -46,6 +47,38 @@ describe("vm_name", () => {
     assert.equal(composeGuest({ vm_name: `a${"b".repeat(61)}c` }, context).vmName.length, 63);
     assert.equal(composeGuest({ vm_name: "" }, context).vmName, "nixos");
     assert.equal(composeGuest({ vm_name: null }, context).vmName, "nixos");
+  });
+});
+
+describe("words git or ssh would take as options", () => {
+  test("a ref or a host starting with '-' is refused", () => {
+    rejects(
+      { extra_overrides: [{ pkg: "fio", src: "https://example.org/fio.git", ref: "--upload-pack=touch /tmp/x" }] },
+      "extra_overrides[0].ref",
+      "--upload-pack",
+      /is not a valid git ref name/,
+    );
+    for (const src of ["ssh://-oProxyCommand=touch%20x/fio", "ssh://me@-oProxyCommand=x/fio", "-oProxyCommand=x@host:fio.git"]) {
+      assert.throws(
+        () => composeGuest({ extra_overrides: [{ pkg: "fio", src }] }, context),
+        (e: unknown) => e instanceof InputError && /option/.test(e.message) && e.field.startsWith("extra_overrides[0]"),
+        src,
+      );
+    }
+  });
+
+  test("a public key file is checked line by line, and never quoted", () => {
+    const shadow = "root:*:20228:0:99999:7:::\nsecret-user:$y$j9T$abcdefgh:20228::::::\n";
+    assert.throws(
+      () => keyLinesOfFile("--ssh-key-file", "/etc/shadow", shadow),
+      (e: unknown) => {
+        assert.ok(e instanceof InputError);
+        assert.match(e.message, /^--ssh-key-file: "\/etc\/shadow" line 1 is not an OpenSSH public key line/);
+        assert.doesNotMatch(e.message, /root:\*|20228|secret-user/);
+        return true;
+      },
+    );
+    assert.deepEqual(keyLinesOfFile("--ssh-key-file", "/k.pub", `# mine\n\n${ED25519} me@host\n`), [`${ED25519} me@host`]);
   });
 });
 

@@ -6,6 +6,7 @@ import { InputError } from "../core/errors.ts";
 import { forbiddenPart, publishedPrivately, surveyTree } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { didYouMean } from "../core/suggest.ts";
+import { hasOptionLikeHost } from "../nix/settings.ts";
 import { checkKeys, expectBoolean, expectString, isBlank, isEmptyRow, isPlainObject } from "./fields.ts";
 import { CURATED_OVERRIDE_PACKAGES, OVERRIDE_FIELDS, OVERRIDE_KINDS, type OverrideInput, type SourceOverride } from "./model.ts";
 import { isNixIdentifier } from "./nix_string.ts";
@@ -117,8 +118,19 @@ function override(field: string, value: unknown, curated: boolean, uid: number, 
     src = src.replace(/^git\+(?=[a-z][a-z0-9+.-]*:\/\/)/, "");
     if (kindGiven === "path")
       throw new InputError(`${field}.kind`, kindGiven, `cannot be used with a git URL src (${src}); "path" takes a directory`);
+    if (hasOptionLikeHost(src))
+      throw new InputError(`${field}.src`, src, "names a host starting with '-', which git and ssh would take as an option");
     const local = /^file:\/\/(\/.*)$/.exec(src)?.[1];
     if (local !== undefined && existsSync(decodeURI(local))) {
+      // git reads a local repository only as its owner: another user's is refused now, not when lock runs git.
+      const owner = statSync(decodeURI(local)).uid;
+      if (owner !== uid && uid >= 0) {
+        throw new InputError(
+          `${field}.src`,
+          src,
+          `is a repository of uid ${owner}, and git (Nix's git fetcher too) reads only the repositories of the user running it (uid ${uid}); give its directory to copy it whole`,
+        );
+      }
       const survey = surveyTree(decodeURI(local), { uid });
       const hidden = forbiddenPart(survey, uid);
       if (hidden !== null) {
@@ -131,7 +143,9 @@ function override(field: string, value: unknown, curated: boolean, uid: number, 
       const published = publishedPrivately(`override ${pkg}`, src, survey);
       if (published !== null) warnings.push(published);
     }
-    if (ref !== null && !GIT_REF.test(ref)) throw new InputError(`${field}.ref`, ref, "is not a valid git ref name");
+    // A ref git would take as an option (--upload-pack=...) is no ref.
+    if (ref !== null && (!GIT_REF.test(ref) || ref.startsWith("-")))
+      throw new InputError(`${field}.ref`, ref, "is not a valid git ref name");
   } else {
     throw new InputError(
       `${field}.src`,

@@ -23,26 +23,61 @@ const SSH_KEY_TYPES: ReadonlySet<string> = new Set([
 /** The first line of a private key file (PEM, OpenSSH's own, PuTTY's). */
 export const PRIVATE_KEY = /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----|^PuTTY-User-Key-File-/m;
 
+/**
+ * Why a line is not an OpenSSH public key line, or null when it is one.
+ * `quote`: the reason may show parts of the line (it was given as a key);
+ * a line read from a file is never quoted (the file may be anything).
+ */
+function keyLineProblem(line: string, quote: boolean): string | null {
+  const [type = "", blob = ""] = line.split(/[ \t]+/);
+  const shown = (text: string | null) => (quote ? ` ${JSON.stringify(text)}` : "");
+  if (/[\r\n]/.test(line)) return "it spans more than one line";
+  if (/[\0-\x08\x0b-\x1f\x7f]/.test(line)) return "it contains control characters";
+  if (!SSH_KEY_TYPES.has(type)) return `unknown key type${shown(type)} (known: ${[...SSH_KEY_TYPES].join(", ")})`;
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0) return "the key data is not base64";
+  const bytes = Buffer.from(blob, "base64");
+  const nameLength = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
+  const embedded =
+    nameLength >= 0 && nameLength <= bytes.length - 4 ? bytes.subarray(4, 4 + nameLength).toString("latin1") : null;
+  if (embedded !== type)
+    return quote
+      ? `the key data is for ${JSON.stringify(embedded)}, not ${JSON.stringify(type)}`
+      : "the key data is for another key type";
+  return null;
+}
+
+const KEY_LINE_SHAPE = '("<type> <base64> [comment]")';
+
 /** Checks one OpenSSH public key line; returns it trimmed. */
 function validateSshKey(field: string, value: unknown): string {
   const line = expectString(field, value).trim();
   // Its secret is never repeated in a message, nor in a job log.
   if (PRIVATE_KEY.test(line))
     throw new InputError(field, "(not shown)", "is a private key; give its public key (the .pub file's line)");
+  const problem = keyLineProblem(line, true);
+  if (problem !== null) throw new InputError(field, value, `is not an OpenSSH public key line ${KEY_LINE_SHAPE}: ${problem}`);
   const [type = "", blob = "", ...comment] = line.split(/[ \t]+/);
-  const fail = (why: string): never => {
-    throw new InputError(field, value, `is not an OpenSSH public key line ("<type> <base64> [comment]"): ${why}`);
-  };
-  if (/[\r\n]/.test(line)) fail("it spans more than one line");
-  if (/[\0-\x08\x0b-\x1f\x7f]/.test(line)) fail("it contains control characters");
-  if (!SSH_KEY_TYPES.has(type)) fail(`unknown key type ${JSON.stringify(type)} (known: ${[...SSH_KEY_TYPES].join(", ")})`);
-  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(blob) || blob.length % 4 !== 0) fail("the key data is not base64");
-  const bytes = Buffer.from(blob, "base64");
-  const nameLength = bytes.length >= 4 ? bytes.readUInt32BE(0) : -1;
-  const embedded =
-    nameLength >= 0 && nameLength <= bytes.length - 4 ? bytes.subarray(4, 4 + nameLength).toString("latin1") : null;
-  if (embedded !== type) fail(`the key data is for ${JSON.stringify(embedded)}, not ${JSON.stringify(type)}`);
   return [type, blob, ...comment].join(" ");
+}
+
+/**
+ * The key lines of a public key file's text (blank lines and comments
+ * skipped), each checked: a file that is anything else (a private key, a
+ * password file given by mistake) is refused by its path and line number,
+ * never quoted.
+ */
+export function keyLinesOfFile(field: string, path: string, text: string): string[] {
+  if (PRIVATE_KEY.test(text)) throw new InputError(field, path, "is a private key; give the .pub file");
+  const lines = text.split("\n");
+  return lines.flatMap((raw, i) => {
+    const line = raw.trim();
+    if (line === "" || line.startsWith("#")) return [];
+    const problem = keyLineProblem(line, false);
+    if (problem !== null) {
+      throw new InputError(field, path, `line ${i + 1} is not an OpenSSH public key line ${KEY_LINE_SHAPE}: ${problem}`);
+    }
+    return [line];
+  });
 }
 
 export function sshKeys(value: unknown, managed: ManagedKey | null): string[] {

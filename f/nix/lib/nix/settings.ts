@@ -131,7 +131,28 @@ const ALLOWED_STORE_PARAMETERS: readonly string[] = [
 ];
 
 /** Refuses a store URI whose query names a parameter outside ALLOWED_STORE_PARAMETERS. */
+/**
+ * Whether a URI's host (with its user) starts with `-`: ssh and git take
+ * such a word as an option of theirs (`ssh://-oProxyCommand=...` runs a
+ * program), so no URI from the input may have one.
+ */
+export function hasOptionLikeHost(uri: string): boolean {
+  const authority = /^[a-z][a-z0-9+.-]*:\/\/([^/?#]*)/.exec(uri)?.[1] ?? /^([^\s/@]+@[^\s/:]+):/.exec(uri)?.[1];
+  return authority !== undefined && /^-|@-/.test(decodeURIComponentSafe(authority));
+}
+
+function decodeURIComponentSafe(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    return text;
+  }
+}
+
 function checkStoreParameters(field: string, uri: string): void {
+  if (hasOptionLikeHost(uri)) {
+    throw new InputError(field, uri, "names a host starting with '-', which ssh would take as an option of its own");
+  }
   const query = uri.includes("?") ? uri.slice(uri.indexOf("?") + 1) : "";
   for (const pair of query.split("&").filter((p) => p !== "")) {
     let name: string;

@@ -82,9 +82,22 @@ export interface ContextOptions {
 
 const DEFAULT_LOCK_WAIT_SECONDS = 60;
 
+/** $NIXOS_CLOSURE_LOCK_WAIT: seconds, a number >= 0 (a day at most); anything else is refused, not guessed. */
+function lockWaitOf(env: Env): number {
+  const given = env.NIXOS_CLOSURE_LOCK_WAIT;
+  if (given === undefined || given === "") return DEFAULT_LOCK_WAIT_SECONDS;
+  const seconds = /^\d+(\.\d+)?$/.test(given.trim()) ? Number(given) : Number.NaN;
+  if (!(seconds >= 0 && seconds <= 86400)) {
+    throw new SetupError(
+      `NIXOS_CLOSURE_LOCK_WAIT=${JSON.stringify(given)} must be a number of seconds from 0 to 86400 (unset: ${DEFAULT_LOCK_WAIT_SECONDS})`,
+    );
+  }
+  return seconds;
+}
+
 export function createContext(step: string, settings: NixSettings, options: ContextOptions): Context {
   const { env, log, signal } = options;
-  const wait = Number(env.NIXOS_CLOSURE_LOCK_WAIT ?? DEFAULT_LOCK_WAIT_SECONDS);
+  const wait = lockWaitOf(env);
   let located: Promise<Nix> | null = null;
   const output: OutputOptions = { buildLogs: false, chatter: false, showTrace: false, ...options.output };
   const nixArgs = [...settingsArgs(settings), ...(output.showTrace ? ["--show-trace"] : [])];
@@ -96,7 +109,7 @@ export function createContext(step: string, settings: NixSettings, options: Cont
     settings,
     progress: options.progress ?? (env.NIXOS_CLOSURE_PROGRESS === "off" ? "off" : "auto"),
     output,
-    lockWaitSeconds: Number.isFinite(wait) && wait >= 0 ? wait : DEFAULT_LOCK_WAIT_SECONDS,
+    lockWaitSeconds: wait,
     words: options.words ?? WINDMILL_VOCABULARY,
     heldLocks: options.heldLocks ?? new Set(),
     nix() {

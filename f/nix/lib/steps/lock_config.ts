@@ -9,8 +9,9 @@ import type { WorkTreeSnapshot } from "../config/model.ts";
 import { pathInputsOf, sourceInputsOf, withWorkTreeSnapshots, workTreeInputsOf } from "../config/render.ts";
 import { checkRenderId } from "../config/render_identity.ts";
 import { snapshotWorkTree } from "../config/work_tree.ts";
-import { SetupError } from "../core/errors.ts";
+import { InputError, SetupError } from "../core/errors.ts";
 import {
+  forbiddenPart,
   isOursOrFree,
   MAX_NIX_FILE_BYTES,
   readCache,
@@ -92,6 +93,38 @@ function forgetLastLock(file: string, context: Context): void {
  * is now (rewritten when the tree changed: an edit lands in the next lock,
  * as a directory's does), and the sources the lock copies into the store.
  */
+/**
+ * A directory override is checked again when it is locked, as Nix is about
+ * to copy it: render_config checked it and wrote its real path, but its
+ * owner may have changed it since (a part of the path swapped for a link
+ * into a private tree, a file made private). Refused by the input's name.
+ */
+function checkStillChecked(flakeFile: string, input: string, dir: string, uid: number): void {
+  const field = `${flakeFile}: ${input}`;
+  let real: string | null = null;
+  try {
+    real = realpathSync(dir);
+  } catch {}
+  if (real !== dir) {
+    throw new InputError(
+      field,
+      dir,
+      real === null
+        ? "is gone since render_config checked it: render again"
+        : `now leads elsewhere (${real}) than when render_config checked it: render again`,
+    );
+  }
+  const hidden = forbiddenPart(surveyTree(dir, { uid }), uid);
+  if (hidden !== null) {
+    throw new InputError(
+      field,
+      dir,
+      `holds ${hidden.path}, which only its owner may read; Nix copies a source into the store, where everyone can read it: ` +
+        "make the tree readable (chmod -R o+rX) or choose another directory",
+    );
+  }
+}
+
 async function followWorkTrees(
   context: Context,
   flakeFile: string,
@@ -99,10 +132,10 @@ async function followWorkTrees(
   const flake = readSmallFile(flakeFile, MAX_NIX_FILE_BYTES);
   const uid = runningUid();
   const snapshots = new Map<string, WorkTreeSnapshot>();
-  const copied: CopiedSource[] = pathInputsOf(flake).map(({ dir }) => ({
-    what: dir,
-    bytes: () => surveyTree(dir, { uid }).bytes,
-  }));
+  const copied: CopiedSource[] = pathInputsOf(flake).map(({ input, dir }) => {
+    checkStillChecked(flakeFile, input, dir, uid);
+    return { what: dir, bytes: () => surveyTree(dir, { uid }).bytes };
+  });
   for (const tree of workTreeInputsOf(flake)) {
     const { snapshot } = await snapshotWorkTree(
       context,

@@ -473,6 +473,16 @@ function namesToRemove(value: unknown): string[] {
 }
 
 /**
+ * A flag whose absence means removing for real (dry_run, keep_root): given
+ * as null (a form's empty field, a script's unset variable) it is refused,
+ * never taken as false.
+ */
+function guardingFlag(field: string, value: unknown): boolean {
+  if (value === null) throw new InputError(field, value, "must be true or false: null would mean removing for real");
+  return expectBoolean(field, value, false);
+}
+
+/**
  * Removes the VMs named, and those not used for `olderThanDays` (keeping
  * the `keep` most recent, never one in use); with `collect`, runs Nix's
  * garbage collector afterwards. Every field is checked, and every name
@@ -486,8 +496,8 @@ export async function cleanUpVms(context: Context, options: CleanUp): Promise<Co
       ? 0
       : wholeNumber("keep", options.keep, "a whole number >= 0: how many of the most recent VMs to keep");
   const removal = {
-    dryRun: expectBoolean("dry_run", options.dryRun, false),
-    keepRoot: expectBoolean("keep_root", options.keepRoot, false),
+    dryRun: guardingFlag("dry_run", options.dryRun),
+    keepRoot: guardingFlag("keep_root", options.keepRoot),
   };
   const collect = expectBoolean("collect", options.collect, false);
   for (const [i, name] of names.entries()) vmDir(context, name, `vm_names[${i}]`, true);
