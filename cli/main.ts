@@ -9,6 +9,7 @@ import { fileSystemMessage, isFileSystemError, makeDirs, realPathOf } from "../f
 import type { Env } from "../f/nix/lib/core/process.ts";
 import type { NixVersions } from "../f/nix/lib/nix/locate.ts";
 import { nixSettings } from "../f/nix/lib/nix/settings.ts";
+import { checkFlowInput, configDirOf } from "../f/nix/lib/steps/checks.ts";
 import {
   type Context,
   type ContextOptions,
@@ -18,15 +19,13 @@ import {
   type Vocabulary,
   withContextOptions,
 } from "../f/nix/lib/steps/context.ts";
-import { checkFlowInput } from "../f/nix/lib/steps/flow_input.ts";
-import { configDirOf } from "../f/nix/lib/steps/render_config.ts";
 import { cleanUpVms, diffSystems, listVms, vmNames } from "../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../f/nix/lib/worker/dir_lock.ts";
 import { completionScript, SHELLS, type Shell } from "./completion.ts";
 import { runDemo } from "./demo.ts";
 import { type FlowInput, loadFlow, type Results, ROOT, runFlow, runInProcess } from "./flow.ts";
-import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags } from "./flow_input.ts";
 import { addHelpFooter, PROGRAM_FOOTER } from "./help.ts";
+import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags } from "./input_from_flags.ts";
 import {
   addBuildOutputOptions,
   addClosureOptions,

@@ -22,7 +22,7 @@
  * @param render_id render_config's render_id: the step stops, changing nothing, when another run has rendered the VM with other inputs since. Empty: lock whatever the config dir holds.
  */
 import { expectFlag, runStep } from "./lib/steps/context.ts";
-import { type LockResult, lockConfig } from "./lib/steps/lock_config.ts";
+import { type LockResult, lockConfig } from "./lib/steps/locking.ts";
 
 export async function main(
   config_dir: string,

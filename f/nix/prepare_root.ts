@@ -36,7 +36,7 @@
  * @param render_id render_config's render_id: the step stops, changing nothing, when another run has rendered the VM with other inputs since. Empty: take whatever the config dir holds.
  */
 import { runStep } from "./lib/steps/context.ts";
-import { type PrepareRootResult, prepareRoot } from "./lib/steps/prepare_root.ts";
+import { type PrepareRootResult, prepareRoot } from "./lib/steps/root_preparation.ts";
 
 export async function main(
   config_dir: string,

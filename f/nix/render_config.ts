@@ -32,7 +32,7 @@
  */
 
 import { runStep } from "./lib/steps/context.ts";
-import { type RenderResult, renderConfig } from "./lib/steps/render_config.ts";
+import { type RenderResult, renderConfig } from "./lib/steps/rendering.ts";
 
 type Override = { pkg: string; src: string; kind?: "git" | "path"; ref?: string; attrs?: object; optional?: boolean };
 

@@ -4,7 +4,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
-import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags, parseOverride, parseShare } from "../../cli/flow_input.ts";
+import { FLAG_OF_FIELD, type FlowFlags, flowInputFromFlags, parseOverride, parseShare } from "../../cli/input_from_flags.ts";
 import { program, reportFailure } from "../../cli/main.ts";
 import { InputError, Interrupted, NixError, SetupError, ToolError } from "../../f/nix/lib/core/errors.ts";
 import { SpawnError } from "../../f/nix/lib/core/process.ts";
