@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, test } from "node:test";
+import { COMMANDS } from "../../cli/main.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const STEPS_DIR = join(ROOT, "f", "nix");
@@ -152,6 +153,20 @@ describe("configuration travels in the context", () => {
     assert.deepEqual(
       readers.map((file) => relative(ROOT, file)),
       ["f/nix/lib/steps/context.ts"],
+    );
+  });
+
+  test("the CLI makes a command's context in one place, and each command is a module of cli/commands/", () => {
+    const makers = filesUnder(join(ROOT, "cli"), ".ts").filter((file) =>
+      /\b(?:createContext|interruptSignal)\(/.test(readFileSync(file, "utf8")),
+    );
+    assert.deepEqual(
+      makers.map((file) => relative(ROOT, file)),
+      ["cli/command_context.ts"],
+    );
+    assert.deepEqual(
+      COMMANDS.map((command) => `${command.name.replaceAll("-", "_")}_command.ts`).sort(),
+      readdirSync(join(ROOT, "cli", "commands")).sort(),
     );
   });
 
