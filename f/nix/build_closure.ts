@@ -46,6 +46,9 @@ import { type BuildClosureResult, buildClosure } from "./lib/steps/building.ts";
 import { expectFlag, runStep } from "./lib/steps/context.ts";
 import { type PlanResult, planBuild } from "./lib/steps/planning.ts";
 
+// runStep builds this step's context (lib/steps/context.ts): on a Windmill worker from this process
+// (its environment, stderr, an interrupt signal); under withContextOptions, as the CLI and the tests call
+// this main, from the options they give.
 export async function main(
   config_dir: string,
   plan_only: boolean = false,

@@ -421,7 +421,7 @@ export interface Collection {
 export interface CleanUp {
   /** VMs to remove by name (`vm_names`). */
   names?: unknown;
-  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent: none by age. */
+  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent (or null): none by age. */
   olderThanDays?: unknown;
   /** With olderThanDays, keep this many of the most recent VMs. */
   keep?: unknown;
@@ -471,7 +471,8 @@ function namesToRemove(value: unknown): string[] {
  */
 export async function cleanUpVms(context: Context, options: CleanUp): Promise<Collection> {
   const names = namesToRemove(options.names);
-  const olderThan = options.olderThanDays === undefined ? null : days("older_than_days", options.olderThanDays);
+  const olderThan =
+    options.olderThanDays === undefined || options.olderThanDays === null ? null : days("older_than_days", options.olderThanDays);
   const keep =
     options.keep === undefined
       ? 0
