@@ -11,8 +11,7 @@ import { privatePath } from "../f/nix/lib/core/files.ts";
 import { type Logger, shellQuote } from "../f/nix/lib/core/log.ts";
 import { pathFlakeRef } from "../f/nix/lib/nix/flake_ref.ts";
 import { flakeLock } from "../f/nix/lib/nix/operations.ts";
-import { nixSettings } from "../f/nix/lib/nix/settings.ts";
-import { type ContextOptions, createContext, standaloneEnv, withContextOptions } from "../f/nix/lib/steps/context.ts";
+import { type ContextOptions, runStep, withContextOptions } from "../f/nix/lib/steps/context.ts";
 import { installExamples } from "./examples.ts";
 import { type FlowInput, loadFlow, runFlow, runInProcess } from "./flow.ts";
 
@@ -81,8 +80,12 @@ function withoutPathsIn(result: Record<string, unknown>, dir: string): Record<st
   );
 }
 
-/** Runs the demo; the state directory is removed afterwards unless `keep` (and the result names nothing in it). */
-export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolean): Promise<DemoRun> {
+/**
+ * Runs the demo with a command's context options, in a worker of its own
+ * (its environment points into the state directory); the state directory is
+ * removed afterwards unless `keep` (and the result names nothing in it).
+ */
+export async function runDemo(options: ContextOptions, keep: boolean): Promise<DemoRun> {
   const log: Logger = options.log;
   const stateDir = mkdtempSync(join(tmpdir(), "nixos-closure-demo-"));
   // Readable by all, as the store its library goes into: a kept demo's library can be built against again.
@@ -102,23 +105,23 @@ export async function runDemo(options: Omit<ContextOptions, "env">, keep: boolea
   if (hidden !== null) log.warn(`${hidden} is private: the demo builds xfsprogs without a source directory of its own`);
   try {
     const { libraryDir } = installExamples(stateDir);
-    const base = standaloneEnv();
     const env = {
-      ...base,
+      ...options.env,
       WORKERS_DIR: join(stateDir, "workers"),
       WORKER_INDEX: "0",
       WORKBENCH_DIR: stateDir,
       SYSTEM_DIR: join(stateDir, "system"),
       NIXOS_FLAKE_DIR: libraryDir,
-      NIX_CONFIG: [base.NIX_CONFIG ?? "", DEMO_NIX_CONFIG].join("\n"),
+      NIX_CONFIG: [options.env.NIX_CONFIG ?? "", DEMO_NIX_CONFIG].join("\n"),
     };
-    const context = { ...options, env };
     if (keep) writeDemoEnv(stateDir, env);
-    // The example library pins its stand-in nixpkgs, as the real one pins nixpkgs.
-    const libraryRef = pathFlakeRef(libraryDir, "the demo's state directory (under TMPDIR)");
-    await flakeLock(await createContext("demo", nixSettings(null), context).nix(), libraryRef);
     const input = demoInput(hidden === null ? writeDemoSource(stateDir) : null);
-    const run = await withContextOptions(context, () => runFlow(loadFlow(), input, runInProcess));
+    const run = await withContextOptions({ ...options, env }, async () => {
+      // The example library pins its stand-in nixpkgs, as the real one pins nixpkgs.
+      const libraryRef = pathFlakeRef(libraryDir, "the demo's state directory (under TMPDIR)");
+      await runStep("demo", null, async (context) => flakeLock(await context.nix(), libraryRef));
+      return runFlow(loadFlow(), input, runInProcess);
+    });
     log.info(
       keep
         ? `kept ${stateDir}; to build your own VMs against its example library:\n` +

@@ -6,7 +6,7 @@
 import { readFileSync } from "node:fs";
 import { createRequire } from "node:module";
 import { join, relative, resolve } from "node:path";
-import type { FlowInput } from "../f/nix/lib/steps/flow_input.ts";
+import type { FlowInput } from "../f/nix/lib/steps/checks.ts";
 import { STEP_MAINS } from "./steps.ts";
 
 export type { FlowInput };

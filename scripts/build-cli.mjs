@@ -11,9 +11,12 @@ const root = join(dirname(fileURLToPath(import.meta.url)), "..");
 const { build, parse } = await buildTools();
 
 /**
- * esbuild and yaml (devDependencies). `npm install -g <checkout>` runs this
- * as prepare in a checkout whose devDependencies were never installed: they
- * are installed there first (from package-lock.json), then this runs again.
+ * esbuild and yaml: with commander (which the bundle carries), the package's
+ * dependencies, the only packages a user's install fetches (`npm ci
+ * --omit=dev`, 13 MB); the developers' tools are devDependencies (`npm ci`).
+ * `npm install -g <checkout>` runs this as prepare in a checkout where
+ * nothing was installed: the dependencies are installed there first (from
+ * package-lock.json, without the devDependencies), then this runs again.
  */
 async function buildTools() {
   try {
@@ -21,14 +24,15 @@ async function buildTools() {
   } catch (error) {
     if (error?.code !== "ERR_MODULE_NOT_FOUND" || process.env.NIXOS_CLOSURE_TOOLS_INSTALLED) throw error;
   }
-  console.error("nixos-closure: installing the bundler into this checkout (npm ci --ignore-scripts) to build the command");
+  console.error("nixos-closure: installing the bundle's build tools into this checkout (npm ci --omit=dev) to build the command");
   // Into this checkout, not the global prefix a `npm install -g` is installing into, and without the
-  // global install's --allow-scripts (which npm refuses in a project's own install).
+  // global install's --allow-scripts (which npm refuses in a project's own install) or its choice of
+  // what to include.
   const env = { ...process.env, NIXOS_CLOSURE_TOOLS_INSTALLED: "1" };
-  for (const name of Object.keys(env)) if (/^npm_config_(global|prefix|location|allow[-_]scripts)$/i.test(name)) delete env[name];
-  // The npm running this prepare, with the devDependencies even where production installs are the default.
+  for (const name of Object.keys(env))
+    if (/^npm_config_(global|prefix|location|allow[-_]scripts|include|omit)$/i.test(name)) delete env[name];
   const npm = process.env.npm_execpath ? [process.execPath, process.env.npm_execpath] : ["npm"];
-  const args = ["ci", "--include=dev", "--ignore-scripts", "--no-audit", "--no-fund"];
+  const args = ["ci", "--omit=dev", "--ignore-scripts", "--no-audit", "--no-fund"];
   execFileSync(npm[0], [...npm.slice(1), ...args], { cwd: root, stdio: "inherit", env });
   execFileSync(process.execPath, [fileURLToPath(import.meta.url)], { stdio: "inherit", env });
   process.exit(0);

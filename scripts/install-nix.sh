@@ -3,7 +3,7 @@
 # the system's Nix configuration:
 #   - Nix 2.8 from Debian bookworm (`nix-bin`), at /usr/bin/nix;
 #   - Nix 2.26 from Debian trixie, unpacked into a private prefix and patched to
-#     use that prefix's libraries (see the README, "Development");
+#     use that prefix's libraries (see docs/testing.md);
 #   - the newest Nix Debian has (sid's `nix-bin`, 2.34 when written; that suite
 #     moves), the same way into a prefix of its own.
 # Idempotent: what is already there is kept. Prints the three `nix` paths as

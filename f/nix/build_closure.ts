@@ -42,10 +42,13 @@
  * @param nix_settings The flow's nix group: builders, substituters, trusted_public_keys, max_jobs, cores, options, and publish_to (store URIs to copy the closure to, with substitute_on_destination).
  * @param render_id render_config's render_id: the step stops, building nothing, when another run has rendered the VM with other inputs since. Empty: build whatever the config dir holds.
  */
-import { type BuildClosureResult, buildClosure } from "./lib/steps/build_closure.ts";
+import { type BuildClosureResult, buildClosure } from "./lib/steps/building.ts";
 import { expectFlag, runStep } from "./lib/steps/context.ts";
-import { type PlanResult, planBuild } from "./lib/steps/plan.ts";
+import { type PlanResult, planBuild } from "./lib/steps/planning.ts";
 
+// runStep builds this step's context (lib/steps/context.ts): on a Windmill worker from this process
+// (its environment, stderr, an interrupt signal); under withContextOptions, as the CLI and the tests call
+// this main, from the options they give.
 export async function main(
   config_dir: string,
   plan_only: boolean = false,

@@ -14,6 +14,9 @@
 import { runStep } from "./lib/steps/context.ts";
 import { listVms, type VmInfo } from "./lib/steps/vms.ts";
 
+// runStep builds this step's context (lib/steps/context.ts): on a Windmill worker from this process
+// (its environment, stderr, an interrupt signal); under withContextOptions, as the CLI and the tests call
+// this main, from the options they give.
 export async function main(all_workers: boolean = false): Promise<VmInfo[]> {
   return runStep("list", null, (context) => listVms(context, all_workers));
 }

@@ -22,8 +22,11 @@
  * @param render_id render_config's render_id: the step stops, changing nothing, when another run has rendered the VM with other inputs since. Empty: lock whatever the config dir holds.
  */
 import { expectFlag, runStep } from "./lib/steps/context.ts";
-import { type LockResult, lockConfig } from "./lib/steps/lock_config.ts";
+import { type LockResult, lockConfig } from "./lib/steps/locking.ts";
 
+// runStep builds this step's context (lib/steps/context.ts): on a Windmill worker from this process
+// (its environment, stderr, an interrupt signal); under withContextOptions, as the CLI and the tests call
+// this main, from the options they give.
 export async function main(
   config_dir: string,
   update: boolean = false,

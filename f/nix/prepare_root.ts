@@ -36,8 +36,11 @@
  * @param render_id render_config's render_id: the step stops, changing nothing, when another run has rendered the VM with other inputs since. Empty: take whatever the config dir holds.
  */
 import { runStep } from "./lib/steps/context.ts";
-import { type PrepareRootResult, prepareRoot } from "./lib/steps/prepare_root.ts";
+import { type PrepareRootResult, prepareRoot } from "./lib/steps/root_preparation.ts";
 
+// runStep builds this step's context (lib/steps/context.ts): on a Windmill worker from this process
+// (its environment, stderr, an interrupt signal); under withContextOptions, as the CLI and the tests call
+// this main, from the options they give.
 export async function main(
   config_dir: string,
   toplevel: string = "",

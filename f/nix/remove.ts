@@ -13,7 +13,7 @@
  *   nix-store --gc                                                      # with collect
  *
  * @param vm_names The VMs to remove (their names, as render_config was given them).
- * @param older_than_days Also remove every VM not built for this many days (0: none by age).
+ * @param older_than_days Also remove every VM not built for this many days, as `nixos-closure gc --older-than` does (0: every VM; empty: none by age).
  * @param keep With older_than_days, always keep this many of the most recent VMs.
  * @param keep_root Keep the VMs' prepared roots.
  * @param collect Run Nix's garbage collector afterwards.
@@ -22,9 +22,12 @@
 import { runStep } from "./lib/steps/context.ts";
 import { type Collection, cleanUpVms } from "./lib/steps/vms.ts";
 
+// runStep builds this step's context (lib/steps/context.ts): on a Windmill worker from this process
+// (its environment, stderr, an interrupt signal); under withContextOptions, as the CLI and the tests call
+// this main, from the options they give.
 export async function main(
   vm_names: string[] = [],
-  older_than_days: number = 0,
+  older_than_days: number | null = null,
   keep: number = 0,
   keep_root: boolean = false,
   collect: boolean = false,
@@ -33,8 +36,7 @@ export async function main(
   return runStep("remove", null, (context) =>
     cleanUpVms(context, {
       names: vm_names,
-      // The form's default, 0, is "not by age"; anything else is checked as days.
-      olderThanDays: older_than_days === 0 ? undefined : older_than_days,
+      olderThanDays: older_than_days,
       keep,
       keepRoot: keep_root,
       collect,

@@ -32,10 +32,13 @@
  */
 
 import { runStep } from "./lib/steps/context.ts";
-import { type RenderResult, renderConfig } from "./lib/steps/render_config.ts";
+import { type RenderResult, renderConfig } from "./lib/steps/rendering.ts";
 
 type Override = { pkg: string; src: string; kind?: "git" | "path"; ref?: string; attrs?: object; optional?: boolean };
 
+// runStep builds this step's context (lib/steps/context.ts): on a Windmill worker from this process
+// (its environment, stderr, an interrupt signal); under withContextOptions, as the CLI and the tests call
+// this main, from the options they give.
 export async function main(
   vm_name: string = "nixos",
   profiles: ("build-tools" | "controller" | "devel" | "monitoring")[] | null = null,

@@ -1,6 +1,9 @@
-// The package as a user installs it: packed, installed into a prefix of its
-// own with `npm install -g --prefix`, and run from another directory, with no
-// TypeScript loader and no dependency to fetch. No Nix needed.
+// The package as a user installs it: from a checkout with only the bundle's
+// build tools (`npm ci --omit=dev`, then `npm link`), with `npm install -g` of
+// a checkout where nothing was installed, or packed and installed from the
+// tarball; each time into a prefix of its own, and run from another
+// directory with no TypeScript loader. The developers' tools (the
+// devDependencies) are never installed. No Nix needed.
 import assert from "node:assert/strict";
 import { execFileSync, spawnSync } from "node:child_process";
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
@@ -20,7 +23,8 @@ describe("npm install -g of the packed package", () => {
     const tarball = readdirSync(work).find((name) => name.endsWith(".tgz"));
     assert.ok(tarball, "npm pack wrote a tarball");
     const prefix = join(work, "prefix");
-    execFileSync("npm", ["install", "--global", "--offline", "--prefix", prefix, join(work, tarball)], {
+    // The bundle needs nothing; npm still installs the build tools it was made with (the dependencies).
+    execFileSync("npm", ["install", "--global", "--prefer-offline", "--prefix", prefix, join(work, tarball)], {
       cwd: work,
       stdio: "pipe",
       timeout: 120_000,
@@ -58,18 +62,59 @@ describe("npm install -g of the packed package", () => {
   });
 });
 
+/** A checkout as git has it, in `work`: the tracked files of this working tree, no node_modules, no dist. */
+function freshCheckout(work: string): string {
+  const checkout = join(work, "nixos-closure");
+  const tracked = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0");
+  for (const file of tracked.filter((f) => f !== "" && existsSync(join(ROOT, f)))) {
+    mkdirSync(dirname(join(checkout, file)), { recursive: true });
+    cpSync(join(ROOT, file), join(checkout, file));
+  }
+  assert.equal(existsSync(join(checkout, "dist")), false);
+  return checkout;
+}
+
+/** The packages installed in a checkout: only the dependencies (and esbuild's binary for this platform), no developer's tool. */
+function assertOnlyBuildTools(checkout: string): void {
+  const manifest = JSON.parse(readFileSync(join(checkout, "package.json"), "utf8")) as {
+    dependencies: Record<string, string>;
+    devDependencies: Record<string, string>;
+  };
+  const installed = readdirSync(join(checkout, "node_modules")).filter((name) => !name.startsWith("."));
+  assert.deepEqual(installed.sort(), [...Object.keys(manifest.dependencies), "@esbuild"].sort());
+  assert.deepEqual(readdirSync(join(checkout, "node_modules", "@esbuild")), [`${process.platform}-${process.arch}`]);
+  for (const tool of Object.keys(manifest.devDependencies)) assert.ok(!installed.includes(tool.split("/")[0] as string), tool);
+}
+
+describe("a user's install of a checkout: npm ci --omit=dev && npm link", () => {
+  test("fetches only the bundle's build tools, bundles, and links a command that runs from elsewhere", () => {
+    const work = mkdtempSync(join(tmpdir(), "nixos-closure-user-"));
+    try {
+      const checkout = freshCheckout(work);
+      // From npm's cache when it has the packages (it does after this repository's npm ci).
+      const env = { ...process.env, npm_config_prefer_offline: "true", npm_config_prefix: join(work, "prefix") };
+      for (const args of [["ci", "--omit=dev"], ["link"]]) {
+        execFileSync("npm", [...args, "--no-audit", "--no-fund"], { cwd: checkout, stdio: "pipe", env, timeout: 300_000 });
+      }
+      assertOnlyBuildTools(checkout);
+      const run = spawnSync(join(work, "prefix", "bin", "nixos-closure"), ["--version"], {
+        cwd: work,
+        encoding: "utf8",
+        timeout: 30_000,
+      });
+      assert.equal(run.status, 0, run.stderr);
+      assert.equal(run.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
+    } finally {
+      rmSync(work, { recursive: true, force: true });
+    }
+  });
+});
+
 describe("npm install -g of a checkout, with nothing installed or built in it", () => {
-  test("prepare installs the bundler into the checkout, bundles, and the command runs from elsewhere", () => {
+  test("prepare installs the bundle's build tools (only they) into the checkout, bundles, and the command runs from elsewhere", () => {
     const work = mkdtempSync(join(tmpdir(), "nixos-closure-checkout-"));
     try {
-      // The checkout as git has it: the tracked files of this working tree, no node_modules, no dist.
-      const checkout = join(work, "nixos-closure");
-      const tracked = execFileSync("git", ["ls-files", "-z"], { cwd: ROOT, encoding: "utf8" }).split("\0");
-      for (const file of tracked.filter((f) => f !== "" && existsSync(join(ROOT, f)))) {
-        mkdirSync(dirname(join(checkout, file)), { recursive: true });
-        cpSync(join(ROOT, file), join(checkout, file));
-      }
-      assert.equal(existsSync(join(checkout, "dist")), false);
+      const checkout = freshCheckout(work);
       // A checkout built before the bundle was CommonJS, with a link made then (npm link) to dist/nixos-closure.js.
       mkdirSync(join(checkout, "dist"));
       writeFileSync(join(checkout, "dist", "nixos-closure.js"), 'console.log("the former bundle");\n');
@@ -88,6 +133,7 @@ describe("npm install -g of a checkout, with nothing installed or built in it", 
       });
       assert.equal(run.status, 0, run.stderr);
       assert.equal(run.stdout.trim(), JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")).version);
+      assertOnlyBuildTools(checkout);
       const former = spawnSync(process.execPath, [join(checkout, "dist", "nixos-closure.js"), "--version"], { encoding: "utf8" });
       assert.equal(former.stdout, run.stdout, "a link to the former bundle runs the new one");
     } finally {

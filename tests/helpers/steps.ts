@@ -7,7 +7,7 @@ import type { Logger, Verbosity } from "../../f/nix/lib/core/log.ts";
 import { streamLogger } from "../../f/nix/lib/core/log.ts";
 import type { NixSettingsInput } from "../../f/nix/lib/nix/settings.ts";
 import { nixSettings } from "../../f/nix/lib/nix/settings.ts";
-import { type BuildClosureResult, buildClosure } from "../../f/nix/lib/steps/build_closure.ts";
+import { type BuildClosureResult, buildClosure } from "../../f/nix/lib/steps/building.ts";
 import {
   type Context,
   type ContextOptions,
@@ -16,10 +16,10 @@ import {
   settingsPolicy,
   withContextOptions,
 } from "../../f/nix/lib/steps/context.ts";
-import { type LockResult, lockConfig } from "../../f/nix/lib/steps/lock_config.ts";
-import { type PlanResult, planBuild } from "../../f/nix/lib/steps/plan.ts";
-import { type PrepareRootResult, prepareRoot } from "../../f/nix/lib/steps/prepare_root.ts";
-import { type RenderResult, renderConfig } from "../../f/nix/lib/steps/render_config.ts";
+import { type LockResult, lockConfig } from "../../f/nix/lib/steps/locking.ts";
+import { type PlanResult, planBuild } from "../../f/nix/lib/steps/planning.ts";
+import { type RenderResult, renderConfig } from "../../f/nix/lib/steps/rendering.ts";
+import { type PrepareRootResult, prepareRoot } from "../../f/nix/lib/steps/root_preparation.ts";
 import type { RootFields } from "../../f/nix/lib/steps/root_request.ts";
 import type { LockHolder } from "../../f/nix/lib/worker/dir_lock.ts";
 import type { Workbench } from "./workbench.ts";

@@ -408,7 +408,7 @@ describe("housekeeping of VMs never built", () => {
         [[[], 1, 1.5], /^keep: 1\.5 must be a whole number >= 0/],
         [[[], 1, ""], /^keep: "" must be a whole number >= 0/],
         [[[], -1], /^older_than_days: -1 must be a number of days >= 0/],
-        [[[], null], /^older_than_days: null must be a number of days >= 0/],
+        [[[], ""], /^older_than_days: "" must be a number of days >= 0/],
         [[[], "30d"], /^older_than_days: "30d" must be a number of days >= 0/],
         [["hk-field-a"], /^vm_names: "hk-field-a" must be a list of VM names/],
         [[[""]], /^vm_names\[0\]: "" is not a VM name/],
@@ -439,6 +439,13 @@ describe("housekeeping of VMs never built", () => {
         (removeStep as (...a: unknown[]) => Promise<Collection>)([], 1, "2", false, false, true),
       );
       assert.equal(kept.removed.length, 1, JSON.stringify(kept));
+      // 0 days is every VM, as gc --older-than 0d; left empty (the form's default), none goes by age.
+      const every = await asWorker(wb, () =>
+        (removeStep as (...a: unknown[]) => Promise<Collection>)([], 0, 0, false, false, true),
+      );
+      assert.equal(every.removed.length, vms.length, JSON.stringify(every));
+      const byDefault = await asWorker(wb, () => (removeStep as (...a: unknown[]) => Promise<Collection>)());
+      assert.deepEqual(byDefault.removed, []);
     } finally {
       wb.cleanup();
     }

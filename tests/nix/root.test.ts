@@ -17,7 +17,7 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
-import type { BuildClosureResult } from "../../f/nix/lib/steps/build_closure.ts";
+import type { BuildClosureResult } from "../../f/nix/lib/steps/building.ts";
 import { nixSync, type TestNix, testNixes } from "../helpers/nix.ts";
 import { vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { useWorkbench } from "../helpers/workbench.ts";

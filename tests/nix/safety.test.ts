@@ -23,7 +23,7 @@ import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { readIfExists } from "../../f/nix/lib/core/files.ts";
 import { nixSettings } from "../../f/nix/lib/nix/settings.ts";
-import { checkPublishTargets } from "../../f/nix/lib/steps/flow_input.ts";
+import { checkPublishTargets } from "../../f/nix/lib/steps/checks.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { main as prepareRootStep } from "../../f/nix/prepare_root.ts";
 import { nixSync, processesMentioning, type TestNix, testNixes } from "../helpers/nix.ts";

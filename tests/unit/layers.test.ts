@@ -1,10 +1,12 @@
-// The layout of the code, as the README's "How the code is laid out" states
-// it: which layer may import which, where the environment is read, and that
-// the Windmill steps are thin adapters over the core.
+// The layout of the code, as docs/architecture.md states it: which layer may
+// import which, that no module imports itself back, that a file name says one
+// job, where the environment is read, and that the Windmill steps are thin
+// adapters over the core.
 import assert from "node:assert/strict";
 import { readdirSync, readFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { describe, test } from "node:test";
+import { COMMANDS } from "../../cli/main.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 const STEPS_DIR = join(ROOT, "f", "nix");
@@ -83,6 +85,18 @@ describe("the layers of f/nix/lib", () => {
     }
   });
 
+  test("no step's core imports another's: what they share has one home (lib/steps/checks.ts and the like)", () => {
+    const mains = readdirSync(STEPS_DIR)
+      .filter((name) => name.endsWith(".ts"))
+      .map((name) => join(STEPS_DIR, name));
+    const cores = new Set(mains.flatMap(importsOf).filter((target) => target !== join(LIB, "steps", "context.ts")));
+    for (const core of cores) {
+      for (const target of importsOf(core)) {
+        assert.ok(!cores.has(target), `${relative(ROOT, core)} imports ${relative(ROOT, target)}, another step's core`);
+      }
+    }
+  });
+
   test("each step's main is an adapter of a few lines", () => {
     for (const step of ["build_closure", "list", "lock_config", "prepare_root", "remove", "render_config"]) {
       const code = readFileSync(join(STEPS_DIR, `${step}.ts`), "utf8");
@@ -91,6 +105,42 @@ describe("the layers of f/nix/lib", () => {
       assert.ok(lines.length <= 20, `${step}.ts: main has ${lines.length} lines`);
       assert.match(body, /return runStep\(\s*"/, `${step}.ts runs its core through runStep`);
     }
+  });
+});
+
+describe("modules under f/ and cli/", () => {
+  const modules = [...filesUnder(join(ROOT, "f"), ".ts"), ...filesUnder(join(ROOT, "cli"), ".ts")];
+
+  test("no module imports itself back, directly or through others", () => {
+    const known = new Set(modules);
+    const graph = new Map(modules.map((file) => [file, importsOf(file).filter((target) => known.has(target))]));
+    const cycles: string[] = [];
+    // Depth-first, each module left once: a module met again while still on the path closes a cycle.
+    const state = new Map<string, "open" | "done">();
+    const path: string[] = [];
+    const visit = (file: string): void => {
+      state.set(file, "open");
+      path.push(file);
+      for (const next of graph.get(file) ?? []) {
+        if (state.get(next) === "open")
+          cycles.push([...path.slice(path.indexOf(next)), next].map((f) => relative(ROOT, f)).join(" -> "));
+        else if (!state.has(next)) visit(next);
+      }
+      path.pop();
+      state.set(file, "done");
+    };
+    for (const file of modules) if (!state.has(file)) visit(file);
+    assert.deepEqual(cycles, []);
+  });
+
+  test("no two modules share a file name: a name says its one job", () => {
+    const byName = new Map<string, string[]>();
+    for (const file of modules) {
+      const name = file.slice(file.lastIndexOf("/") + 1);
+      byName.set(name, [...(byName.get(name) ?? []), relative(ROOT, file)]);
+    }
+    const shared = [...byName.values()].filter((files) => files.length > 1);
+    assert.deepEqual(shared, []);
   });
 });
 
@@ -103,6 +153,20 @@ describe("configuration travels in the context", () => {
     assert.deepEqual(
       readers.map((file) => relative(ROOT, file)),
       ["f/nix/lib/steps/context.ts"],
+    );
+  });
+
+  test("the CLI makes a command's context in one place, and each command is a module of cli/commands/", () => {
+    const makers = filesUnder(join(ROOT, "cli"), ".ts").filter((file) =>
+      /\b(?:createContext|interruptSignal)\(/.test(readFileSync(file, "utf8")),
+    );
+    assert.deepEqual(
+      makers.map((file) => relative(ROOT, file)),
+      ["cli/command_context.ts"],
+    );
+    assert.deepEqual(
+      COMMANDS.map((command) => `${command.name.replaceAll("-", "_")}_command.ts`).sort(),
+      readdirSync(join(ROOT, "cli", "commands")).sort(),
     );
   });
 

@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { loadFlow, ROOT } from "../../cli/flow.ts";
-import { FLAG_OF_FIELD } from "../../cli/flow_input.ts";
+import { FLAG_OF_FIELD } from "../../cli/input_from_flags.ts";
 import { program } from "../../cli/main.ts";
 import { STEP_MAINS } from "../../cli/steps.ts";
 import {
@@ -19,7 +19,7 @@ import {
   TEST_SUITES,
 } from "../../f/nix/lib/config/model.ts";
 import { NIX_SETTINGS_FIELDS } from "../../f/nix/lib/nix/settings.ts";
-import { FLOW_INPUT_FIELDS } from "../../f/nix/lib/steps/flow_input.ts";
+import { FLOW_INPUT_FIELDS } from "../../f/nix/lib/steps/checks.ts";
 import { type ParsedArg, type ParsedType, parseSignature } from "../../tools/windmill_metadata.ts";
 
 interface Schema {

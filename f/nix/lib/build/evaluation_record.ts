@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { SetupError } from "../core/errors.ts";
 import { MAX_NIX_FILE_BYTES, makeDirs, writeCache } from "../core/files.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
-import type { OverrideReport } from "./overrides.ts";
+import type { OverrideReport } from "./override_reach.ts";
 
 /** Bumped when what goes into a key changes: records of another format are never matched. */
 const KEY_FORMAT = "nixos-closure evaluation 2";

@@ -358,6 +358,16 @@ export function writeRecord(path: string, fields: Record<string, unknown>): void
   writeFileAtomic(path, `${JSON.stringify({ ...CACHE_MARK, ...fields })}\n`);
 }
 
+/** Where a link points, when that is there: null for no link, or one whose target is gone (a result link whose system was collected). */
+export function existingLinkTarget(link: string): string | null {
+  try {
+    const target = readlinkSync(link);
+    return existsSync(target) ? target : null;
+  } catch {
+    return null;
+  }
+}
+
 /** Reads a regular file, or null when it does not exist; refuses a FIFO or a device rather than wait on it. */
 export function readIfExists(path: string): string | null {
   let file: OpenedFile;

@@ -20,6 +20,11 @@ export function pathFlakeRef(dir: string, what = "directory"): string {
   return `path:${dir}`;
 }
 
+/** The installable of a config dir's system, which every build and plan of it names: its flake's `toplevel` output. */
+export function toplevelInstallable(configDir: string): string {
+  return `${pathFlakeRef(configDir)}#toplevel`;
+}
+
 /**
  * The `file://` URL of a local git repository for a git input's `url`, every
  * character but the URL-safe ones %-escaped: every Nix version decodes them

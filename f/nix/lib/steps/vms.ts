@@ -1,7 +1,7 @@
 // The VMs of a worker: what each config dir holds, what its closures cost
 // and what only it keeps alive, removing one (only what is ours), and
 // comparing two systems.
-import { existsSync, lstatSync, readdirSync, readlinkSync, rmdirSync, rmSync } from "node:fs";
+import { existsSync, lstatSync, readdirSync, rmdirSync, rmSync } from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { forgetCollected } from "../build/evaluation_record.ts";
 import { type ClosureDiff, compareClosures } from "../build/report.ts";
@@ -9,7 +9,7 @@ import { preparedRootsOf, type RootLayout, removeRoot, removeTree, rootFiles, ro
 import { expectBoolean } from "../config/fields.ts";
 import { isVmName, validateVmName } from "../config/guest.ts";
 import { Busy, InputError, NixError } from "../core/errors.ts";
-import { readCache, readIfExists } from "../core/files.ts";
+import { existingLinkTarget, readCache, readIfExists } from "../core/files.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
@@ -72,15 +72,6 @@ function isIncompleteVmDir(dir: string): boolean {
     !isVmDir(dir) &&
     hasLockOfOurs(dir)
   );
-}
-
-function linkTarget(path: string): string | null {
-  try {
-    const target = readlinkSync(path);
-    return existsSync(target) ? target : null;
-  } catch {
-    return null;
-  }
 }
 
 /** The worker slots to look in: this one, or every slot under WORKERS_DIR. */
@@ -169,8 +160,8 @@ export async function listVms(context: Context, allWorkersGiven: unknown = false
       const configDir = join(dir, name);
       const complete = isVmDir(configDir);
       if (!complete && !isIncompleteVmDir(configDir)) continue;
-      const result = linkTarget(join(configDir, "result"));
-      const previous = linkTarget(join(configDir, "result-previous"));
+      const result = existingLinkTarget(join(configDir, "result"));
+      const previous = existingLinkTarget(join(configDir, "result-previous"));
       const rootLayouts = preparedRootsOf(configDir);
       const roots = generationsOf(rootLayouts);
       const state: VmState = !complete
@@ -399,7 +390,7 @@ function systemOf(context: Context, name: string): string {
   if (!spelled) throw new InputError("system", name, SYSTEM_SPELLING);
   const [, vm = "", previous] = spelled;
   const dir = vmDir(context, vm);
-  const target = linkTarget(join(dir, previous ? "result-previous" : "result"));
+  const target = existingLinkTarget(join(dir, previous ? "result-previous" : "result"));
   if (target === null) throw new InputError("system", name, previous ? "has no previous build" : "has not been built");
   return target;
 }
@@ -430,7 +421,7 @@ export interface Collection {
 export interface CleanUp {
   /** VMs to remove by name (`vm_names`). */
   names?: unknown;
-  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent: none by age. */
+  /** Also remove the VMs not built (nor rendered) for this many days (0: every one); absent (or null): none by age. */
   olderThanDays?: unknown;
   /** With olderThanDays, keep this many of the most recent VMs. */
   keep?: unknown;
@@ -442,7 +433,7 @@ export interface CleanUp {
 
 /** When a VM was last built (its result link changed), else rendered; -Infinity when neither is there. */
 function lastUsed(dir: string): number {
-  const built = linkTarget(join(dir, "result")) === null ? undefined : lstatSync(join(dir, "result")).mtimeMs;
+  const built = existingLinkTarget(join(dir, "result")) === null ? undefined : lstatSync(join(dir, "result")).mtimeMs;
   return built ?? lstatSync(join(dir, "default.nix"), { throwIfNoEntry: false })?.mtimeMs ?? Number.NEGATIVE_INFINITY;
 }
 
@@ -490,7 +481,8 @@ function guardingFlag(field: string, value: unknown): boolean {
  */
 export async function cleanUpVms(context: Context, options: CleanUp): Promise<Collection> {
   const names = namesToRemove(options.names);
-  const olderThan = options.olderThanDays === undefined ? null : days("older_than_days", options.olderThanDays);
+  const olderThan =
+    options.olderThanDays === undefined || options.olderThanDays === null ? null : days("older_than_days", options.olderThanDays);
   const keep =
     options.keep === undefined
       ? 0

@@ -1,27 +1,27 @@
 // build_closure's core: build the toplevel of a locked config dir, read init
 // and initrd from its bootspec, report its closure, keep the previous one
 // rooted, and deliver it where the nix group says.
-import { createHash } from "node:crypto";
-import { existsSync, readlinkSync } from "node:fs";
+import { existsSync } from "node:fs";
 import { basename, join } from "node:path";
 import { readBootInfo } from "../build/bootspec.ts";
 import { type Delivery, deliver } from "../build/deliver.ts";
 import { type EvaluationRecord, readSharedClosure, writeSharedClosure } from "../build/evaluation_record.ts";
-import { formatOverrides, type OverrideCheck, type OverrideReport, verifyOverrides } from "../build/overrides.ts";
+import { formatOverrides, type OverrideReport } from "../build/override_reach.ts";
 import type { BuildPlan } from "../build/plan.ts";
 import { ProgressReporter } from "../build/progress/display.ts";
 import { BuildProgress } from "../build/progress/tracker.ts";
 import { type ClosureReport, closureReport, formatClosureReport, formatLargest } from "../build/report.ts";
-import { kernelParamsOf, sourceInputsOf } from "../config/render.ts";
+import { kernelParamsOf } from "../config/render.ts";
 import { checkRenderId } from "../config/render_identity.ts";
 import { NixError, SetupError } from "../core/errors.ts";
-import { MAX_NIX_FILE_BYTES, readCache, readIfExists, readSmallFile, writeCache } from "../core/files.ts";
-import { pathFlakeRef } from "../nix/flake_ref.ts";
+import { existingLinkTarget, readCache, readIfExists, writeCache } from "../core/files.ts";
+import { toplevelInstallable } from "../nix/flake_ref.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { addGcRoot, build, closureInfo, derivationInstallable, type EventStream } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, existingConfigDir, workerLayout } from "../worker/layout.ts";
+import { checkedOverrides, checkLockFile, checkPublishTargets } from "./checks.ts";
 import type { Context } from "./context.ts";
 import {
   asOnlyEvaluation,
@@ -31,8 +31,6 @@ import {
   sayWhyEvaluating,
   usableRecord,
 } from "./evaluation.ts";
-import { checkPublishTargets } from "./flow_input.ts";
-import { checkLockFile } from "./lock_config.ts";
 
 export interface BuildTiming {
   /** Until Nix started building or fetching; null when progress is off. */
@@ -70,53 +68,7 @@ export interface BuildClosureResult {
   overrides: OverrideReport[];
 }
 
-/** The toplevel the result link points to, when it is still in the store. */
-function currentResult(link: string): string | null {
-  try {
-    const target = readlinkSync(link);
-    return existsSync(target) ? target : null;
-  } catch {
-    return null;
-  }
-}
-
 const seconds = (ms: number) => Math.round(ms) / 1000;
-
-/** The installable every build and plan of a config dir names. */
-export function toplevelInstallable(configDir: string): string {
-  return `${pathFlakeRef(configDir)}#toplevel`;
-}
-
-/**
- * The source overrides of a locked config dir, checked to reach its system
- * before anything is built, and logged. The check is an evaluation; its
- * answer depends only on the config dir's files (flake.lock pins every
- * source), so it is kept beside the config dir and reused while they are
- * unchanged: a no-op rebuild asks Nix nothing more.
- */
-export async function checkedOverrides(
-  context: Context,
-  nix: Nix,
-  dir: string,
-  optional: readonly string[],
-): Promise<OverrideCheck> {
-  const flake = readSmallFile(join(dir, "flake.nix"), MAX_NIX_FILE_BYTES);
-  const lockText = readSmallFile(join(dir, "flake.lock"), MAX_NIX_FILE_BYTES);
-  const sourceInputs = sourceInputsOf(flake);
-  if (sourceInputs.length === 0) return { reports: [], toplevelDrv: null };
-  const key = createHash("sha256")
-    .update(JSON.stringify([flake, readSmallFile(join(dir, "default.nix"), MAX_NIX_FILE_BYTES), lockText, [...optional].sort()]))
-    .digest("hex");
-  const cacheFile = configDirCaches(dir).overrides;
-  const cached = cachedReports(cacheFile, key);
-  // A cached answer has no derivation: it may have come from other settings, so the build evaluates itself.
-  const check = cached
-    ? { reports: cached, toplevelDrv: null }
-    : await verifyOverrides(nix, pathFlakeRef(dir), JSON.parse(lockText) as unknown, sourceInputs, optional);
-  if (!cached) writeCache(cacheFile, { key, reports: check.reports });
-  context.log.info(formatOverrides(check.reports));
-  return check;
-}
 
 /**
  * The closure of a toplevel with its sizes. A store path's closure never
@@ -135,13 +87,6 @@ async function closureOf(context: Context, nix: Nix, dir: string, toplevel: stri
   const sizes = closure.map((info) => ({ path: info.path, narSize: info.narSize, references: [] }));
   writeCache(cacheFile, { toplevel, closure: sizes });
   return closure;
-}
-
-function cachedReports(file: string, key: string): OverrideReport[] | null {
-  const cached = readCache(file) as { key?: unknown; reports?: OverrideReport[] } | null;
-  // Reports of an older release lack what is asked of them now (how the source was taken): made afresh.
-  const reports = cached?.key === key && Array.isArray(cached.reports) ? cached.reports : null;
-  return reports?.every((r) => typeof r?.kind === "string") ? reports : null;
 }
 
 /** What a build of a config dir knows before Nix runs. */
@@ -328,7 +273,7 @@ export async function buildClosure(
       dir,
       vmName,
       resultLink,
-      previous: currentResult(resultLink),
+      previous: existingLinkTarget(resultLink),
       started: performance.now(),
       kernelParams: kernelParamsOf(readIfExists(join(dir, "default.nix")) ?? "", vmName),
     };

@@ -28,32 +28,13 @@ import type { Nix } from "../nix/locate.ts";
 import { flakeLock, updateInputs } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { configDirCaches, existingConfigDir } from "../worker/layout.ts";
+import { isJson } from "./checks.ts";
 import type { Context } from "./context.ts";
 
 export interface LockResult {
   config_dir: string;
   lock: Record<string, unknown>;
   src_inputs: string[];
-}
-
-function isJson(text: string): boolean {
-  try {
-    JSON.parse(text);
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** Refuses a config dir whose flake.lock is not JSON, naming the file and the step that repairs it. */
-export function checkLockFile(context: Context, configDir: string): void {
-  const lockFile = join(configDir, "flake.lock");
-  const text = readIfExists(lockFile);
-  if (text !== null && !isJson(text)) {
-    throw new SetupError(
-      `${lockFile} is not valid JSON (a write cut short?): run ${context.words.step("lock_config")}, which locks it afresh`,
-    );
-  }
 }
 
 /**

@@ -1,14 +1,14 @@
-// Planning: what a build of a locked config dir would build and fetch, as
-// `nix build --dry-run` reports it, building nothing.
+// build_closure's core with plan_only: what a build of a locked config dir
+// would build and fetch, as `nix build --dry-run` reports it, building nothing.
 
-import type { OverrideReport } from "../build/overrides.ts";
+import type { OverrideReport } from "../build/override_reach.ts";
 import { type BuildPlan, formatPlan, parsePlan } from "../build/plan.ts";
+import { toplevelInstallable } from "../nix/flake_ref.ts";
 import { dryRun } from "../nix/operations.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
-import { checkedOverrides, toplevelInstallable } from "./build_closure.ts";
+import { checkedOverrides, checkLockFile } from "./checks.ts";
 import type { Context } from "./context.ts";
-import { checkLockFile } from "./lock_config.ts";
 
 export interface PlanResult {
   config_dir: string;

@@ -1,19 +1,18 @@
 // render_config's core: validate the guest input, render flake.nix and
 // default.nix, and write them into the VM's config dir (only what changed).
 import { join } from "node:path";
-import { composeGuest, type ValidationContext, validateVmName } from "../config/guest.ts";
-import { FALLBACK_HOME, type RenderInput, type WorkTreeSnapshot } from "../config/model.ts";
+import { composeGuest } from "../config/guest.ts";
+import type { RenderInput, WorkTreeSnapshot } from "../config/model.ts";
 import { kernelParamsOf, renderDefault, renderFlake } from "../config/render.ts";
 import { renderIdOf } from "../config/render_identity.ts";
 import { snapshotWorkTree } from "../config/work_tree.ts";
 import { SetupError } from "../core/errors.ts";
-import { MAX_NIX_FILE_BYTES, makeDirs, readIfExists, readSmallFile, writeFileAtomic } from "../core/files.ts";
-import { type Env, runningUid } from "../core/process.ts";
+import { MAX_NIX_FILE_BYTES, makeDirs, readSmallFile, writeFileAtomic } from "../core/files.ts";
 import { pathFlakeRef } from "../nix/flake_ref.ts";
 import { withDirLock } from "../worker/dir_lock.ts";
-import { configDirFor, type Layout, managedKeyPath, operatorHome, workerLayout } from "../worker/layout.ts";
+import { configDirFor, managedKeyPath, workerLayout } from "../worker/layout.ts";
+import { checkFlowInput, workerValidation } from "./checks.ts";
 import type { Context } from "./context.ts";
-import { checkFlowInput } from "./flow_input.ts";
 import { libraryDir } from "./library.ts";
 
 export interface RenderResult {
@@ -40,22 +39,6 @@ function readTemplate(context: Context, libraryDir: string): { path: string; tex
         `point ${context.words.library} at a checkout of the library`,
     );
   }
-}
-
-/** The config dir of a VM on this worker slot (the name validated as render_config does). */
-export function configDirOf(env: Env, vmName: unknown): string {
-  return configDirFor(workerLayout(env), validateVmName(vmName));
-}
-
-/** What validating a guest needs from this worker: its managed VM key (when it has one), the operator's home, the user running the step. */
-export function workerValidation(env: Env, layout: Layout): ValidationContext & { uid: number } {
-  const keyPath = managedKeyPath(layout);
-  const managedLine = readIfExists(keyPath);
-  return {
-    managedKey: managedLine === null ? null : { path: keyPath, line: managedLine.trim() },
-    defaultHome: operatorHome(env, FALLBACK_HOME),
-    uid: runningUid(),
-  };
 }
 
 /** Renders a VM's config dir; `flowInput`, when the flow passes it, is checked whole first. */
