@@ -5,6 +5,7 @@
 // mains are Windmill forms (remove's one form is the CLI's remove and gc),
 // and `list --names` and `diff` have none.
 import { InputError } from "../f/nix/lib/core/errors.ts";
+import type { Logger } from "../f/nix/lib/core/log.ts";
 import { type Context, runStep } from "../f/nix/lib/steps/context.ts";
 import { withCommandContext } from "./command_context.ts";
 import type { OutputFlags } from "./options.ts";
@@ -16,12 +17,41 @@ function argumentWord(field: string): string | undefined {
   return /^vm_names\[\d+\]$/.test(field) ? "VM" : Object.hasOwn(ARGUMENT_WORDS, field) ? ARGUMENT_WORDS[field] : undefined;
 }
 
-/** Runs a housekeeping command's core with the CLI's context, as the step `name`. */
-export async function runHousekeeping<T>(name: string, flags: OutputFlags, work: (context: Context) => Promise<T>): Promise<T> {
+/**
+ * Runs a housekeeping command's core with the CLI's context, as the step
+ * `name`. A `query` (list, diff) changes nothing: the Nix commands it asks
+ * are shown with -v only, so its answer is what the screen shows.
+ */
+export async function runHousekeeping<T>(
+  name: string,
+  flags: OutputFlags,
+  work: (context: Context) => Promise<T>,
+  query = false,
+): Promise<T> {
   try {
-    return await withCommandContext(flags, () => runStep(name, null, work));
+    return await withCommandContext(flags, (options) => {
+      if (query) options.log = commandsAtVerbose(options.log);
+      return runStep(name, null, work);
+    });
   } catch (error) {
     const word = error instanceof InputError ? argumentWord(error.field) : undefined;
     throw word && error instanceof InputError ? new InputError(word, error.value, error.reason) : error;
   }
+}
+
+/** The logger with each command it is told of shown only at -v. */
+function commandsAtVerbose(log: Logger): Logger {
+  return {
+    info: (message) => log.info(message),
+    detail: (message) => log.detail(message),
+    warn: (message) => log.warn(message),
+    command: (argv, env, stdinFile) => {
+      if (log.verbosity === "verbose") log.command(argv, env, stdinFile);
+    },
+    file: (path, content) => log.file(path, content),
+    write: (text) => log.write(text),
+    verbosity: log.verbosity,
+    terminal: log.terminal,
+    style: log.style,
+  };
 }

@@ -88,8 +88,18 @@ export function printResult(result: Record<string, unknown>, json: boolean | und
   }
 }
 
-export function formatVms(vms: readonly VmInfo[]): string {
+/** How `list` fits its table: to a terminal's width (null: no limit), store paths whole or short. */
+export interface TableFit {
+  columns: number | null;
+  fullPaths: boolean;
+}
+
+/** The columns of `list` that go first when the table is wider than the window (the VM and its state stay). */
+const DROPPED_FIRST = ["worker", "toplevel", "only its own", "built", "closure"];
+
+export function formatVms(vms: readonly VmInfo[], fit: TableFit = { columns: null, fullPaths: true }): string {
   if (vms.length === 0) return "no VMs on this worker slot\n";
+  const header = ["VM", "worker", "state", "built", "closure", "only its own", "toplevel"];
   const rows = vms.map((vm) => [
     vm.vm_name,
     vm.worker,
@@ -97,16 +107,21 @@ export function formatVms(vms: readonly VmInfo[]): string {
     vm.built_at?.slice(0, 16).replace("T", " ") ?? "-",
     vm.toplevel ? formatBytes(vm.closure_size) : "-",
     vm.toplevel ? formatBytes(vm.unique_size) : "-",
-    vm.toplevel ?? "-",
+    vm.toplevel ? (fit.fullPaths ? vm.toplevel : shortStorePath(vm.toplevel)) : "-",
   ]);
-  const header = ["VM", "worker", "state", "built", "closure", "only its own", "toplevel"];
-  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const table = [header, ...rows].map((r) =>
-    r
-      .map((cell, i) => cell.padEnd(widths[i] ?? 0))
+  const kept = header.map(() => true);
+  const widthOf = (i: number) => Math.max((header[i] as string).length, ...rows.map((r) => (r[i] ?? "").length));
+  const tableWidth = () => header.reduce((total, _, i) => (kept[i] ? total + widthOf(i) + 2 : total), 0) - 2;
+  for (const name of DROPPED_FIRST) {
+    if (fit.columns === null || tableWidth() <= fit.columns) break;
+    kept[header.indexOf(name)] = false;
+  }
+  const line = (cells: string[]) =>
+    cells
+      .flatMap((cell, i) => (kept[i] ? [cell.padEnd(widthOf(i))] : []))
       .join("  ")
-      .trimEnd(),
-  );
+      .trimEnd();
+  const table = [line(header), ...rows.map(line)];
   // Wherever they are: remove takes them with their VM.
   const roots = vms.flatMap((vm) => vm.root_dirs.map((root) => `  ${vm.vm_name}  ${root}`));
   return `${[...table, ...(roots.length > 0 ? ["", "prepared roots:", ...roots] : [])].join("\n")}\n`;
@@ -120,8 +135,12 @@ export function printCleanUp(result: Collection, json: boolean | undefined): voi
   const verb = result.removed.some((r) => r.dry_run) ? "would remove" : "removed";
   for (const r of result.removed)
     process.stdout.write(`${verb} ${r.vm_name}: the next nix-store --gc can free ${formatBytes(r.frees)}\n`);
-  if (result.removed.length === 0) process.stdout.write("nothing to remove\n");
+  if (result.removed.length === 0) {
+    const looked = result.removed.length + result.in_use.length + result.kept.length;
+    process.stdout.write(looked > 0 ? `nothing to remove of the ${plural(looked, "VM")} looked at\n` : "nothing to remove\n");
+  }
   for (const name of result.in_use) process.stdout.write(`kept ${name}: in use\n`);
+  for (const { vm_name, reason } of result.kept) process.stdout.write(`kept ${vm_name}: ${reason}\n`);
   if (result.collected) process.stdout.write(`${result.collected}\n`);
   if (result.forgotten_records > 0)
     process.stdout.write(`forgot ${plural(result.forgotten_records, "evaluation record")} of systems no longer in the store\n`);

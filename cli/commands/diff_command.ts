@@ -19,12 +19,17 @@ export const diffCommand = defineCommand<OutputFlags, [string, string | undefine
     environment: COMMON_ENVIRONMENT,
   },
   run: ({ args: [a, b], flags }) =>
-    runHousekeeping("diff", flags, async (context) => {
-      const result = await diffSystems(context, a, b);
-      process.stdout.write(
-        flags.json
-          ? `${JSON.stringify(result)}\n`
-          : `${formatClosureDiff(result.from, result.to, result.diff, Number.POSITIVE_INFINITY).join("\n")}\n`,
-      );
-    }),
+    runHousekeeping(
+      "diff",
+      flags,
+      async (context) => {
+        const result = await diffSystems(context, a, b);
+        process.stdout.write(
+          flags.json
+            ? `${JSON.stringify(result)}\n`
+            : `${formatClosureDiff(result.from, result.to, result.diff, Number.POSITIVE_INFINITY).join("\n")}\n`,
+        );
+      },
+      true,
+    ),
 });

@@ -23,12 +23,22 @@ export const listCommand = defineCommand<OutputFlags & { allWorkers?: boolean; n
     environment: COMMON_ENVIRONMENT,
   },
   run: ({ flags }) =>
-    runHousekeeping("list", flags, async (context) => {
-      if (flags.names) {
-        for (const name of vmNames(context)) process.stdout.write(`${name}\n`);
-        return;
-      }
-      const vms = await listVms(context, flags.allWorkers === true);
-      process.stdout.write(flags.json ? `${JSON.stringify(vms)}\n` : formatVms(vms));
-    }),
+    runHousekeeping(
+      "list",
+      flags,
+      async (context) => {
+        if (flags.names) {
+          for (const name of vmNames(context)) process.stdout.write(`${name}\n`);
+          return;
+        }
+        const vms = await listVms(context, flags.allWorkers === true);
+        // A terminal's width is kept to (short store paths, columns dropped); -v, a pipe and --json get everything.
+        const fit = {
+          columns: process.stdout.isTTY && !flags.verbose ? process.stdout.columns || 80 : null,
+          fullPaths: flags.verbose === true || !process.stdout.isTTY,
+        };
+        process.stdout.write(flags.json ? `${JSON.stringify(vms)}\n` : formatVms(vms, fit));
+      },
+      true,
+    ),
 });

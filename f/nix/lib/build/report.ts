@@ -83,22 +83,57 @@ export async function compareClosures(
   };
 }
 
-/** The diff as text: version changes with size deltas, then the paths added and removed, largest first. */
-export function formatClosureDiff(from: string, to: string, diff: ClosureDiff, shown = 10): string[] {
+/** A package's versions in words: Nix's ε (no version) is none said. */
+function versionWords(list: readonly string[]): string {
+  return list.filter((v) => v !== "ε").join(", ");
+}
+
+/** One version change in words: `added 1.2 (12.3 KiB)`, `removed`, `1.2 → 1.3, 4.1 KiB more`. */
+function changeWords(c: VersionChange): string {
+  const bytes = c.size_delta === null ? null : formatBytes(Math.abs(c.size_delta));
+  const amount = bytes === null ? "" : bytes;
+  if (c.from.length === 0 && c.to.length > 0) {
+    const version = versionWords(c.to);
+    return ["added", version, amount === "" ? "" : `(${amount})`].filter((s) => s !== "").join(" ");
+  }
+  if (c.to.length === 0 && c.from.length > 0) {
+    const version = versionWords(c.from);
+    return ["removed", version, amount === "" ? "" : `(${amount})`].filter((s) => s !== "").join(" ");
+  }
+  const change =
+    c.from.length + c.to.length > 0 ? `${versionWords(c.from) || "no version"} → ${versionWords(c.to) || "no version"}` : "";
+  const size = c.size_delta === null || c.size_delta === 0 ? "" : `${amount} ${c.size_delta > 0 ? "more" : "less"}`;
+  return [change, size].filter((s) => s !== "").join(", ");
+}
+
+/**
+ * The diff as text: version changes with size deltas, in words, then the
+ * paths added and removed, largest first. `sourceOf` names the package an
+ * override's source is for (its store path is just `source`).
+ */
+export function formatClosureDiff(
+  from: string,
+  to: string,
+  diff: ClosureDiff,
+  shown = 10,
+  sourceOf: ReadonlyMap<string, string> = new Map(),
+): string[] {
   const lines = [
     `from ${from}`,
     `to   ${to}: ${plural(diff.added.length, "path")} added (${formatBytes(diff.added_size)}), ${plural(diff.removed.length, "path")} removed (${formatBytes(diff.removed_size)})`,
   ];
+  // A package Nix names `source` is an override's source: named after its package when the build knows it.
+  const sources = [...new Set([...diff.added, ...diff.removed].flatMap((path) => sourceOf.get(path) ?? []))];
   for (const c of diff.changes) {
-    const change = c.from.length + c.to.length > 0 ? `${c.from.join(", ") || "∅"} → ${c.to.join(", ") || "∅"}` : "";
-    const size = c.size_delta === null ? "" : `${c.size_delta >= 0 ? "+" : ""}${formatBytes(c.size_delta)}`;
-    lines.push(`  ${c.name}: ${[change, size].filter((s) => s !== "").join(", ")}`);
+    const name = c.name === "source" && sources.length > 0 ? `source of ${sources.join(", ")}` : c.name;
+    lines.push(`  ${name}: ${changeWords(c)}`);
   }
   const list = (items: readonly string[]) =>
     items.slice(0, shown).join(", ") + (items.length > shown ? ` and ${items.length - shown} more` : "");
   // A name on both sides is the same package built again (new inputs, same version): said once, as rebuilt.
-  const added = diff.added.map(storePathName);
-  const removed = new Set(diff.removed.map(storePathName));
+  const named = (path: string) => (sourceOf.has(path) ? `source of ${sourceOf.get(path)}` : storePathName(path));
+  const added = diff.added.map(named);
+  const removed = new Set(diff.removed.map(named));
   const rebuilt = added.filter((name) => removed.has(name));
   const onlyAdded = added.filter((name) => !rebuilt.includes(name));
   const onlyRemoved = [...removed].filter((name) => !rebuilt.includes(name));
@@ -206,10 +241,10 @@ export function exactDeltas(
   );
 }
 
-/** A short table for a terminal. */
-export function formatClosureReport(report: ClosureReport): string {
+/** A short table for a terminal; `sourceOf` names the package of each override's source. */
+export function formatClosureReport(report: ClosureReport, sourceOf: ReadonlyMap<string, string> = new Map()): string {
   const lines = [`closure: ${plural(report.paths, "path")}, ${formatBytes(report.nar_size)}`];
-  if (report.diff && report.previous) lines.push(...formatClosureDiff(report.previous, "this build", report.diff));
+  if (report.diff && report.previous) lines.push(...formatClosureDiff(report.previous, "this build", report.diff, 10, sourceOf));
   return lines.join("\n");
 }
 

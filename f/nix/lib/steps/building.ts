@@ -124,7 +124,7 @@ async function finishBuild(context: Context, nix: Nix, start: BuildStart, outcom
   const closure = await closureOf(context, nix, dir, toplevel);
   const report = await closureReport(nix, closure, toplevel, previous);
   log.detail(`toplevel ${toplevel}\ninit     ${boot.init}\ninitrd   ${boot.initrd ?? "(none)"}`);
-  log.info(formatClosureReport(report));
+  log.info(formatClosureReport(report, new Map(outcome.overrides.map((o) => [o.source, o.pkg]))));
   log.detail(formatLargest(report));
   const published = await deliver(nix, toplevel, closure, settings.publishTo, settings.substituteOnDestination);
   return {

@@ -10,6 +10,7 @@ import { expectBoolean } from "../config/fields.ts";
 import { isVmName, validateVmName } from "../config/guest.ts";
 import { Busy, InputError, NixError } from "../core/errors.ts";
 import { existingLinkTarget, readCache, readIfExists } from "../core/files.ts";
+import { didYouMean } from "../core/suggest.ts";
 import type { PathInfo } from "../nix/json.ts";
 import type { Nix } from "../nix/locate.ts";
 import { closureInfo, collectGarbage, gcRoots } from "../nix/operations.ts";
@@ -227,8 +228,13 @@ export interface Removal {
 function vmDir(context: Context, name: unknown, field = "vm_name", leftovers = false): string {
   const vmName = validateVmName(name);
   const dir = join(workerLayout(context.env).nixDir, vmName);
-  if (!(leftovers ? vmOrLeftover(dir) : isVmDir(dir)))
-    throw new InputError(field, name, `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})`);
+  if (!(leftovers ? vmOrLeftover(dir) : isVmDir(dir))) {
+    throw new InputError(
+      field,
+      name,
+      `is not a VM of this worker (no config dir rendered by nixos-closure at ${dir})${didYouMean(vmName, vmNames(context))}`,
+    );
+  }
   return dir;
 }
 
@@ -411,6 +417,8 @@ export interface Collection {
   removed: Removal[];
   /** VMs left because a step is working on them. */
   in_use: string[];
+  /** With older_than_days: every VM looked at and left, and why (recent, or one of the `keep` most recent). */
+  kept: { vm_name: string; reason: string }[];
   /** What nix-store --gc printed it freed, when asked to collect. */
   collected: string | null;
   /** Evaluation records (and kept closures) forgotten after collecting: their systems are gone from the store. */
@@ -497,6 +505,7 @@ export async function cleanUpVms(context: Context, options: CleanUp): Promise<Co
   const listed = names.length > 0 || olderThan !== null ? await listVms(context) : [];
   const removed = await removeVms(context, names, { ...removal, listed });
   const inUse: string[] = [];
+  const kept: Collection["kept"] = [];
   if (olderThan !== null) {
     const cutoff = Date.now() - olderThan * 24 * 3600 * 1000;
     // (0 days: every VM, including one rendered in this very millisecond.)
@@ -517,9 +526,24 @@ export async function cleanUpVms(context: Context, options: CleanUp): Promise<Co
         { ...removal, listed, onBusy, stillWanted: isStale },
       )),
     );
+    const recent = listed
+      .filter((vm) => vm.state !== "incomplete")
+      .sort((x, y) => lastUsed(y.config_dir) - lastUsed(x.config_dir))
+      .slice(0, keep)
+      .map((vm) => vm.vm_name);
+    for (const vm of listed) {
+      if (removed.some((r) => r.vm_name === vm.vm_name) || inUse.includes(vm.vm_name)) continue;
+      const when = new Date(lastUsed(vm.config_dir)).toISOString().slice(0, 16).replace("T", " ");
+      kept.push({
+        vm_name: vm.vm_name,
+        reason: recent.includes(vm.vm_name)
+          ? `one of the ${keep} most recent`
+          : `${vm.built_at ? "built" : "rendered"} ${when} UTC, less than ${olderThan} days ago`,
+      });
+    }
   }
   const collected = collect && !removal.dryRun ? await collectGarbage(await context.nix()) : null;
   // A record whose system was collected can serve no build again.
   const forgotten = collected === null ? 0 : forgetCollected(workerLayout(context.env).evaluationsDir);
-  return { removed, in_use: inUse, collected, forgotten_records: forgotten };
+  return { removed, in_use: inUse, kept, collected, forgotten_records: forgotten };
 }
