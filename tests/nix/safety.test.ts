@@ -350,9 +350,38 @@ for (const nix of testNixes()) {
       const again = await steps().prepareRoot(b.config_dir);
       assert.equal(again.root_dir, through.root_dir, "the default root is the same root, not refused");
       assert.ok(existsSync(through.generation), "whose previous generation is kept");
-      const other = await steps().prepareRoot(b.config_dir, "", join(link, "sub", "root2"));
-      assert.equal(dirname(other.generation), `${b.config_dir}.roots/sub%2Froot2`);
-      assert.deepEqual(readdirSync(join(b.config_dir, "sub")), ["root2"]);
+      const other = await steps().prepareRoot(b.config_dir, "", join(link, "root2"));
+      assert.equal(other.root_dir, join(b.config_dir, "root2"));
+      assert.equal(dirname(other.generation), `${b.config_dir}.roots/root2`);
+      assert.deepEqual(readdirSync(`${b.config_dir}.roots`).sort(), ["root", "root2"]);
+    });
+
+    test("a root inside the config dir is an entry of it, its database where Nix finds it; one deeper is refused and nothing is made", async () => {
+      const b = await built("nested-root-vm");
+      const before = entries(dirname(b.config_dir));
+      const deeper = join(b.config_dir, "sub", "deeper", "r");
+      await assert.rejects(steps().prepareRoot(b.config_dir, "", deeper), (e: Error) => {
+        assert.ok(e instanceof InputError && e.exitStatus === 2, String(e));
+        assert.match(
+          e.message,
+          /^root_dir: ".*\/sub\/deeper\/r" must be directly in the config dir \(.*nested-root-vm\/<name>\) or outside it/,
+        );
+        return true;
+      });
+      assert.deepEqual(entries(dirname(b.config_dir)), before, "no directory in the config dir, no generations beside it");
+      // Every character a root's path may hold, in its name: Nix reads the generations' URI as it is spelt.
+      const name = "r+2@x,y=z~_.-";
+      const r = await steps().prepareRoot(b.config_dir, "", join(b.config_dir, name));
+      assert.equal(r.generation, join(`${b.config_dir}.roots`, name, "1"));
+      assertValidRoot(nix, r.generation_dir, b.toplevel);
+      assert.deepEqual(readdirSync(`${b.config_dir}.roots`), [name], "nothing beside its generations");
+      assert.deepEqual(
+        readdirSync(b.config_dir, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name),
+        [],
+        "the config dir holds no directory, which every build would copy",
+      );
     });
 
     test("a root lock an earlier version left inside the config dir goes; a root switched through a link still is this root", async () => {

@@ -409,6 +409,18 @@ async function linkRoot(
       );
     }
   }
+  // Asked of Nix, which finds the database by the store's URI: a root whose paths it does not see valid is never served.
+  const named = [
+    content.system,
+    ...content.request.closures.map((c) => c.path),
+    ...(content.request.channel ? [content.request.channel] : []),
+  ];
+  const invalid = await invalidPaths(nix, named, store);
+  if (invalid.length > 0) {
+    throw new SetupError(
+      `Nix does not find ${invalid.join(", ")} valid in the root's store ${store} once registered; the root was left as it was`,
+    );
+  }
   directoryModes(partial);
   systemLinks(partial, content.system, content.request.channel, content.all);
   return stats;

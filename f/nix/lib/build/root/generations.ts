@@ -160,6 +160,14 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
+  // A directory in the config dir is copied into the store by every build, and makes every build evaluate again.
+  if (inside(resolved, configDir) && dirname(resolved) !== configDir) {
+    throw new InputError(
+      "root_dir",
+      rootDir,
+      `must be directly in the config dir (${configDir}/<name>) or outside it: a directory made in it would be copied into the store by every build`,
+    );
+  }
   // Nix takes the root's generations as a store URI (local?root=...): only characters no URI can misread.
   if (!/^\/[A-Za-z0-9/._~+@,=-]*$/.test(resolved)) {
     throw new InputError(
@@ -187,9 +195,12 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
 
 /** The layout of a root at its real place `rootDir`. */
 function placedLayout(configDir: string, rootDir: string): RootLayout {
-  // Roots inside the config dir keep their generations beside it, one directory per root.
+  // Roots inside the config dir keep their generations beside it, one directory per root, by the root's name:
+  // Nix takes the generations as a store URI, whose %-escapes it decodes, so the name is never escaped. Only
+  // earlier versions made roots deeper in the config dir: their generations, named escaped, are found to be removed.
   if (inside(rootDir, configDir)) {
-    const generationsDir = join(`${configDir}.roots`, encodeURIComponent(relative(configDir, rootDir)));
+    const name = relative(configDir, rootDir);
+    const generationsDir = join(`${configDir}.roots`, name.includes("/") ? encodeURIComponent(name) : name);
     return { rootDir, generationsDir, configDir, lockDir: configDir };
   }
   return { rootDir, generationsDir: `${rootDir}.generations`, configDir, lockDir: rootDir };
