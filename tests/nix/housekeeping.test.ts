@@ -5,6 +5,7 @@ import { execFileSync, spawn } from "node:child_process";
 import {
   cpSync,
   existsSync,
+  lchownSync,
   lutimesSync,
   mkdirSync,
   readdirSync,
@@ -148,6 +149,34 @@ for (const nix of testNixes()) {
       assert.deepEqual(snapshot(join(bench().root, "roots-b")), theirsBefore, "the other VM's root is untouched");
       assert.equal(readlinkSync(theirs.root_dir), theirs.generation);
       assert.ok((await listVms(context())).find((vm) => vm.vm_name === "hk-roots-b")?.root_dirs.includes(theirs.root_dir));
+    });
+
+    test("remove never takes generations or a link another user owns, even marked as the VM's", async () => {
+      const steps = vmSteps(bench());
+      const a = await steps.renderLockBuild({ vm_name: "hk-foreign-roots", profiles: [], test_suites: [] });
+      const place = join(bench().root, "hk-foreign");
+      const theirs = join(place, "theirs");
+      const linked = join(place, "linked");
+      await steps.prepareRoot(a.config_dir, "", theirs);
+      const kept = await steps.prepareRoot(a.config_dir, "", linked);
+      // Another user's now, as the hostile tester's were: the same marker, naming this root and VM.
+      execFileSync("chown", ["-R", "65534:65534", `${theirs}.generations`]);
+      lchownSync(linked, 65534, 65534);
+      const before = snapshot(place);
+      const theirsBefore = [...before].filter(([path]) => path.startsWith(`${theirs}.generations/`));
+      const done = await cleanUpVms(context(), { names: ["hk-foreign-roots"] });
+      assert.equal(existsSync(a.config_dir), false, "the VM was removed");
+      assert.deepEqual(
+        [...snapshot(place)].filter(([path]) => path.startsWith(`${theirs}.generations/`)),
+        theirsBefore,
+        "their generations are untouched",
+      );
+      assert.ok(existsSync(join(`${theirs}.generations`, "1")));
+      assert.equal(readlinkSync(linked), kept.generation, "their link stays");
+      assert.equal(existsSync(`${linked}.generations`), false, "our generations went");
+      for (const path of [`${theirs}.generations`, linked]) {
+        assert.ok(!done.removed[0]?.removed.includes(path), `${path} is not said removed`);
+      }
     });
 
     test("a removal killed midway leaves a VM that list shows and remove and gc finish", async () => {

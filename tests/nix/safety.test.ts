@@ -5,7 +5,10 @@
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import {
+  chmodSync,
+  chownSync,
   existsSync,
+  lstatSync,
   mkdirSync,
   readdirSync,
   readFileSync,
@@ -26,12 +29,45 @@ import { nixSettings } from "../../f/nix/lib/nix/settings.ts";
 import { checkPublishTargets } from "../../f/nix/lib/steps/checks.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { main as prepareRootStep } from "../../f/nix/prepare_root.ts";
-import { nixSync, processesMentioning, type TestNix, testNixes } from "../helpers/nix.ts";
+import { nixSync, processesMentioning, TEST_NIX_CONFIG, type TestNix, testNixes } from "../helpers/nix.ts";
 import { asWorker, captureLog, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 function closureOf(nix: TestNix, path: string): string[] {
   return nixSync(nix, ["path-info", "--recursive", path]).trim().split("\n").sort();
+}
+
+/** A second local user, for the hostile one: nobody. */
+const NOBODY = 65534;
+
+function asNobody(...command: string[]): void {
+  execFileSync("setpriv", [`--reuid=${NOBODY}`, `--regid=${NOBODY}`, "--clear-groups", "--", ...command]);
+}
+
+/** Every entry under `dir` (itself included): its owner, mode and what it holds or names, so that any change shows. */
+function entries(dir: string): Map<string, string> {
+  const found = new Map<string, string>();
+  const walk = (path: string) => {
+    const stat = lstatSync(path);
+    const what = stat.isSymbolicLink() ? `-> ${readlinkSync(path)}` : stat.isFile() ? readFileSync(path, "utf8") : "";
+    found.set(path, `${stat.uid} ${(stat.mode & 0o7777).toString(8)} ${what}`);
+    if (stat.isDirectory()) for (const name of readdirSync(path)) walk(join(path, name));
+  };
+  walk(dir);
+  return found;
+}
+
+/** Asks Nix itself, by the store URI prepare_root hands it, that the generation's store holds the system's closure, valid. */
+function assertValidRoot(nix: TestNix, generationDir: string, toplevel: string): void {
+  const store = `local?root=${generationDir}`;
+  const nixStore = (...args: string[]) =>
+    execFileSync(join(nix.bin, "nix-store"), ["--store", store, ...args], {
+      encoding: "utf8",
+      env: { ...process.env, NIX_CONFIG: TEST_NIX_CONFIG },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+  nixStore("--verify-path", toplevel);
+  assert.deepEqual(nixStore("--query", "--requisites", toplevel).trim().split("\n").sort(), closureOf(nix, toplevel));
 }
 
 for (const nix of testNixes()) {
@@ -51,11 +87,106 @@ for (const nix of testNixes()) {
       const before = snapshot(data);
       await assert.rejects(
         steps().prepareRoot(b.config_dir, "", join(data, "srv")),
-        (e: Error) => e instanceof SetupError && /was not made by nixos-closure .*nothing in it was touched/.test(e.message),
+        (e: Error) =>
+          e instanceof InputError &&
+          e.exitStatus === 2 &&
+          /^root_dir: ".*srv" cannot use .*srv\.generations, its generations: it exists but was not made by nixos-closure .*nothing in it was touched/.test(
+            e.message,
+          ),
       );
       assert.deepEqual(snapshot(data), before);
       assert.deepEqual(readdirSync(theirs).sort(), ["1", "2", "7.partial"]);
       assert.equal(existsSync(join(data, "srv")), false);
+    });
+
+    test("a place others may write, and generations, a marker, a link or a lock another user made, are refused by name: nothing of theirs is written, followed or removed", async () => {
+      const b = await built("foreign-place-vm");
+      const place = (name: string, mode: number, uid = 0) => {
+        const dir = join(bench().root, name);
+        mkdirSync(dir);
+        chownSync(dir, uid, uid);
+        chmodSync(dir, mode);
+        return dir;
+      };
+      // Sticky, but another user's: its owner may move anything in it (and the root would follow what they put there).
+      const theirs = place("theirs-sticky", 0o1777, NOBODY);
+      // Anyone may write it, and move what is in it.
+      const open = place("open", 0o777);
+      // As /tmp: root's and sticky, a place for a root; but what another user made there first under a root's names is theirs.
+      const shared = place("shared", 0o1777);
+      const marker = (dir: string, name: string) => JSON.stringify({ root_dir: join(dir, name), config_dir: b.config_dir });
+      /** Generations of `name` in `dir`, made by nobody as the reproduction did: a marker naming this root and VM, and a generation. */
+      const planted = (dir: string, name: string, mode: string) => {
+        const generations = join(dir, `${name}.generations`);
+        asNobody("mkdir", generations, join(generations, "7"));
+        asNobody("sh", "-c", 'printf "%s" "$1" > "$2"', "sh", marker(dir, name), join(generations, ".nixos-closure-root"));
+        asNobody("chmod", mode, generations);
+      };
+      planted(theirs, "r1", "777");
+      planted(shared, "r1", "755");
+      // Ours, with our marker, but others may write it: they could have put anything in it.
+      mkdirSync(join(shared, "r2.generations", "7"), { recursive: true });
+      writeFileSync(join(shared, "r2.generations", ".nixos-closure-root"), marker(shared, "r2"));
+      chmodSync(join(shared, "r2.generations"), 0o777);
+      // Ours, but another user's marker in it.
+      mkdirSync(join(shared, "r3.generations", "7"), { recursive: true });
+      writeFileSync(join(shared, "r3.generations", ".nixos-closure-root"), marker(shared, "r3"));
+      chownSync(join(shared, "r3.generations", ".nixos-closure-root"), NOBODY, NOBODY);
+      const mine = await steps().prepareRoot(b.config_dir, "", join(shared, "mine"));
+      // Another user's link into our generations, and another user's lock file.
+      asNobody("ln", "-s", mine.generation, join(shared, "r4"));
+      asNobody("touch", join(shared, "r5.lock"));
+      const cases: [string, RegExp][] = [
+        [join(theirs, "r1"), /is in no safe place: .*theirs-sticky belongs to uid 65534, neither root nor uid 0/],
+        [join(open, "r1"), /is in no safe place: others may write .*open \(mode 0777, without the sticky bit\)/],
+        [join(shared, "r1"), /cannot use .*shared\/r1\.generations, its generations: it belongs to uid 65534, not to uid 0/],
+        [join(shared, "r2"), /cannot use .*r2\.generations, its generations: it may be written by others \(mode 0777\)/],
+        [join(shared, "r3"), /its marker .*r3\.generations\/\.nixos-closure-root belongs to uid 65534/],
+        [join(shared, "r4"), /is a link that is not ours: it belongs to uid 65534/],
+        [join(shared, "r5"), /has a lock .*shared\/r5\.lock that is not ours/],
+      ];
+      for (const [rootDir, message] of cases) {
+        const before = entries(dirname(rootDir));
+        await assert.rejects(steps().prepareRoot(b.config_dir, "", rootDir), (e: Error) => {
+          assert.ok(e instanceof InputError && e.exitStatus === 2, `${rootDir}: ${e.stack}`);
+          assert.ok(e.message.startsWith(`root_dir: "${rootDir}" `), e.message);
+          assert.match(e.message, message);
+          assert.match(e.message, /nothing (was changed|in it was touched)/);
+          return true;
+        });
+        assert.deepEqual(entries(dirname(rootDir)), before, `${rootDir}: nothing was written, moved or removed`);
+      }
+      // A root made in the shared place: its generations 0755 and ours, whatever the umask, and so its next runs
+      // are no place for anyone else's swap (nobody tries, all along, the reproduction's loop).
+      const victim = place("victim", 0o755);
+      const stop = join(bench().root, "stop-swapping");
+      const swapper = spawn("setpriv", [
+        `--reuid=${NOBODY}`,
+        `--regid=${NOBODY}`,
+        "--clear-groups",
+        "--",
+        "sh",
+        "-c",
+        `while [ ! -e ${stop} ]; do for p in ${shared}/made/*.generations/*.partial; do mv "$p" ${shared}/x && ln -s ${victim} "$p"; done 2>/dev/null; done`,
+      ]);
+      const umask = process.umask(0o077);
+      try {
+        for (let run = 0; run < 3; run++) {
+          const made = await steps().prepareRoot(b.config_dir, "", join(shared, "made", "root"));
+          assertValidRoot(nix, made.generation_dir, b.toplevel);
+        }
+      } finally {
+        process.umask(umask);
+        writeFileSync(stop, "");
+        await new Promise((resolve) => swapper.on("exit", resolve));
+      }
+      for (const dir of [join(shared, "made"), join(shared, "made", "root.generations")]) {
+        assert.equal((lstatSync(dir).mode & 0o7777).toString(8), "755", dir);
+        assert.equal(lstatSync(dir).uid, 0, dir);
+      }
+      assert.deepEqual(readdirSync(victim), [], "nothing was made where a swapped link led");
+      assert.equal(existsSync(join(shared, "x")), false);
+      assertValidRoot(nix, mine.generation_dir, b.toplevel);
     });
 
     test("two roots of one VM keep their own generations: preparing one never prunes the other", async () => {
@@ -91,7 +222,7 @@ for (const nix of testNixes()) {
       const lost = results.filter((r): r is PromiseRejectedResult => r.status === "rejected");
       assert.equal(won.length, 1, JSON.stringify(results.map((r) => r.status)));
       assert.equal(lost.length, 1);
-      assert.ok(lost[0]?.reason instanceof SetupError, String(lost[0]?.reason));
+      assert.ok(lost[0]?.reason instanceof InputError, String(lost[0]?.reason));
       assert.match(lost[0]?.reason.message, /is the root of another VM \(config dir .*root-owner-[ab]\); nothing was changed/);
       const winner = (won[0] as PromiseFulfilledResult<{ toplevel: string; generation_dir: string }>).value;
       assert.deepEqual(
@@ -219,9 +350,38 @@ for (const nix of testNixes()) {
       const again = await steps().prepareRoot(b.config_dir);
       assert.equal(again.root_dir, through.root_dir, "the default root is the same root, not refused");
       assert.ok(existsSync(through.generation), "whose previous generation is kept");
-      const other = await steps().prepareRoot(b.config_dir, "", join(link, "sub", "root2"));
-      assert.equal(dirname(other.generation), `${b.config_dir}.roots/sub%2Froot2`);
-      assert.deepEqual(readdirSync(join(b.config_dir, "sub")), ["root2"]);
+      const other = await steps().prepareRoot(b.config_dir, "", join(link, "root2"));
+      assert.equal(other.root_dir, join(b.config_dir, "root2"));
+      assert.equal(dirname(other.generation), `${b.config_dir}.roots/root2`);
+      assert.deepEqual(readdirSync(`${b.config_dir}.roots`).sort(), ["root", "root2"]);
+    });
+
+    test("a root inside the config dir is an entry of it, its database where Nix finds it; one deeper is refused and nothing is made", async () => {
+      const b = await built("nested-root-vm");
+      const before = entries(dirname(b.config_dir));
+      const deeper = join(b.config_dir, "sub", "deeper", "r");
+      await assert.rejects(steps().prepareRoot(b.config_dir, "", deeper), (e: Error) => {
+        assert.ok(e instanceof InputError && e.exitStatus === 2, String(e));
+        assert.match(
+          e.message,
+          /^root_dir: ".*\/sub\/deeper\/r" must be directly in the config dir \(.*nested-root-vm\/<name>\) or outside it/,
+        );
+        return true;
+      });
+      assert.deepEqual(entries(dirname(b.config_dir)), before, "no directory in the config dir, no generations beside it");
+      // Every character a root's path may hold, in its name: Nix reads the generations' URI as it is spelt.
+      const name = "r+2@x,y=z~_.-";
+      const r = await steps().prepareRoot(b.config_dir, "", join(b.config_dir, name));
+      assert.equal(r.generation, join(`${b.config_dir}.roots`, name, "1"));
+      assertValidRoot(nix, r.generation_dir, b.toplevel);
+      assert.deepEqual(readdirSync(`${b.config_dir}.roots`), [name], "nothing beside its generations");
+      assert.deepEqual(
+        readdirSync(b.config_dir, { withFileTypes: true })
+          .filter((e) => e.isDirectory())
+          .map((e) => e.name),
+        [],
+        "the config dir holds no directory, which every build would copy",
+      );
     });
 
     test("a root lock an earlier version left inside the config dir goes; a root switched through a link still is this root", async () => {
@@ -337,7 +497,7 @@ for (const nix of testNixes()) {
       symlinkSync(loop, loop);
       const cases: [string, RegExp][] = [
         ["/proc/self/x", /cannot take the lock \/proc\/(self|\d+)\/x\.lock: .*\(ENOENT\)/],
-        [join(loop, "root"), /too many levels of symbolic links \(ELOOP\)/],
+        [join(loop, "root"), /is in no safe place: .*loop is a link that leads nowhere/],
         [join(bench().root, "x".repeat(300), "root"), /too long \(ENAMETOOLONG\)/],
       ];
       for (const [rootDir, message] of cases) {
@@ -345,7 +505,7 @@ for (const nix of testNixes()) {
           10_000,
           `prepare_root with ${rootDir.slice(0, 60)}`,
           assert.rejects(steps().prepareRoot(b.config_dir, "", rootDir), (e: Error) => {
-            assert.ok(e instanceof SetupError, `${rootDir}: ${e.stack}`);
+            assert.ok(e instanceof SetupError || e instanceof InputError, `${rootDir}: ${e.stack}`);
             assert.match(e.message, message);
             return true;
           }),

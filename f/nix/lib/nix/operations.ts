@@ -171,10 +171,14 @@ export async function importPaths(nix: Nix, store: string, file: InputFile, summ
   return result.stdout.split("\n").filter((line) => line !== "");
 }
 
-/** `nix-store --check-validity --print-invalid`: those of `paths` that are not valid store paths (Nix has no record of them). */
-export async function invalidPaths(nix: Nix, paths: readonly string[]): Promise<string[]> {
+/**
+ * `nix-store [--store <store>] --check-validity --print-invalid`: those of
+ * `paths` that are not valid store paths in the store (Nix has no record of them).
+ */
+export async function invalidPaths(nix: Nix, paths: readonly string[], store?: string): Promise<string[]> {
   if (paths.length === 0) return [];
-  const result = await runNix(nix, ["--check-validity", "--print-invalid", ...paths], {
+  const storeArgs = store === undefined ? [] : ["--store", store];
+  const result = await runNix(nix, [...storeArgs, "--check-validity", "--print-invalid", ...paths], {
     summary: "checking store paths failed",
     legacy: "nix-store",
   });

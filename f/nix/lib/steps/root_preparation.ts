@@ -10,6 +10,7 @@ import {
   claimGenerations,
   currentGeneration,
   generationDir,
+  makeLockPlace,
   nextGeneration,
   pruneGenerations,
   type RootLayout,
@@ -31,11 +32,11 @@ import {
 import { kernelParamsOf } from "../config/render.ts";
 import { checkRenderId } from "../config/render_identity.ts";
 import { InputError, SetupError } from "../core/errors.ts";
-import { makeDirs, readIfExists } from "../core/files.ts";
+import { readIfExists } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { buildFile, closureInfo, dumpDb, importPaths, invalidPaths, loadDb } from "../nix/operations.ts";
 import { STORE_PATH } from "../nix/store_path.ts";
-import { retireLock, withDirLock } from "../worker/dir_lock.ts";
+import { isLockOursOrFree, lockPathFor, retireLock, withDirLock } from "../worker/dir_lock.ts";
 import { existingConfigDir } from "../worker/layout.ts";
 import type { Context } from "./context.ts";
 import { type ClosureFile, checkRootRequest, closeRootRequest, type RootFields, type RootRequest } from "./root_request.ts";
@@ -186,9 +187,18 @@ async function prepareChecked(
   checkRoomFor(request, layout);
   // Checked now, so that a root that is not ours is refused before anything is created, and again under the locks.
   currentGeneration(layout);
+  // Where others may make entries (a sticky directory), one may have made the root's lock file first.
+  if (layout.lockDir !== dir && !lockOursOrFree(layout.lockDir)) {
+    throw new InputError(
+      "root_dir",
+      layout.rootDir,
+      `has a lock ${lockPathFor(layout.lockDir)} that is not ours (another user's, or not a lock of nixos-closure); ` +
+        "nothing was changed: move it away or choose another root_dir",
+    );
+  }
   // The root's own lock sits beside it: two VMs asking for one root take turns, and the second is refused by
   // name. A root inside the config dir goes by the config dir's lock.
-  makeDirs(dirname(layout.lockDir));
+  makeLockPlace(layout);
   const holdingDir = { ...context, heldLocks: new Set([...context.heldLocks, dir]) };
   return withDirLock(dir, context, () =>
     withDirLock(layout.lockDir, holdingDir, async () => {
@@ -262,6 +272,15 @@ async function prepareChecked(
       }
     }),
   );
+}
+
+/** Whether the lock of `dir` is ours or not there; a path that cannot be looked at fails with its own message when locked. */
+function lockOursOrFree(dir: string): boolean {
+  try {
+    return isLockOursOrFree(dir);
+  } catch {
+    return true;
+  }
 }
 
 /**
@@ -389,6 +408,18 @@ async function linkRoot(
           "the root was left as it was",
       );
     }
+  }
+  // Asked of Nix, which finds the database by the store's URI: a root whose paths it does not see valid is never served.
+  const named = [
+    content.system,
+    ...content.request.closures.map((c) => c.path),
+    ...(content.request.channel ? [content.request.channel] : []),
+  ];
+  const invalid = await invalidPaths(nix, named, store);
+  if (invalid.length > 0) {
+    throw new SetupError(
+      `Nix does not find ${invalid.join(", ")} valid in the root's store ${store} once registered; the root was left as it was`,
+    );
   }
   directoryModes(partial);
   systemLinks(partial, content.system, content.request.channel, content.all);

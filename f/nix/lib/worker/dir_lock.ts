@@ -15,7 +15,7 @@ import { basename, dirname, join, resolve } from "node:path";
 import { Busy, Interrupted, SetupError } from "../core/errors.ts";
 import { fileSystemMessage, isFileSystemError, readSmallFile, realPathOf } from "../core/files.ts";
 import type { Logger } from "../core/log.ts";
-import { abortSignalName, type Env } from "../core/process.ts";
+import { abortSignalName, type Env, runningUid } from "../core/process.ts";
 
 interface Owner {
   pid: number;
@@ -161,10 +161,11 @@ function isSymbolicLink(path: string): boolean {
 
 /**
  * Opens the lock file, made if need be, checking that the file there is one
- * of ours: a regular file (not a link, a FIFO, a directory), empty or
- * starting with our header (whole, or cut short by a crash or a full disk).
- * Anything else (someone's Cargo.lock, a link to their file) is refused and
- * left as it is; it is never written or emptied.
+ * of ours: a regular file (not a link, a FIFO, a directory) of the running
+ * user's, empty or starting with our header (whole, or cut short by a crash
+ * or a full disk). Anything else (someone's Cargo.lock, a link to their file,
+ * a file another user made first where others may write) is refused and left
+ * as it is; it is never written or emptied.
  */
 function openLockFile(path: string): number {
   let fd: number;
@@ -184,7 +185,7 @@ function openLockFile(path: string): number {
       new SetupError(
         `${path} exists and is not a lock of nixos-closure; nothing was changed: move it away, or choose another path`,
       );
-    if (!stat.isFile() || stat.size > MAX_LOCK_FILE_BYTES) throw foreign();
+    if (!stat.isFile() || stat.uid !== runningUid() || stat.size > MAX_LOCK_FILE_BYTES) throw foreign();
     const buffer = Buffer.alloc(stat.size);
     readSync(fd, buffer, 0, stat.size, 0);
     if (!isOurs(buffer.toString("utf8"))) throw foreign();
@@ -216,7 +217,7 @@ export function isLockOursOrFree(dir: string): boolean {
   const path = lockPathFor(dir);
   const stat = lstatSync(path, { throwIfNoEntry: false });
   if (stat === undefined) return true;
-  if (!stat.isFile() || stat.size > MAX_LOCK_FILE_BYTES) return false;
+  if (!stat.isFile() || stat.uid !== runningUid() || stat.size > MAX_LOCK_FILE_BYTES) return false;
   try {
     return isOurs(readSmallFile(path, MAX_LOCK_FILE_BYTES));
   } catch {
@@ -282,7 +283,7 @@ export async function retireLock(dir: string, holder: LockHolder): Promise<void>
 export function hasLockOfOurs(dir: string): boolean {
   const path = lockPathFor(lockedDir(dir));
   const stat = lstatSync(path, { throwIfNoEntry: false });
-  if (!stat?.isFile() || stat.size > MAX_LOCK_FILE_BYTES) return false;
+  if (!stat?.isFile() || stat.uid !== runningUid() || stat.size > MAX_LOCK_FILE_BYTES) return false;
   try {
     return isOurs(readSmallFile(path, MAX_LOCK_FILE_BYTES));
   } catch {

@@ -6,9 +6,12 @@
 //
 // Each root owns its generations directory, which carries a marker naming
 // the root and the VM's config dir. Nothing is pruned, or even created,
-// unless the marker says the directory is this root's: a directory that is
-// not ours, or another VM's root, is refused untouched.
+// unless the marker says the directory is this root's and the directory and
+// marker are the running user's, which nobody else may write: a directory
+// that is not ours, or another VM's root, is refused untouched. So is a place
+// where another user could swap a directory on the way for a link.
 import {
+  chmodSync,
   closeSync,
   constants,
   existsSync,
@@ -23,6 +26,7 @@ import {
   renameSync,
   rmdirSync,
   rmSync,
+  type Stats,
   symlinkSync,
   unlinkSync,
 } from "node:fs";
@@ -38,6 +42,7 @@ import {
   writeFileAtomic,
   writeRecord,
 } from "../../core/files.ts";
+import { runningUid } from "../../core/process.ts";
 import { STORE_DIR } from "./populate.ts";
 
 export interface RootLayout {
@@ -61,6 +66,63 @@ const NIX_STATE_DIR = "/nix/var";
 
 /** The file in a generations directory that makes it ours. */
 const MARKER = ".nixos-closure-root";
+
+/** Mode bits that let the group or others write. */
+const WRITABLE_BY_OTHERS = 0o022;
+/** The sticky bit: in such a directory others may make entries, but not move or remove ours. */
+const STICKY = 0o1000;
+
+function modeOf(stat: Stats): string {
+  return (stat.mode & 0o7777).toString(8).padStart(4, "0");
+}
+
+/** What is at `path` (not following a last link), or undefined when nothing can be found there. */
+function entryAt(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/** Why an entry is not the running user's own (another user's, or one others may write), or null when it is. */
+function notOurs(stat: Stats): string | null {
+  const uid = runningUid();
+  if (stat.uid !== uid) return `belongs to uid ${stat.uid}, not to uid ${uid}, which runs this step`;
+  // A link's own mode means nothing: what counts is who may replace it, the directory's writers.
+  if (!stat.isSymbolicLink() && (stat.mode & WRITABLE_BY_OTHERS) !== 0) return `may be written by others (mode ${modeOf(stat)})`;
+  return null;
+}
+
+/**
+ * Why the directories down to `dir` (a real path) are no place to make a
+ * root in, or null. Another user who owns one of them, or may write one
+ * without the sticky bit, could swap what lies below it for a link to a place
+ * of theirs between our check and our write. So each must belong to root or
+ * to the running user, and others may write one only with the sticky bit (as
+ * /tmp): there they cannot move or remove what we made, and what they make
+ * first under a root's names (its link, generations, lock) is refused as not
+ * ours. Directories not made yet will be ours; a link on the way (one that
+ * could not be resolved) is refused.
+ */
+function unsafePlace(dir: string): string | null {
+  const uid = runningUid();
+  const parts = dir.split("/").filter((part) => part !== "");
+  for (let depth = 0; depth <= parts.length; depth++) {
+    const path = `/${parts.slice(0, depth).join("/")}`;
+    const stat = entryAt(path);
+    // Not there (made by us later), or not to be looked at (a name too long): making it fails with its own message.
+    if (stat === undefined) return null;
+    if (stat.isSymbolicLink()) return `${path} is a link that leads nowhere`;
+    if (!stat.isDirectory()) return null;
+    if (stat.uid !== 0 && stat.uid !== uid)
+      return `${path} belongs to uid ${stat.uid}, neither root nor uid ${uid}, which runs this step`;
+    if ((stat.mode & WRITABLE_BY_OTHERS) !== 0 && (stat.mode & STICKY) === 0) {
+      return `others may write ${path} (mode ${modeOf(stat)}, without the sticky bit)`;
+    }
+  }
+  return null;
+}
 
 interface Marker {
   root_dir: string;
@@ -98,6 +160,14 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (resolved === "/" || resolved === configDir || inside(configDir, resolved)) {
     throw new InputError("root_dir", rootDir, `must not be the config dir ${configDir} or hold it`);
   }
+  // A directory in the config dir is copied into the store by every build, and makes every build evaluate again.
+  if (inside(resolved, configDir) && dirname(resolved) !== configDir) {
+    throw new InputError(
+      "root_dir",
+      rootDir,
+      `must be directly in the config dir (${configDir}/<name>) or outside it: a directory made in it would be copied into the store by every build`,
+    );
+  }
   // Nix takes the root's generations as a store URI (local?root=...): only characters no URI can misread.
   if (!/^\/[A-Za-z0-9/._~+@,=-]*$/.test(resolved)) {
     throw new InputError(
@@ -125,9 +195,12 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
 
 /** The layout of a root at its real place `rootDir`. */
 function placedLayout(configDir: string, rootDir: string): RootLayout {
-  // Roots inside the config dir keep their generations beside it, one directory per root.
+  // Roots inside the config dir keep their generations beside it, one directory per root, by the root's name:
+  // Nix takes the generations as a store URI, whose %-escapes it decodes, so the name is never escaped. Only
+  // earlier versions made roots deeper in the config dir: their generations, named escaped, are found to be removed.
   if (inside(rootDir, configDir)) {
-    const generationsDir = join(`${configDir}.roots`, encodeURIComponent(relative(configDir, rootDir)));
+    const name = relative(configDir, rootDir);
+    const generationsDir = join(`${configDir}.roots`, name.includes("/") ? encodeURIComponent(name) : name);
     return { rootDir, generationsDir, configDir, lockDir: configDir };
   }
   return { rootDir, generationsDir: `${rootDir}.generations`, configDir, lockDir: rootDir };
@@ -165,17 +238,25 @@ export function preparedRootsOf(configDir: string): RootLayout[] {
   }
   const beside = `${configDir}.roots`;
   for (const name of lstatSync(beside, { throwIfNoEntry: false })?.isDirectory() ? readdirSync(beside) : []) {
-    const rootDir = readMarker(join(beside, name))?.root_dir;
+    const rootDir = ourMarker(join(beside, name))?.root_dir;
     if (rootDir !== undefined && isAbsolute(rootDir))
       found.set(join(beside, name), { ...placedLayout(configDir, placeOf(rootDir)), generationsDir: join(beside, name) });
   }
   return [...found.values()].filter((layout) => isMarkedFor(layout));
 }
 
-/** Whether the root's generations directory is there, a real directory, with the marker naming this root and VM. */
+/** The marker of a generations directory when the directory and the marker are ours (the running user's, written by nobody else), else null. */
+function ourMarker(generationsDir: string): Marker | null {
+  const dir = entryAt(generationsDir);
+  if (!dir?.isDirectory() || notOurs(dir) !== null) return null;
+  const marker = entryAt(join(generationsDir, MARKER));
+  if (!marker?.isFile() || notOurs(marker) !== null) return null;
+  return readMarker(generationsDir);
+}
+
+/** Whether the root's generations directory is there, a real directory of ours, with our marker naming this root and VM. */
 function isMarkedFor(layout: RootLayout): boolean {
-  if (!lstatSync(layout.generationsDir, { throwIfNoEntry: false })?.isDirectory()) return false;
-  const marker = readMarker(layout.generationsDir);
+  const marker = ourMarker(layout.generationsDir);
   return (
     marker !== null &&
     placeOf(marker.root_dir) === layout.rootDir &&
@@ -183,9 +264,10 @@ function isMarkedFor(layout: RootLayout): boolean {
   );
 }
 
-/** The root's link when it is ours (a link into its generations), else null. */
+/** The root's link when it is ours (a link of the running user's into its generations), else null. */
 function rootLink(layout: RootLayout): string | null {
-  if (!lstatSync(layout.rootDir, { throwIfNoEntry: false })?.isSymbolicLink()) return null;
+  const stat = entryAt(layout.rootDir);
+  if (!stat?.isSymbolicLink() || stat.uid !== runningUid()) return null;
   return realPathOf(dirname(readlinkSync(layout.rootDir))) === realPathOf(layout.generationsDir) ? layout.rootDir : null;
 }
 
@@ -251,41 +333,103 @@ function readMarker(generationsDir: string): Marker | null {
   }
 }
 
+/** Refuses a root whose place (the directories down to its link and its generations) is no safe place. */
+function checkPlace(layout: RootLayout): void {
+  for (const dir of new Set([dirname(layout.rootDir), dirname(layout.generationsDir)])) {
+    const why = unsafePlace(dir);
+    if (why !== null) {
+      throw new InputError(
+        "root_dir",
+        layout.rootDir,
+        `is in no safe place: ${why}, so another user could swap a directory of the root for a link to theirs; ` +
+          "nothing was changed: choose a place that only you and root may write",
+      );
+    }
+  }
+}
+
+/**
+ * Makes the directories down to `dir`, a place of the root's, those missing
+ * 0755 whatever the umask (so that they stay a safe place), and checks the
+ * place again: a directory another user made first on the way (where others
+ * may make entries) is refused.
+ */
+function makeSafeDirs(dir: string, layout: RootLayout): void {
+  const missing: string[] = [];
+  for (let at = dir; entryAt(at) === undefined && dirname(at) !== at; at = dirname(at)) missing.push(at);
+  makeDirs(dir);
+  for (const made of missing) {
+    const stat = entryAt(made);
+    if (stat?.isDirectory() && stat.uid === runningUid()) chmodSync(made, 0o755);
+  }
+  checkPlace(layout);
+}
+
+/** Makes the directory the root's lock goes in (before the lock is taken), as a safe place. */
+export function makeLockPlace(layout: RootLayout): void {
+  makeSafeDirs(dirname(layout.lockDir), layout);
+}
+
 /**
  * Checks that the root and its generations are this root's (or not there
- * yet) and returns the current generation, or null. Refuses, changing
- * nothing: a root_dir that is not a link into its generations, a
- * generations directory without our marker, and another VM's root.
+ * yet) and returns the current generation, or null. Refuses (InputError),
+ * changing nothing: a place where another user could swap a directory for a
+ * link, a root_dir that is not a link of ours into its generations, a
+ * generations directory or marker that is not ours (another user's, one
+ * others may write, or one without our marker), and another VM's root.
  */
 export function currentGeneration(layout: RootLayout): string | null {
   const { rootDir, generationsDir } = layout;
+  const refuse = (why: string) => new InputError("root_dir", rootDir, why);
+  checkPlace(layout);
   let target: string | null = null;
-  let stat: ReturnType<typeof lstatSync> | null = null;
-  try {
-    stat = lstatSync(rootDir);
-  } catch {}
-  if (stat !== null) {
-    target = stat.isSymbolicLink() ? readlinkSync(rootDir) : null;
+  const link = entryAt(rootDir);
+  if (link !== undefined) {
+    // Whose it is first: another user's link is not followed, even to compare.
+    if (link.isSymbolicLink() && link.uid !== runningUid()) {
+      throw refuse(`is a link that is not ours: it ${notOurs(link)}; nothing was changed: choose another root_dir`);
+    }
+    target = link.isSymbolicLink() ? readlinkSync(rootDir) : null;
     // By real paths: a root switched when it was named through a link points into the same generations.
     if (target === null || realPathOf(dirname(target)) !== realPathOf(generationsDir)) {
-      throw new SetupError(
-        `root_dir ${rootDir} exists and is not a root prepared here (a link into ${generationsDir}); ` +
+      throw refuse(
+        `exists and is not a root prepared here (a link into ${generationsDir}); ` +
           "nothing was changed: move it away or choose another root_dir",
       );
     }
   }
-  if (existsSync(generationsDir)) {
+  const generations = entryAt(generationsDir);
+  if (generations !== undefined) {
+    const notOursWhy = generations.isDirectory() ? notOurs(generations) : "is not a directory";
+    if (notOursWhy !== null) {
+      throw refuse(
+        `cannot use ${generationsDir}, its generations: it ${notOursWhy}; ` +
+          "nothing in it was touched: move it away or choose another root_dir",
+      );
+    }
+    const markerPath = join(generationsDir, MARKER);
+    const markerStat = entryAt(markerPath);
+    // Empty and ours, without a marker: the first run was stopped right after making it, and claims it again.
+    if (markerStat === undefined && target === null && readdirSync(generationsDir).length === 0) return null;
+    if (markerStat !== undefined) {
+      const markerWhy = markerStat.isFile() ? notOurs(markerStat) : "is not a regular file";
+      if (markerWhy !== null) {
+        throw refuse(
+          `cannot use ${generationsDir}, its generations: its marker ${markerPath} ${markerWhy}; ` +
+            "nothing in it was touched: move it away or choose another root_dir",
+        );
+      }
+    }
     const marker = readMarker(generationsDir);
     if (marker === null) {
-      throw new SetupError(
-        `${generationsDir} exists but was not made by nixos-closure (it has no ${MARKER}); ` +
+      throw refuse(
+        `cannot use ${generationsDir}, its generations: it exists but was not made by nixos-closure (it has no ${MARKER}); ` +
           "nothing in it was touched: move it away or choose another root_dir",
       );
     }
     if (placeOf(marker.root_dir) !== rootDir || realPathOf(marker.config_dir) !== realPathOf(layout.configDir)) {
-      throw new SetupError(
-        `${rootDir} is the root of another VM (config dir ${marker.config_dir}); ` +
-          "nothing was changed: give this VM a root_dir of its own",
+      throw refuse(
+        `is the root of another VM (config dir ${marker.config_dir}); nothing was changed: give this VM a root_dir of its own`,
       );
     }
   } else if (target !== null) {
@@ -297,21 +441,31 @@ export function currentGeneration(layout: RootLayout): string | null {
 
 /**
  * Makes the generations directory, ours by its marker, when it is not there
- * yet: made whole beside it and renamed into place, so a full disk or a
- * crash never leaves one without its marker (which the next run would refuse).
+ * yet (or was left empty by a run stopped before its marker): 0755, whatever
+ * the umask. Made in place, never renamed into place: where others may make
+ * entries (a sticky directory), a name another user took meanwhile fails
+ * this (EEXIST) and is never replaced. Made by this run and then failed (a
+ * full disk), it is removed again.
  */
 export function claimGenerations(layout: RootLayout): void {
-  if (existsSync(layout.generationsDir)) return;
-  makeDirs(dirname(layout.generationsDir));
-  const making = `${layout.generationsDir}.new-${process.pid}`;
-  removeTree(making);
-  mkdirSync(making, { mode: 0o755 });
+  const { generationsDir } = layout;
+  let made = false;
+  if (entryAt(generationsDir) === undefined) {
+    makeSafeDirs(dirname(generationsDir), layout);
+    mkdirSync(generationsDir, { mode: 0o755 });
+    made = true;
+  }
+  if (ourMarker(generationsDir) !== null) return;
   try {
+    chmodSync(generationsDir, 0o755);
     const marker: Marker = { root_dir: layout.rootDir, config_dir: layout.configDir };
-    writeFileAtomic(join(making, MARKER), `${JSON.stringify(marker)}\n`);
-    renameSync(making, layout.generationsDir);
+    writeFileAtomic(join(generationsDir, MARKER), `${JSON.stringify(marker)}\n`);
   } catch (error) {
-    removeTree(making);
+    if (made) {
+      try {
+        rmdirSync(generationsDir);
+      } catch {} // left, empty, for the next run to claim
+    }
     throw error;
   }
 }
@@ -383,10 +537,19 @@ export function removeTree(path: string): void {
   }
 }
 
-/** Points the root link at a complete generation, atomically; removes what killed runs left of their switches. */
+/**
+ * Points the root link at a complete generation, atomically; removes what
+ * killed runs left of their switches. The first link is made in place, so
+ * that a name another user took meanwhile (in a sticky directory) fails this
+ * and is never replaced; only our own link is replaced.
+ */
 export function switchTo(layout: RootLayout, generation: string): void {
   makeDirs(dirname(layout.rootDir));
   removeSwitchLeftovers(layout);
+  if (rootLink(layout) === null) {
+    symlinkSync(generation, layout.rootDir);
+    return;
+  }
   const temporary = `${layout.rootDir}.switch-${process.pid}`;
   symlinkSync(generation, temporary);
   renameSync(temporary, layout.rootDir);
@@ -399,8 +562,9 @@ function removeSwitchLeftovers(layout: RootLayout): void {
   for (const name of readdirSync(dirname(layout.rootDir)).filter(
     (n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)),
   )) {
-    // Only our own leftovers: links into this root's generations.
+    // Only our own leftovers: links of the running user's into this root's generations.
     const leftover = join(dirname(layout.rootDir), name);
+    if (entryAt(leftover)?.uid !== runningUid()) continue;
     let target: string | null = null;
     try {
       target = readlinkSync(leftover);

@@ -85,8 +85,10 @@ const STANDARD_DIRECTORIES: [string, number][] = [
   ["nix/store", 0o1775],
 ];
 
-/** Lays out the directories nixos-prepare-root makes, with their modes. */
+/** Lays out the directories nixos-prepare-root makes, with their modes, in `root`, made here (never one found there). */
 export function standardDirectories(root: string): void {
+  mkdirSync(root, { mode: 0o755 });
+  chmodSync(root, 0o755);
   for (const [dir] of STANDARD_DIRECTORIES) mkdirSync(join(root, dir), { recursive: true, mode: 0o755 });
   directoryModes(root);
   symlinkSync("/run", join(root, "var", "run"));
