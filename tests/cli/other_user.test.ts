@@ -7,7 +7,8 @@
 // sources into a store.
 import assert from "node:assert/strict";
 import { execFileSync, type SpawnSyncReturns, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
 import { installExamples } from "../../cli/examples.ts";
@@ -34,6 +35,7 @@ for (const nix of asRoot ? testNixes() : []) {
     test("the developer's own work tree and library build with one warning each; root, and someone else's private file, are refused", () => {
       const dev = developer();
       const dir = join(dev.home, `test-${process.pid}-${nix.bin.replaceAll("/", "_")}`);
+      const rootState = mkdtempSync(join(tmpdir(), "nixos-closure-root-state-"));
       try {
         const { libraryDir } = installExamples(join(dir, "vendor"));
         const src = join(dir, "src", "xfsprogs");
@@ -57,7 +59,8 @@ for (const nix of asRoot ? testNixes() : []) {
         };
         const run = (argv: string[], as: "developer" | "root"): SpawnSyncReturns<string> =>
           as === "root"
-            ? spawnSync(process.execPath, argv, { env: { ...env, XDG_STATE_HOME: join(dir, "root-state") }, encoding: "utf8" })
+            ? // Root's state in a place of root's: a worker directory in another user's home is refused (they could redirect it).
+              spawnSync(process.execPath, argv, { env: { ...env, XDG_STATE_HOME: rootState }, encoding: "utf8" })
             : spawnSync("setpriv", ["--reuid", dev.uid, "--regid", dev.gid, "--init-groups", process.execPath, ...argv], {
                 env,
                 encoding: "utf8",
@@ -109,6 +112,7 @@ for (const nix of asRoot ? testNixes() : []) {
         assert.match(foreign.stderr, /holds .*\/build\/root-only, which only its owner may read/);
       } finally {
         rmSync(dir, { recursive: true, force: true });
+        rmSync(rootState, { recursive: true, force: true });
       }
     });
   });

@@ -130,6 +130,17 @@ describe("render_config on disk", () => {
     await assert.rejects(renderConfig({ vm_name: "vm-x" }, { env: { WORKERS_DIR: "" } }), /WORKERS_DIR is not set/);
   });
 
+  test("a WORKERS_DIR another user could make lead elsewhere is refused", { skip: process.getuid?.() !== 0 }, async () => {
+    const theirs = join(bench().root, `theirs-${process.pid}`);
+    mkdirSync(theirs, { mode: 0o755 });
+    execFileSync("chown", ["4242:4242", theirs]);
+    await assert.rejects(
+      async () => renderConfig({ vm_name: "vm-x" }, { env: { WORKERS_DIR: join(theirs, "workers") } }),
+      /WORKERS_DIR=.* is in no safe place: .*belongs to uid 4242, neither root nor uid 0/,
+    );
+    assert.equal(existsSync(join(theirs, "workers")), false, "nothing was made there");
+  });
+
   test("a lock wait that is no number of seconds is refused, not guessed", async () => {
     for (const wait of ["abc", "-1", "1e9", "10s"]) {
       await assert.rejects(

@@ -541,6 +541,42 @@ describe("a private home: a user publishes their own files with a warning; root 
     }
   });
 
+  test("a source under a directory of another user is refused: they could swap it for a link before Nix copies it", {
+    skip: !asRoot,
+  }, () => {
+    const base = mkdtempSync(join(tmpdir(), "redirect-"));
+    try {
+      chmodSync(base, 0o755);
+      const theirs = join(base, "theirs");
+      mkdirSync(join(theirs, "xfsprogs"), { recursive: true });
+      execFileSync("chown", ["-R", `${OTHER_UID}:${OTHER_UID}`, theirs]);
+      chmodSync(theirs, 0o755);
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: join(theirs, "xfsprogs") }] },
+        "extra_overrides[0].src",
+        "xfsprogs",
+        /is in no safe place: .*theirs belongs to uid \d+, neither root nor uid 0/,
+        { ...context, uid: 0 },
+      );
+      // A link of theirs on the way, in a directory of root's, is refused the same way.
+      mkdirSync(join(base, "mine", "fio"), { recursive: true });
+      symlinkSync(join(base, "mine"), join(base, "link"));
+      execFileSync("chown", ["-h", `${OTHER_UID}:${OTHER_UID}`, join(base, "link")]);
+      rejects(
+        { extra_overrides: [{ pkg: "fio", src: join(base, "link", "fio") }] },
+        "extra_overrides[0].src",
+        "fio",
+        /is a link of uid \d+, neither root nor uid 0/,
+        { ...context, uid: 0 },
+      );
+      // Theirs to publish as themselves.
+      const guest = composeGuest({ extra_overrides: [{ pkg: "fio", src: join(theirs, "xfsprogs") }] }, asUser);
+      assert.equal(guest.overrides[0]?.kind, "path");
+    } finally {
+      rmSync(base, { recursive: true, force: true });
+    }
+  });
+
   test("root is refused as before, and so is the user when someone else's file is private there", { skip: !asRoot }, () => {
     const tree = home();
     try {

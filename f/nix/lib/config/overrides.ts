@@ -1,9 +1,9 @@
 // Source overrides: a package built from the operator's directory or git
 // branch instead of the nixpkgs release.
 import { existsSync, lstatSync, realpathSync, statSync } from "node:fs";
-import { isAbsolute, join } from "node:path";
+import { dirname, isAbsolute, join } from "node:path";
 import { InputError } from "../core/errors.ts";
-import { forbiddenPart, publishedPrivately, surveyTree } from "../core/files.ts";
+import { forbiddenPart, publishedPrivately, redirectable, surveyTree } from "../core/files.ts";
 import { formatBytes, plural } from "../core/format.ts";
 import { didYouMean } from "../core/suggest.ts";
 import { hasOptionLikeHost } from "../nix/settings.ts";
@@ -99,6 +99,16 @@ function override(field: string, value: unknown, curated: boolean, uid: number, 
         given,
         `holds ${hidden.path}, which only its owner may read; Nix copies a source into the store, where everyone can read it: ` +
           "make the tree readable (chmod -R o+rX) or choose another directory",
+      );
+    }
+    // Nix copies the source by its name, after this check: nobody else may be able to make that name lead elsewhere.
+    const redirect = redirectable(dirname(given), uid);
+    if (redirect !== null) {
+      throw new InputError(
+        `${field}.src`,
+        given,
+        `is in no safe place: ${redirect}, who could swap it for a link into a private tree between this check and ` +
+          "Nix's copy: give a tree under directories only you and root may write",
       );
     }
     // A work tree's own warning comes with its snapshot, which surveys these directories again.

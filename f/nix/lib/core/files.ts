@@ -23,6 +23,7 @@ import {
 } from "node:fs";
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { SetupError } from "./errors.ts";
+import { runningUid } from "./process.ts";
 
 const ERRNO_MEANINGS: Record<string, string> = {
   ENOSPC: "no space left on the device",
@@ -65,6 +66,73 @@ export function realPathOf(path: string): string {
   let existing = resolve(path);
   while (!existsSync(existing) && dirname(existing) !== existing) existing = dirname(existing);
   return join(realpathSync(existing), relative(existing, resolve(path)));
+}
+
+/** Mode bits that let the group or others write. */
+export const WRITABLE_BY_OTHERS = 0o022;
+/** The sticky bit: in such a directory others may make entries, but not move or remove ours. */
+export const STICKY = 0o1000;
+
+export function modeOf(stat: Stats): string {
+  return (stat.mode & 0o7777).toString(8).padStart(4, "0");
+}
+
+/** What is at `path` (not following a last link), or undefined when nothing can be found there. */
+export function entryAt(path: string): Stats | undefined {
+  try {
+    return lstatSync(path, { throwIfNoEntry: false });
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Why the directories down to `dir` (a real path) are no place to make a
+ * root in, or null. Another user who owns one of them, or may write one
+ * without the sticky bit, could swap what lies below it for a link to a place
+ * of theirs between our check and our write. So each must belong to root or
+ * to the running user, and others may write one only with the sticky bit (as
+ * /tmp): there they cannot move or remove what we made, and what they make
+ * first under a root's names (its link, generations, lock) is refused as not
+ * ours. Directories not made yet will be ours; a link on the way (one that
+ * could not be resolved) is refused.
+ */
+export function unsafePlace(dir: string, uid = runningUid()): string | null {
+  const parts = dir.split("/").filter((part) => part !== "");
+  for (let depth = 0; depth <= parts.length; depth++) {
+    const path = `/${parts.slice(0, depth).join("/")}`;
+    const stat = entryAt(path);
+    // Not there (made by us later), or not to be looked at (a name too long): making it fails with its own message.
+    if (stat === undefined) return null;
+    if (stat.isSymbolicLink()) return `${path} is a link that leads nowhere`;
+    if (!stat.isDirectory()) return null;
+    if (stat.uid !== 0 && stat.uid !== uid)
+      return `${path} belongs to uid ${stat.uid}, neither root nor uid ${uid}, which runs this step`;
+    if ((stat.mode & WRITABLE_BY_OTHERS) !== 0 && (stat.mode & STICKY) === 0) {
+      return `others may write ${path} (mode ${modeOf(stat)}, without the sticky bit)`;
+    }
+  }
+  return null;
+}
+
+/**
+ * Why another user could make `path` lead elsewhere between a check and a
+ * use, or null: a link on the way as it is written must be root's or the
+ * running user's (another user may repoint theirs at will), and every
+ * directory it leads through must be a safe place (`unsafePlace`).
+ */
+export function redirectable(path: string, uid = runningUid()): string | null {
+  const parts = resolve(path)
+    .split("/")
+    .filter((part) => part !== "");
+  for (let depth = 1; depth <= parts.length; depth++) {
+    const at = `/${parts.slice(0, depth).join("/")}`;
+    const stat = entryAt(at);
+    if (stat === undefined) break;
+    if (stat.isSymbolicLink() && stat.uid !== 0 && stat.uid !== uid)
+      return `${at} is a link of uid ${stat.uid}, neither root nor uid ${uid}, which runs this step`;
+  }
+  return unsafePlace(realPathOf(path), uid);
 }
 
 /** At most this many directories are made for one path. */

@@ -3,7 +3,7 @@
 // flake.lock as it was.
 import { createHash } from "node:crypto";
 import { realpathSync, rmSync, statSync } from "node:fs";
-import { join } from "node:path";
+import { dirname, join } from "node:path";
 import { type CopiedSource, watchCopies } from "../build/progress/source_copy.ts";
 import type { WorkTreeSnapshot } from "../config/model.ts";
 import { pathInputsOf, sourceInputsOf, withWorkTreeSnapshots, workTreeInputsOf } from "../config/render.ts";
@@ -17,6 +17,7 @@ import {
   readCache,
   readIfExists,
   readSmallFile,
+  redirectable,
   surveyTree,
   writeCache,
   writeFileAtomic,
@@ -104,6 +105,8 @@ function checkStillChecked(flakeFile: string, input: string, dir: string, uid: n
         "make the tree readable (chmod -R o+rX) or choose another directory",
     );
   }
+  const redirect = redirectable(dirname(dir), uid);
+  if (redirect !== null) throw new InputError(field, dir, `is in no safe place since render_config checked it: ${redirect}`);
 }
 
 async function followWorkTrees(

@@ -3,7 +3,7 @@
 import { existsSync, realpathSync } from "node:fs";
 import { dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { SetupError } from "../core/errors.ts";
-import { realPathOf } from "../core/files.ts";
+import { realPathOf, redirectable } from "../core/files.ts";
 import type { Env } from "../core/process.ts";
 
 export interface Layout {
@@ -33,6 +33,14 @@ export function workerLayout(env: Env): Layout {
   const systemDir = absoluteVariable(env, "SYSTEM_DIR", join(workbenchDir, "system"));
   const vendorDir = absoluteVariable(env, "VENDOR_DIR", join(dirname(workbenchDir), "vendor"));
   const libraryDir = absoluteVariable(env, "NIXOS_FLAKE_DIR", join(vendorDir, "nixos-flake"));
+  // Another user who could make the worker's directory lead elsewhere would choose every file a step reads and writes.
+  const redirect = redirectable(join(workersDir, workerIndex, "nix"));
+  if (redirect !== null) {
+    throw new SetupError(
+      `WORKERS_DIR=${workersDir} is in no safe place: ${redirect}, so another user could make it lead to their files; ` +
+        "give a directory only this user and root may write",
+    );
+  }
   // By its real path: a WORKERS_DIR or home reached through a link gives every lock and record one path.
   return {
     systemDir,

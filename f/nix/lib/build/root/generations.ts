@@ -33,12 +33,17 @@ import {
 import { basename, dirname, isAbsolute, join, relative, resolve } from "node:path";
 import { InputError, SetupError } from "../../core/errors.ts";
 import {
+  entryAt,
   fileSystemMessage,
   isFileSystemError,
   makeDirs,
+  modeOf,
   readCache,
   readIfExists,
   realPathOf,
+  redirectable,
+  unsafePlace,
+  WRITABLE_BY_OTHERS,
   writeFileAtomic,
   writeRecord,
 } from "../../core/files.ts";
@@ -67,60 +72,12 @@ const NIX_STATE_DIR = "/nix/var";
 /** The file in a generations directory that makes it ours. */
 const MARKER = ".nixos-closure-root";
 
-/** Mode bits that let the group or others write. */
-const WRITABLE_BY_OTHERS = 0o022;
-/** The sticky bit: in such a directory others may make entries, but not move or remove ours. */
-const STICKY = 0o1000;
-
-function modeOf(stat: Stats): string {
-  return (stat.mode & 0o7777).toString(8).padStart(4, "0");
-}
-
-/** What is at `path` (not following a last link), or undefined when nothing can be found there. */
-function entryAt(path: string): Stats | undefined {
-  try {
-    return lstatSync(path, { throwIfNoEntry: false });
-  } catch {
-    return undefined;
-  }
-}
-
 /** Why an entry is not the running user's own (another user's, or one others may write), or null when it is. */
 function notOurs(stat: Stats): string | null {
   const uid = runningUid();
   if (stat.uid !== uid) return `belongs to uid ${stat.uid}, not to uid ${uid}, which runs this step`;
   // A link's own mode means nothing: what counts is who may replace it, the directory's writers.
   if (!stat.isSymbolicLink() && (stat.mode & WRITABLE_BY_OTHERS) !== 0) return `may be written by others (mode ${modeOf(stat)})`;
-  return null;
-}
-
-/**
- * Why the directories down to `dir` (a real path) are no place to make a
- * root in, or null. Another user who owns one of them, or may write one
- * without the sticky bit, could swap what lies below it for a link to a place
- * of theirs between our check and our write. So each must belong to root or
- * to the running user, and others may write one only with the sticky bit (as
- * /tmp): there they cannot move or remove what we made, and what they make
- * first under a root's names (its link, generations, lock) is refused as not
- * ours. Directories not made yet will be ours; a link on the way (one that
- * could not be resolved) is refused.
- */
-function unsafePlace(dir: string): string | null {
-  const uid = runningUid();
-  const parts = dir.split("/").filter((part) => part !== "");
-  for (let depth = 0; depth <= parts.length; depth++) {
-    const path = `/${parts.slice(0, depth).join("/")}`;
-    const stat = entryAt(path);
-    // Not there (made by us later), or not to be looked at (a name too long): making it fails with its own message.
-    if (stat === undefined) return null;
-    if (stat.isSymbolicLink()) return `${path} is a link that leads nowhere`;
-    if (!stat.isDirectory()) return null;
-    if (stat.uid !== 0 && stat.uid !== uid)
-      return `${path} belongs to uid ${stat.uid}, neither root nor uid ${uid}, which runs this step`;
-    if ((stat.mode & WRITABLE_BY_OTHERS) !== 0 && (stat.mode & STICKY) === 0) {
-      return `others may write ${path} (mode ${modeOf(stat)}, without the sticky bit)`;
-    }
-  }
   return null;
 }
 
@@ -150,6 +107,16 @@ export function rootLayout(configDir: string, rootDir: unknown): RootLayout {
   if (!isAbsolute(dir)) throw new InputError("root_dir", rootDir, "must be an absolute path");
   if (dir.includes("\0")) throw new InputError("root_dir", rootDir, "must not contain a NUL character");
   const given = resolve(dir);
+  // A link on the way that another user may repoint, or a directory they could swap, would take the root elsewhere.
+  const redirect = redirectable(dirname(given));
+  if (redirect !== null) {
+    throw new InputError(
+      "root_dir",
+      rootDir,
+      `is in no safe place: ${redirect}, so another user could make it lead elsewhere; nothing was changed: ` +
+        "choose a place that only you and root may write",
+    );
+  }
   const resolved = placeOf(given);
   // Nix's own places, by real path too: a root in the store, or among Nix's state (its GC roots, profiles, database).
   for (const nixDir of [STORE_DIR, NIX_STATE_DIR]) {
