@@ -1,6 +1,7 @@
 // Which Nix binaries the integration tests run against, and the settings
 // that let them build offline as root without a daemon.
 import { execFileSync } from "node:child_process";
+import { randomBytes } from "node:crypto";
 import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 
@@ -45,6 +46,20 @@ export function nixSync(nix: TestNix, args: string[], options: { input?: string 
     input: options.input,
     stdio: ["pipe", "pipe", "pipe"],
   });
+}
+
+/**
+ * A suffix of this test process's own, for names that end up in store paths
+ * (a VM's name is its system's host name, so its toplevel's name): the Nix
+ * store is shared with every other run of the suite on the machine, and a
+ * test that counts the bytes only its VM holds, or deletes a path, needs
+ * paths no other run builds at the same time.
+ */
+export const RUN_SALT = `${process.pid.toString(36)}${randomBytes(3).toString("hex")}`;
+
+/** `name` made this run's own (a VM name stays a valid host name). */
+export function ownName(name: string): string {
+  return `${name}-${RUN_SALT}`;
 }
 
 function readProc(pid: string, what: "cmdline" | "environ"): string {

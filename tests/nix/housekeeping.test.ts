@@ -26,7 +26,7 @@ import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
-import { nixSync, testNixes } from "../helpers/nix.ts";
+import { nixSync, ownName, testNixes } from "../helpers/nix.ts";
 import { asWorker, captureLog, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
@@ -50,9 +50,11 @@ for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
     const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
     const context = () => testContext(bench(), "housekeeping");
-    // Both Nix versions share one store: a name of its own per version keeps this
-    // version's system out of the other's GC roots, so its unique size is its own.
-    const ownName = `hk-built-${nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "")}`;
+    // Every Nix version, and every other run of the suite on the machine, shares the store: a name of this run and
+    // version's own keeps this system out of the others' GC roots, so the bytes only it holds are its own.
+    const version = nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "");
+    const builtName = ownName(`hk-built-${version}`);
+    const goneName = ownName(`hk-gone-${version}`);
     // `link -> path` lines, the links unquoted (Nix 2.34 quotes them).
     const nixSyncRoots = () =>
       parseGcRoots(execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" }))
@@ -64,15 +66,15 @@ for (const nix of testNixes()) {
       await steps.render({ vm_name: "hk-rendered", profiles: [], test_suites: [] });
       const locked = await steps.render({ vm_name: "hk-locked", profiles: [], test_suites: [] });
       await steps.lock(locked.config_dir);
-      const built = await steps.renderLockBuild({ vm_name: ownName, profiles: ["devel"], test_suites: [] });
+      const built = await steps.renderLockBuild({ vm_name: builtName, profiles: ["devel"], test_suites: [] });
       const rooted = await steps.renderLockBuild({ vm_name: "hk-rooted", profiles: [], test_suites: ["fstests"] });
       await steps.prepareRoot(rooted.config_dir);
       const vms = new Map((await listVms(context())).map((vm) => [vm.vm_name, vm]));
       assert.equal(vms.get("hk-rendered")?.state, "rendered");
       assert.equal(vms.get("hk-locked")?.state, "locked");
-      assert.equal(vms.get(ownName)?.state, "built");
+      assert.equal(vms.get(builtName)?.state, "built");
       assert.equal(vms.get("hk-rooted")?.state, "root prepared");
-      const b = vms.get(ownName);
+      const b = vms.get(builtName);
       assert.ok(b);
       assert.equal(b.toplevel, built.toplevel);
       assert.equal(b.closure_size, built.closure.nar_size);
@@ -84,7 +86,7 @@ for (const nix of testNixes()) {
 
     test("remove takes exactly one VM's files and GC roots; refuses unknown names and a VM in use", async () => {
       const steps = vmSteps(bench());
-      const gone = await steps.renderLockBuild({ vm_name: "hk-gone", profiles: ["build-tools"], test_suites: [] });
+      const gone = await steps.renderLockBuild({ vm_name: goneName, profiles: ["build-tools"], test_suites: [] });
       await steps.prepareRoot(gone.config_dir);
       const stays = await steps.renderLockBuild({ vm_name: "hk-stays", profiles: ["devel"], test_suites: [] });
       await assert.rejects(
@@ -103,10 +105,10 @@ for (const nix of testNixes()) {
         release();
         await held;
       }
-      const dry = await cleanUpVms(context(), { names: ["hk-gone"], dryRun: true });
+      const dry = await cleanUpVms(context(), { names: [goneName], dryRun: true });
       assert.ok(existsSync(gone.config_dir), "a dry run removes nothing");
       assert.ok(dry.removed[0]?.frees && dry.removed[0].frees > 0);
-      const done = await asWorker(bench(), () => removeStep(["hk-gone"]));
+      const done = await asWorker(bench(), () => removeStep([goneName]));
       assert.deepEqual(done.removed[0]?.removed.sort(), dry.removed[0]?.removed.sort());
       const caches = Object.values(configDirCaches(gone.config_dir));
       assert.ok(
@@ -116,7 +118,7 @@ for (const nix of testNixes()) {
       for (const path of [gone.config_dir, `${gone.config_dir}.roots`, `${gone.config_dir}.lock`, ...caches])
         assert.equal(existsSync(path), false, path);
       const gcRoots = nixSyncRoots();
-      assert.doesNotMatch(gcRoots, /hk-gone\/result/);
+      assert.doesNotMatch(gcRoots, new RegExp(`${gone.config_dir}/result`));
       assert.match(gcRoots, new RegExp(`${stays.config_dir}/result -> ${stays.toplevel}`), "the other VM keeps its roots");
       assert.ok(existsSync(stays.config_dir));
     });
