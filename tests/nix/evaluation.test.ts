@@ -25,7 +25,16 @@ import { buildClosure } from "../../f/nix/lib/steps/build_closure.ts";
 import { lockConfig } from "../../f/nix/lib/steps/lock_config.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
 import { nixSync, ownName, type TestNix, testNixes } from "../helpers/nix.ts";
-import { type CapturedLog, captureLog, type StepOptions, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import {
+  type CapturedLog,
+  captureLog,
+  isFlocked,
+  type StepOptions,
+  testContext,
+  vmSteps,
+  waitFor,
+  within,
+} from "../helpers/steps.ts";
 import { EVALUATION_TRACE, useWorkbench, type Workbench } from "../helpers/workbench.ts";
 
 const CLI = join(ROOT, "dist", "nixos-closure.cjs");
@@ -368,7 +377,12 @@ for (const nix of testNixes()) {
       writeFileSync(lockFile, "");
       // Its own process group: flock and the sleep holding the lock die together.
       const holder = spawn("flock", ["--exclusive", lockFile, "sleep", "60"], { stdio: "ignore", detached: true });
-      await new Promise((resolve) => setTimeout(resolve, 300));
+      await waitFor(
+        10_000,
+        "the other run to hold the key's lock",
+        () => isFlocked(lockFile),
+        () => process.kill(-(holder.pid as number), "SIGKILL"),
+      );
       const log = captureLog();
       const build = buildClosure(testContext(wb, "build_closure", { log }), first.result.config_dir);
       await waitFor(30_000, "the build to wait for the holder", () => /evaluation of the same system/.test(log.text()));

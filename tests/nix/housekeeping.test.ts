@@ -27,7 +27,7 @@ import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
 import { nixSync, ownName, testNixes } from "../helpers/nix.ts";
-import { asWorker, captureLog, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { asWorker, captureLog, holdLock, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 /**
@@ -93,17 +93,14 @@ for (const nix of testNixes()) {
         cleanUpVms(context(), { names: ["hk-nonexistent"] }),
         (e: Error) => e instanceof InputError && /not a VM of this worker/.test(e.message),
       );
-      let release: () => void = () => {};
-      const held = withDirLock(stays.config_dir, lockHolder("build_closure", 5), () => new Promise<void>((r) => (release = r)));
+      const held = await holdLock(stays.config_dir, "build_closure");
       try {
-        await new Promise((r) => setTimeout(r, 200));
         await assert.rejects(
           asWorker(bench(), () => removeStep(["hk-stays"])),
           (e: Error) => e instanceof SetupError && /in use by build_closure; it was not removed/.test(e.message),
         );
       } finally {
-        release();
-        await held;
+        await held.release();
       }
       const dry = await cleanUpVms(context(), { names: [goneName], dryRun: true });
       assert.ok(existsSync(gone.config_dir), "a dry run removes nothing");
@@ -265,18 +262,8 @@ for (const nix of testNixes()) {
         for (const vm of ["busy-built", "busy-a", "busy-b", "busy-c", "busy-d"])
           utimesSync(join(nixDir, vm, "default.nix"), old, old);
         lutimesSync(join(nixDir, "busy-built", "result"), old, old);
-        const releases: (() => void)[] = [];
-        const hold = async (vm: string) => {
-          let taken: () => void = () => {};
-          const took = new Promise<void>((resolve) => (taken = resolve));
-          const held = withDirLock(join(nixDir, vm), lockHolder("build_closure", 5), () => {
-            taken();
-            return new Promise<void>((resolve) => releases.push(resolve));
-          });
-          await took;
-          return { held }; // (not the promise itself, which an async function would wait for)
-        };
-        const holders = [(await hold("busy-a")).held];
+        const hold = (vm: string) => holdLock(join(nixDir, vm), "build_closure");
+        const holders = [await hold("busy-a")];
         const base = testContext(wb, "gc");
         let listed = false;
         const context = {
@@ -285,7 +272,7 @@ for (const nix of testNixes()) {
             if (!listed) {
               listed = true;
               // Between gc's listing and its lock: a step takes busy-b, and busy-c is rendered again.
-              holders.push((await hold("busy-b")).held);
+              holders.push(await hold("busy-b"));
               const now = new Date();
               utimesSync(join(nixDir, "busy-c", "default.nix"), now, now);
             }
@@ -297,8 +284,7 @@ for (const nix of testNixes()) {
           assert.deepEqual(result.removed.map((r) => r.vm_name).sort(), ["busy-built", "busy-d"]);
           assert.deepEqual(result.in_use.sort(), ["busy-a", "busy-b"]);
         } finally {
-          for (const release of releases) release();
-          await Promise.all(holders);
+          await Promise.all(holders.map((held) => held.release()));
         }
         assert.deepEqual(
           readdirSync(nixDir)

@@ -9,7 +9,7 @@ import { join, resolve } from "node:path";
 import { describe, test } from "node:test";
 import { readIfExists } from "../../f/nix/lib/core/files.ts";
 import { lockHolderOf, lockPathFor, withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
-import { lockHolder, waitFor, within } from "../helpers/steps.ts";
+import { holdLock, lockHolder, waitFor, within } from "../helpers/steps.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 
@@ -94,39 +94,49 @@ describe("the lock of a directory", () => {
     const dir = mkdtempSync(join(tmpdir(), "lock-"));
     try {
       const vm = join(dir, "vm");
-      // A slow flock(1) widens the window between opening the lock file and locking it.
-      const slow = join(dir, "slow-bin");
-      mkdirSync(slow);
+      // The waiter's flock(1) waits at a gate the test opens, and notes how each try ended: the test says when the
+      // waiter, which opened the lock file before it was deleted, locks it.
+      const gated = join(dir, "gated-bin");
+      const gate = join(dir, "gate");
+      const tries = join(dir, "tries");
+      mkdirSync(gated);
+      const flock = execFileSync("sh", ["-c", "command -v flock"], { encoding: "utf8" }).trim();
       writeFileSync(
-        join(slow, "flock"),
-        `#!/bin/sh\nsleep 0.6\nexec ${execFileSync("sh", ["-c", "command -v flock"], { encoding: "utf8" }).trim()} "$@"\n`,
-        {
-          mode: 0o755,
-        },
+        join(gated, "flock"),
+        `#!/bin/sh\nwhile [ ! -e ${gate} ]; do sleep 0.05; done\n${flock} "$@"\ncode=$?\necho $code >> ${tries}\nexit $code\n`,
+        { mode: 0o755 },
       );
-      let releaseFirst: () => void = () => {};
-      const first = withDirLock(vm, lockHolder("remove", 5), () => new Promise<void>((r) => (releaseFirst = r)));
-      await new Promise((r) => setTimeout(r, 300));
-      // The waiter opens the lock file now, and locks it 0.6 s later.
+      const first = await holdLock(vm, "remove");
       const inside = join(dir, "inside");
       const enter = async () => {
         writeFileSync(inside, "", { flag: "wx" }); // a second holder at once would fail here
         await new Promise((r) => setTimeout(r, 300));
         rmSync(inside);
       };
-      const waiter = withDirLock(vm, { ...lockHolder("build_closure", 10), env: { PATH: `${slow}:${process.env.PATH}` } }, enter);
-      await new Promise((r) => setTimeout(r, 200));
-      // The holder deletes the file and lets go; a third step takes the path at once.
+      // The waiter opens the lock file at once, and locks it when the gate opens.
+      const waiter = withDirLock(
+        vm,
+        { ...lockHolder("build_closure", 10), env: { PATH: `${gated}:${process.env.PATH}` } },
+        enter,
+      );
+      // The holder deletes the file and lets go; a third step takes the path afresh.
       rmSync(lockPathFor(vm));
-      releaseFirst();
-      await first;
+      await first.release();
       let releaseThird: () => void = () => {};
+      let thirdIn: () => void = () => {};
+      const entered = new Promise<void>((r) => (thirdIn = r));
       const third = withDirLock(vm, lockHolder("render_config", 5), async () => {
         writeFileSync(inside, "", { flag: "wx" });
+        thirdIn();
         await new Promise<void>((r) => (releaseThird = r));
         rmSync(inside);
       });
-      await new Promise((r) => setTimeout(r, 1200)); // the waiter's slow flock has long succeeded on the old file
+      await within(10_000, "the third step to take the path", entered);
+      // The waiter locks the old file (free: its holder let go), finds it is no longer the path's, and tries the path
+      // afresh: the third holds it (flock's exit 75), so the waiter waits.
+      writeFileSync(gate, "");
+      await waitFor(10_000, "the waiter to find the path held", () => (readIfExists(tries) ?? "").split("\n").includes("75"));
+      assert.equal((readIfExists(tries) ?? "").split("\n")[0], "0", "its first try locked the old file");
       releaseThird();
       await Promise.all([third, waiter]);
     } finally {
