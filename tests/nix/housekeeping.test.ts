@@ -11,6 +11,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -26,7 +27,7 @@ import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
-import { nixSync, ownName, testNixes } from "../helpers/nix.ts";
+import { nixSync, ownName, type TestNix, testNixes } from "../helpers/nix.ts";
 import { asWorker, captureLog, holdLock, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
@@ -44,6 +45,30 @@ function assertNixDiff(changes: readonly VersionChange[], printed: string): void
     const unit = 1024 ** Math.max(1, Math.floor(Math.log(Math.abs(change.size_delta)) / Math.log(1024)));
     assert.ok(Math.abs(ours - change.size_delta) <= 0.05 * unit + 1, `${change.name}: ${ours} is not ${printed}`);
   });
+}
+
+/**
+ * A NIX_BIN whose `nix-store --gc` collects the store at `store` (a chroot
+ * store of the test's own); every other command, listing the roots
+ * included, runs as it is on the machine's store.
+ */
+function collectingIn(nix: TestNix, store: string): string {
+  const bin = join(store, "..", "collecting-nix");
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(join(nix.bin, "nix"), join(bin, "nix"));
+  const real = join(nix.bin, "nix-store");
+  writeFileSync(
+    join(bin, "nix-store"),
+    `#!/bin/sh
+case " $* " in
+*" --print-roots "* | *" --print-live "* | *" --print-dead "*) ;;
+*" --gc "*) exec ${real} --store 'local?root=${store}' "$@" ;;
+esac
+exec ${real} "$@"
+`,
+    { mode: 0o755 },
+  );
+  return bin;
 }
 
 for (const nix of testNixes()) {
@@ -242,10 +267,24 @@ for (const nix of testNixes()) {
       );
       const kept = await vmSteps(bench()).renderLockBuild({ vm_name: "hk-keep-root", profiles: ["devel"], test_suites: [] });
       const root = await vmSteps(bench()).prepareRoot(kept.config_dir);
-      const done = await cleanUpVms(context(), { names: ["hk-keep-root"], keepRoot: true, collect: true });
+      // Nix's collector runs on a store of this test's own, holding one path of garbage: collecting the machine's
+      // store would take what other runs of the suite (and anyone else here) hold between two steps.
+      const store = join(bench().root, "collected-store");
+      const garbageFile = join(bench().root, "garbage.txt");
+      writeFileSync(garbageFile, `garbage of ${bench().root}\n`);
+      const garbage = execFileSync(join(nix.bin, "nix-store"), ["--store", `local?root=${store}`, "--add", garbageFile], {
+        encoding: "utf8",
+      }).trim();
+      assert.ok(existsSync(join(store, garbage)));
+      const done = await cleanUpVms(testContext(bench(), "housekeeping", { env: { NIX_BIN: collectingIn(nix, store) } }), {
+        names: ["hk-keep-root"],
+        keepRoot: true,
+        collect: true,
+      });
       assert.equal(existsSync(kept.config_dir), false);
       assert.ok(existsSync(root.generation_dir), "the prepared root is kept");
-      assert.match(done.collected ?? "", /freed|deleted/);
+      assert.match(done.collected ?? "", /^1 store paths deleted, .* freed$/m);
+      assert.equal(existsSync(join(store, garbage)), false, "the garbage was collected");
     });
 
     test("gc skips a VM in use, even one that became busy after the listing, and one renewed since; it goes on with the rest", async () => {
