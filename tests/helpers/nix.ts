@@ -55,7 +55,7 @@ export function nixSync(nix: TestNix, args: string[], options: { input?: string 
  * test that counts the bytes only its VM holds, or deletes a path, needs
  * paths no other run builds at the same time.
  */
-export const RUN_SALT = `${process.pid.toString(36)}${randomBytes(3).toString("hex")}`;
+const RUN_SALT = `${process.pid.toString(36)}${randomBytes(3).toString("hex")}`;
 
 /** `name` made this run's own (a VM name stays a valid host name). */
 export function ownName(name: string): string {

@@ -2,8 +2,8 @@
 // (the workbench's environment, a logger that keeps what was said), and the
 // Windmill mains run the same way through withContextOptions. Waits are on
 // the condition itself (a lock held, a line said), each with a deadline.
-import { spawnSync } from "node:child_process";
 
+import { spawnSync } from "node:child_process";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import type { Logger, Verbosity } from "../../f/nix/lib/core/log.ts";
 import { streamLogger } from "../../f/nix/lib/core/log.ts";
