@@ -8,7 +8,7 @@ import { after, before, describe, test } from "node:test";
 import { ROOT } from "../../cli/flow.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
-import { testNixes } from "../helpers/nix.ts";
+import { ownName, testNixes } from "../helpers/nix.ts";
 import { waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, type Workbench } from "../helpers/workbench.ts";
 
@@ -162,6 +162,8 @@ describe(`nixos-closure with ${nix?.version}`, () => {
   test("Ctrl-C stops the build, keeps the previous result, and exits 130", async () => {
     const src = join(wb.root, "src", "slow-xfsprogs");
     mkdirSync(src, { recursive: true });
+    // A source of this run's own: another run building the same slow derivation would make this one wait for its lock.
+    writeFileSync(join(src, "salt"), `${process.pid}-${Date.now()}`);
     const input = (preBuild: string) => {
       const file = join(wb.root, `slow-${preBuild === "" ? "fast" : "slow"}.json`);
       const override = { pkg: "xfsprogs", src, ...(preBuild === "" ? {} : { attrs: { preBuild } }) };
@@ -527,8 +529,9 @@ describe(`nixos-closure with ${nix?.version}`, () => {
 
   test("a worker reached through links (HOME, WORKERS_DIR): each step takes its VM's one lock; list counts what only it keeps", () => {
     for (const [vm, variable] of [
-      ["linked-home", "HOME"],
-      ["linked-workers", "WORKERS_DIR"],
+      // Names of this run's own: another run's build of the same system would hold its bytes too.
+      [ownName("linked-home"), "HOME"],
+      [ownName("linked-workers"), "WORKERS_DIR"],
     ] as const) {
       const real = join(wb.root, `real-${variable}`);
       mkdirSync(real);

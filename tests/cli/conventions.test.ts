@@ -18,8 +18,9 @@ import { runInTerminal } from "../helpers/terminal.ts";
 const BIN = join(ROOT, "dist", "nixos-closure.cjs");
 const scratch = mkdtempSync(join(tmpdir(), "nixos-closure-conventions-"));
 after(() => rmSync(scratch, { recursive: true, force: true }));
-// No worker of anyone's: a state dir of this test's own (the worker variables of the calling shell go).
-const { WORKERS_DIR: _w, WORKER_INDEX: _i, WORKBENCH_DIR: _b, SYSTEM_DIR: _s, ...outside } = process.env;
+// No worker of anyone's: a state dir of this test's own (the worker variables of the calling shell go, and the
+// FORCE_COLOR the test runner adds on a terminal).
+const { WORKERS_DIR: _w, WORKER_INDEX: _i, WORKBENCH_DIR: _b, SYSTEM_DIR: _s, FORCE_COLOR: _f, ...outside } = process.env;
 const env = { ...outside, XDG_STATE_HOME: join(scratch, "state"), NO_COLOR: "", TERM: "xterm-256color" };
 
 const cli = (args: string[], extraEnv: NodeJS.ProcessEnv = {}) =>

@@ -7,7 +7,7 @@
 // sources into a store.
 import assert from "node:assert/strict";
 import { execFileSync, type SpawnSyncReturns, spawnSync } from "node:child_process";
-import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, test } from "node:test";
@@ -21,13 +21,28 @@ const BIN = join(ROOT, "dist", "nixos-closure.cjs");
 const USER = "nixos-closure-dev";
 const asRoot = process.getuid?.() === 0;
 
-/** The second user, made once: uid, gid and a home only they may read. */
+/**
+ * The second user, made once: uid, gid and a home only they may read. Another
+ * run of the suite may be making them at the same moment: useradd then finds
+ * them made (exit 9) or /etc/passwd locked (exit 10), or their home is not
+ * there yet, and we look again.
+ */
 function developer(): { uid: string; gid: string; home: string } {
-  const known = spawnSync("getent", ["passwd", USER], { encoding: "utf8" });
-  if (known.status !== 0) execFileSync("useradd", ["--create-home", "--shell", "/bin/sh", USER]);
-  const [, , uid = "", gid = "", , home = ""] = execFileSync("getent", ["passwd", USER], { encoding: "utf8" }).trim().split(":");
-  chmodSync(home, 0o700);
-  return { uid, gid, home };
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    const entry = spawnSync("getent", ["passwd", USER], { encoding: "utf8" });
+    const [, , uid = "", gid = "", , home = ""] = entry.stdout.trim().split(":");
+    if (entry.status === 0 && existsSync(home)) {
+      chmodSync(home, 0o700);
+      return { uid, gid, home };
+    }
+    if (entry.status !== 0) {
+      const made = spawnSync("useradd", ["--create-home", "--shell", "/bin/sh", USER], { encoding: "utf8" });
+      if (made.status !== 0 && ![9, 10].includes(made.status ?? -1)) throw new Error(`useradd ${USER}: ${made.stderr}`);
+    }
+    if (Date.now() > deadline) throw new Error(`${USER} was not made with a home in 30 s`);
+    spawnSync("sleep", ["0.1"]);
+  }
 }
 
 for (const nix of asRoot ? testNixes() : []) {

@@ -74,10 +74,17 @@ for (const nix of testNixes()) {
       assert.match(during.at(-1) ?? "", /^\[00:\d\d\] building: \d+\/\d+ built$/, during.join("\n"));
 
       await terminal.resize(40, 40);
-      await new Promise((resolve) => setTimeout(resolve, 1200)); // a tick: the block redrawn at the new width
-      const narrow = terminal.visible().filter((line) => line.trim() !== "");
-      const block = narrow.slice(narrow.findLastIndex((line) => !RUNNING.test(line) && !STATUS.test(line)) + 1);
-      assert.ok(block.length >= 1 && block.every((line) => line.length < 40), narrow.join("\n"));
+      // The live block (its running builds and status line, last on the screen) redrawn at the new width.
+      const liveBlock = () => {
+        const narrow = terminal.visible().filter((line) => line.trim() !== "");
+        return narrow.slice(narrow.findLastIndex((line) => !RUNNING.test(line) && !STATUS.test(line)) + 1);
+      };
+      await waitFor(
+        30_000,
+        "the block redrawn at 40 columns",
+        () => liveBlock().length >= 1 && liveBlock().every((line) => line.length < 40),
+        () => terminal.kill("SIGKILL"),
+      );
 
       const screen = await finished(terminal);
       // Nothing of the live block is left: no status line, no running build, no fragment of either.

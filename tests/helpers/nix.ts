@@ -1,7 +1,8 @@
 // Which Nix binaries the integration tests run against, and the settings
 // that let them build offline as root without a daemon.
 import { execFileSync } from "node:child_process";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { existsSync, readdirSync, readFileSync, readlinkSync } from "node:fs";
 import { join } from "node:path";
 
 /** Offline, daemonless, sandbox-less: what this machine allows. Never the product's settings. */
@@ -47,16 +48,51 @@ export function nixSync(nix: TestNix, args: string[], options: { input?: string 
   });
 }
 
-/** Command lines of running processes (other than this one) that mention `text`. */
-export function processesMentioning(text: string): string[] {
+/**
+ * A suffix of this test process's own, for names that end up in store paths
+ * (a VM's name is its system's host name, so its toplevel's name): the Nix
+ * store is shared with every other run of the suite on the machine, and a
+ * test that counts the bytes only its VM holds, or deletes a path, needs
+ * paths no other run builds at the same time.
+ */
+const RUN_SALT = `${process.pid.toString(36)}${randomBytes(3).toString("hex")}`;
+
+/** `name` made this run's own (a VM name stays a valid host name). */
+export function ownName(name: string): string {
+  return `${name}-${RUN_SALT}`;
+}
+
+function readProc(pid: string, what: "cmdline" | "environ"): string {
+  try {
+    return readFileSync(`/proc/${pid}/${what}`, "utf8").replaceAll("\0", " ");
+  } catch {
+    return ""; // gone since, or not ours to read
+  }
+}
+
+function cwdOf(pid: string): string {
+  try {
+    return readlinkSync(`/proc/${pid}/cwd`);
+  } catch {
+    return "";
+  }
+}
+
+/**
+ * Command lines of the running processes (other than this one) that belong
+ * to a test's own directory `root` (a workbench's): its path in their command
+ * line or environment (the steps run with the workbench's), or their working
+ * directory under it. Other runs of the suite on the machine have roots of
+ * their own, whatever names their VMs have.
+ */
+export function processesOf(root: string): string[] {
+  const inside = (text: string) => text.includes(`${root}/`) || text.includes(`${root} `) || text.endsWith(root);
   return readdirSync("/proc")
     .filter((pid) => /^\d+$/.test(pid) && Number(pid) !== process.pid)
     .flatMap((pid) => {
-      try {
-        const cmdline = readFileSync(`/proc/${pid}/cmdline`, "utf8").replaceAll("\0", " ");
-        return cmdline.includes(text) ? [cmdline] : [];
-      } catch {
-        return [];
-      }
+      const cmdline = readProc(pid, "cmdline");
+      if (cmdline === "") return []; // gone, or a kernel thread
+      const cwd = cwdOf(pid);
+      return inside(cmdline) || inside(readProc(pid, "environ")) || cwd === root || cwd.startsWith(`${root}/`) ? [cmdline] : [];
     });
 }

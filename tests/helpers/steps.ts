@@ -1,7 +1,9 @@
 // The steps' cores run against a workbench, each with a context of its own
 // (the workbench's environment, a logger that keeps what was said), and the
-// Windmill mains run the same way through withContextOptions.
+// Windmill mains run the same way through withContextOptions. Waits are on
+// the condition itself (a lock held, a line said), each with a deadline.
 
+import { spawnSync } from "node:child_process";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import type { Logger, Verbosity } from "../../f/nix/lib/core/log.ts";
 import { streamLogger } from "../../f/nix/lib/core/log.ts";
@@ -21,7 +23,7 @@ import { type PlanResult, planBuild } from "../../f/nix/lib/steps/planning.ts";
 import { type RenderResult, renderConfig } from "../../f/nix/lib/steps/rendering.ts";
 import { type PrepareRootResult, prepareRoot } from "../../f/nix/lib/steps/root_preparation.ts";
 import type { RootFields } from "../../f/nix/lib/steps/root_request.ts";
-import type { LockHolder } from "../../f/nix/lib/worker/dir_lock.ts";
+import { type LockHolder, withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import type { Workbench } from "./workbench.ts";
 
 /** A logger that keeps everything it is told (and echoes it with NIXOS_CLOSURE_TEST_ECHO=1). */
@@ -144,4 +146,36 @@ export function waitFor(ms: number, what: string, condition: () => boolean, onTi
 /** What withDirLock needs, for a test taking a lock itself. */
 export function lockHolder(step: string, lockWaitSeconds: number, signal = new AbortController().signal): LockHolder {
   return { step, log: captureLog(), env: { PATH: process.env.PATH ?? "/usr/bin:/bin" }, lockWaitSeconds, signal };
+}
+
+/** A lock a test holds, as a step would, until it lets it go. */
+export interface HeldLock {
+  /** Lets the lock go, and resolves once it is free. */
+  release(): Promise<void>;
+}
+
+/** Takes the lock of `dir` as `step` (waiting up to 5 s for another holder); resolves once it is held and names its holder. */
+export async function holdLock(dir: string, step: string): Promise<HeldLock> {
+  let taken: () => void = () => {};
+  let release: () => void = () => {};
+  const took = new Promise<void>((resolve) => (taken = resolve));
+  const held = withDirLock(dir, lockHolder(step, 5), () => {
+    taken();
+    return new Promise<void>((resolve) => (release = resolve));
+  });
+  await within(10_000, `the lock of ${dir}`, Promise.race([took, held]));
+  return {
+    release: async () => {
+      release();
+      await held;
+    },
+  };
+}
+
+/** Whether some process holds a flock(2) lock on `file` now (asked without waiting, as flock(1) does). */
+export function isFlocked(file: string): boolean {
+  const busy = 75;
+  const asked = spawnSync("flock", ["--nonblock", "--conflict-exit-code", String(busy), file, "true"]);
+  if (asked.status !== 0 && asked.status !== busy) throw new Error(`flock ${file}: ${asked.stderr}`);
+  return asked.status === busy;
 }

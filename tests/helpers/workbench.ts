@@ -51,11 +51,19 @@ export const WORKER_VARIABLES = [
   "HOME",
 ];
 
-/** This process's environment less every worker variable. */
+/**
+ * What node's test runner adds to a test file's environment, not the user's: FORCE_COLOR=1 whenever its report
+ * goes to a colour terminal. Handed on, it would make a program under test behave otherwise on a terminal than
+ * in CI (and Node print that NO_COLOR, which tests set, is ignored).
+ */
+const RUNNER_VARIABLES = ["FORCE_COLOR"];
+
+/** This process's environment less every worker variable and what the test runner added: what a program under test starts from. */
 export function baseEnv(): Record<string, string> {
   return Object.fromEntries(
     Object.entries(process.env).filter(
-      (entry): entry is [string, string] => entry[1] !== undefined && !WORKER_VARIABLES.includes(entry[0]),
+      (entry): entry is [string, string] =>
+        entry[1] !== undefined && !WORKER_VARIABLES.includes(entry[0]) && !RUNNER_VARIABLES.includes(entry[0]),
     ),
   );
 }

@@ -12,6 +12,7 @@ import {
   readFileSync,
   readlinkSync,
   rmSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from "node:fs";
@@ -27,8 +28,8 @@ import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
 import { main as removeStep } from "../../f/nix/remove.ts";
-import { nixSync, testNixes } from "../helpers/nix.ts";
-import { asWorker, captureLog, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
+import { nixSync, ownName, type TestNix, testNixes } from "../helpers/nix.ts";
+import { asWorker, captureLog, holdLock, lockHolder, testContext, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 /**
@@ -47,13 +48,39 @@ function assertNixDiff(changes: readonly VersionChange[], printed: string): void
   });
 }
 
+/**
+ * A NIX_BIN whose `nix-store --gc` collects the store at `store` (a chroot
+ * store of the test's own); every other command, listing the roots
+ * included, runs as it is on the machine's store.
+ */
+function collectingIn(nix: TestNix, store: string): string {
+  const bin = join(store, "..", "collecting-nix");
+  mkdirSync(bin, { recursive: true });
+  symlinkSync(join(nix.bin, "nix"), join(bin, "nix"));
+  const real = join(nix.bin, "nix-store");
+  writeFileSync(
+    join(bin, "nix-store"),
+    `#!/bin/sh
+case " $* " in
+*" --print-roots "* | *" --print-live "* | *" --print-dead "*) ;;
+*" --gc "*) exec ${real} --store 'local?root=${store}' "$@" ;;
+esac
+exec ${real} "$@"
+`,
+    { mode: 0o755 },
+  );
+  return bin;
+}
+
 for (const nix of testNixes()) {
   describe(`housekeeping with ${nix.version}`, () => {
     const bench = useWorkbench(nix, { NIXOS_CLOSURE_PROGRESS: "off" });
     const context = () => testContext(bench(), "housekeeping");
-    // Both Nix versions share one store: a name of its own per version keeps this
-    // version's system out of the other's GC roots, so its unique size is its own.
-    const ownName = `hk-built-${nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "")}`;
+    // Every Nix version, and every other run of the suite on the machine, shares the store: a name of this run and
+    // version's own keeps this system out of the others' GC roots, so the bytes only it holds are its own.
+    const version = nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "");
+    const builtName = ownName(`hk-built-${version}`);
+    const goneName = ownName(`hk-gone-${version}`);
     // `link -> path` lines, the links unquoted (Nix 2.34 quotes them).
     const nixSyncRoots = () =>
       parseGcRoots(execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" }))
@@ -65,15 +92,15 @@ for (const nix of testNixes()) {
       await steps.render({ vm_name: "hk-rendered", profiles: [], test_suites: [] });
       const locked = await steps.render({ vm_name: "hk-locked", profiles: [], test_suites: [] });
       await steps.lock(locked.config_dir);
-      const built = await steps.renderLockBuild({ vm_name: ownName, profiles: ["devel"], test_suites: [] });
+      const built = await steps.renderLockBuild({ vm_name: builtName, profiles: ["devel"], test_suites: [] });
       const rooted = await steps.renderLockBuild({ vm_name: "hk-rooted", profiles: [], test_suites: ["fstests"] });
       await steps.prepareRoot(rooted.config_dir);
       const vms = new Map((await listVms(context())).map((vm) => [vm.vm_name, vm]));
       assert.equal(vms.get("hk-rendered")?.state, "rendered");
       assert.equal(vms.get("hk-locked")?.state, "locked");
-      assert.equal(vms.get(ownName)?.state, "built");
+      assert.equal(vms.get(builtName)?.state, "built");
       assert.equal(vms.get("hk-rooted")?.state, "root prepared");
-      const b = vms.get(ownName);
+      const b = vms.get(builtName);
       assert.ok(b);
       assert.equal(b.toplevel, built.toplevel);
       assert.equal(b.closure_size, built.closure.nar_size);
@@ -85,29 +112,26 @@ for (const nix of testNixes()) {
 
     test("remove takes exactly one VM's files and GC roots; refuses unknown names and a VM in use", async () => {
       const steps = vmSteps(bench());
-      const gone = await steps.renderLockBuild({ vm_name: "hk-gone", profiles: ["build-tools"], test_suites: [] });
+      const gone = await steps.renderLockBuild({ vm_name: goneName, profiles: ["build-tools"], test_suites: [] });
       await steps.prepareRoot(gone.config_dir);
       const stays = await steps.renderLockBuild({ vm_name: "hk-stays", profiles: ["devel"], test_suites: [] });
       await assert.rejects(
         cleanUpVms(context(), { names: ["hk-nonexistent"] }),
         (e: Error) => e instanceof InputError && /not a VM of this worker/.test(e.message),
       );
-      let release: () => void = () => {};
-      const held = withDirLock(stays.config_dir, lockHolder("build_closure", 5), () => new Promise<void>((r) => (release = r)));
+      const held = await holdLock(stays.config_dir, "build_closure");
       try {
-        await new Promise((r) => setTimeout(r, 200));
         await assert.rejects(
           asWorker(bench(), () => removeStep(["hk-stays"])),
           (e: Error) => e instanceof SetupError && /in use by build_closure; it was not removed/.test(e.message),
         );
       } finally {
-        release();
-        await held;
+        await held.release();
       }
-      const dry = await cleanUpVms(context(), { names: ["hk-gone"], dryRun: true });
+      const dry = await cleanUpVms(context(), { names: [goneName], dryRun: true });
       assert.ok(existsSync(gone.config_dir), "a dry run removes nothing");
       assert.ok(dry.removed[0]?.frees && dry.removed[0].frees > 0);
-      const done = await asWorker(bench(), () => removeStep(["hk-gone"]));
+      const done = await asWorker(bench(), () => removeStep([goneName]));
       assert.deepEqual(done.removed[0]?.removed.sort(), dry.removed[0]?.removed.sort());
       const caches = Object.values(configDirCaches(gone.config_dir));
       assert.ok(
@@ -117,7 +141,7 @@ for (const nix of testNixes()) {
       for (const path of [gone.config_dir, `${gone.config_dir}.roots`, `${gone.config_dir}.lock`, ...caches])
         assert.equal(existsSync(path), false, path);
       const gcRoots = nixSyncRoots();
-      assert.doesNotMatch(gcRoots, /hk-gone\/result/);
+      assert.doesNotMatch(gcRoots, new RegExp(`${gone.config_dir}/result`));
       assert.match(gcRoots, new RegExp(`${stays.config_dir}/result -> ${stays.toplevel}`), "the other VM keeps its roots");
       assert.ok(existsSync(stays.config_dir));
     });
@@ -272,10 +296,24 @@ for (const nix of testNixes()) {
       );
       const kept = await vmSteps(bench()).renderLockBuild({ vm_name: "hk-keep-root", profiles: ["devel"], test_suites: [] });
       const root = await vmSteps(bench()).prepareRoot(kept.config_dir);
-      const done = await cleanUpVms(context(), { names: ["hk-keep-root"], keepRoot: true, collect: true });
+      // Nix's collector runs on a store of this test's own, holding one path of garbage: collecting the machine's
+      // store would take what other runs of the suite (and anyone else here) hold between two steps.
+      const store = join(bench().root, "collected-store");
+      const garbageFile = join(bench().root, "garbage.txt");
+      writeFileSync(garbageFile, `garbage of ${bench().root}\n`);
+      const garbage = execFileSync(join(nix.bin, "nix-store"), ["--store", `local?root=${store}`, "--add", garbageFile], {
+        encoding: "utf8",
+      }).trim();
+      assert.ok(existsSync(join(store, garbage)));
+      const done = await cleanUpVms(testContext(bench(), "housekeeping", { env: { NIX_BIN: collectingIn(nix, store) } }), {
+        names: ["hk-keep-root"],
+        keepRoot: true,
+        collect: true,
+      });
       assert.equal(existsSync(kept.config_dir), false);
       assert.ok(existsSync(root.generation_dir), "the prepared root is kept");
-      assert.match(done.collected ?? "", /freed|deleted/);
+      assert.match(done.collected ?? "", /^1 store paths deleted, .* freed$/m);
+      assert.equal(existsSync(join(store, garbage)), false, "the garbage was collected");
     });
 
     test("gc skips a VM in use, even one that became busy after the listing, and one renewed since; it goes on with the rest", async () => {
@@ -292,18 +330,8 @@ for (const nix of testNixes()) {
         for (const vm of ["busy-built", "busy-a", "busy-b", "busy-c", "busy-d"])
           utimesSync(join(nixDir, vm, "default.nix"), old, old);
         lutimesSync(join(nixDir, "busy-built", "result"), old, old);
-        const releases: (() => void)[] = [];
-        const hold = async (vm: string) => {
-          let taken: () => void = () => {};
-          const took = new Promise<void>((resolve) => (taken = resolve));
-          const held = withDirLock(join(nixDir, vm), lockHolder("build_closure", 5), () => {
-            taken();
-            return new Promise<void>((resolve) => releases.push(resolve));
-          });
-          await took;
-          return { held }; // (not the promise itself, which an async function would wait for)
-        };
-        const holders = [(await hold("busy-a")).held];
+        const hold = (vm: string) => holdLock(join(nixDir, vm), "build_closure");
+        const holders = [await hold("busy-a")];
         const base = testContext(wb, "gc");
         let listed = false;
         const context = {
@@ -312,7 +340,7 @@ for (const nix of testNixes()) {
             if (!listed) {
               listed = true;
               // Between gc's listing and its lock: a step takes busy-b, and busy-c is rendered again.
-              holders.push((await hold("busy-b")).held);
+              holders.push(await hold("busy-b"));
               const now = new Date();
               utimesSync(join(nixDir, "busy-c", "default.nix"), now, now);
             }
@@ -324,8 +352,7 @@ for (const nix of testNixes()) {
           assert.deepEqual(result.removed.map((r) => r.vm_name).sort(), ["busy-built", "busy-d"]);
           assert.deepEqual(result.in_use.sort(), ["busy-a", "busy-b"]);
         } finally {
-          for (const release of releases) release();
-          await Promise.all(holders);
+          await Promise.all(holders.map((held) => held.release()));
         }
         assert.deepEqual(
           readdirSync(nixDir)

@@ -11,7 +11,7 @@ import { NixError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { readIfExists } from "../../f/nix/lib/core/files.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { ED25519 } from "../helpers/golden_cases.ts";
-import { processesMentioning, testNixes } from "../helpers/nix.ts";
+import { processesOf, testNixes } from "../helpers/nix.ts";
 import { captureLog, type StepOptions, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, useWorkbench } from "../helpers/workbench.ts";
 
@@ -252,7 +252,11 @@ for (const nix of testNixes()) {
         "the step ends by the signal it got",
       );
       assert.match(seen, /interrupted by SIGTERM/);
-      assert.deepEqual(processesMentioning("vm-interrupt#toplevel"), [], "the nix build went with the step");
+      assert.deepEqual(
+        processesOf(bench().root).filter((command) => command.includes("vm-interrupt#toplevel")),
+        [],
+        "the nix build went with the step",
+      );
       assert.equal(readlinkSync(join(r.config_dir, "result")), good.toplevel);
       assert.equal(readFileSync(join(r.config_dir, "flake.lock"), "utf8"), lockBefore);
       assert.equal(await lockHolderOf(r.config_dir, bench().env), null, "the step released its lock on the way out");

@@ -28,7 +28,7 @@ import type { PrepareRootResult } from "../../f/nix/lib/steps/root_preparation.t
 import type { RootFields } from "../../f/nix/lib/steps/root_request.ts";
 import { lockHolderOf, withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { directory, entry, exported, exportFile, file, nar, narOf, storePath, str, u64 } from "../helpers/export_writer.ts";
-import { nixSync, processesMentioning, TEST_NIX_CONFIG, type TestNix, testNixes } from "../helpers/nix.ts";
+import { nixSync, processesOf, TEST_NIX_CONFIG, type TestNix, testNixes } from "../helpers/nix.ts";
 import { captureLog, lockHolder, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench, type Workbench } from "../helpers/workbench.ts";
 
@@ -548,7 +548,7 @@ for (const nix of testNixes()) {
       await waitFor(
         20_000,
         "the import to get under way",
-        () => processesMentioning("--import").some((c) => c.includes(`${b.config_dir}.roots/root/2.partial`)),
+        () => processesOf(bench().root).some((c) => c.includes("--import") && c.includes(`${b.config_dir}.roots/root/2.partial`)),
         () => child.kill("SIGKILL"),
       );
       child.kill("SIGKILL");

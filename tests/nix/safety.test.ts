@@ -29,7 +29,7 @@ import { nixSettings } from "../../f/nix/lib/nix/settings.ts";
 import { checkPublishTargets } from "../../f/nix/lib/steps/checks.ts";
 import { lockHolderOf } from "../../f/nix/lib/worker/dir_lock.ts";
 import { main as prepareRootStep } from "../../f/nix/prepare_root.ts";
-import { nixSync, processesMentioning, TEST_NIX_CONFIG, type TestNix, testNixes } from "../helpers/nix.ts";
+import { nixSync, processesOf, TEST_NIX_CONFIG, type TestNix, testNixes } from "../helpers/nix.ts";
 import { asWorker, captureLog, vmSteps, waitFor, within } from "../helpers/steps.ts";
 import { snapshot, useWorkbench } from "../helpers/workbench.ts";
 
@@ -558,9 +558,9 @@ for (const nix of testNixes()) {
       );
       child.kill("SIGKILL"); // no chance to stop its nix build itself
       await within(10_000, "the killed step to exit", exited);
-      await waitFor(5_000, "the kernel to end its nix build", () => processesMentioning("orphan-vm#toplevel").length === 0);
-      // Long enough for the build it had started to have finished, had it lived on.
-      await new Promise((resolve) => setTimeout(resolve, 6_000));
+      // Every process of the step (its nix build, anything started with the workbench's environment) is gone: none is
+      // left to swap result later. (A nix build living on would be seen here, or would swap result before it ended.)
+      await waitFor(5_000, "the kernel to end its nix build", () => processesOf(bench().root).length === 0);
       assert.equal(readlinkSync(join(first.config_dir, "result")), first.toplevel, "result is still the last finished build");
       assert.equal(await lockHolderOf(first.config_dir, bench().env), null, "and the config dir is free");
       const again = await steps().build(first.config_dir);

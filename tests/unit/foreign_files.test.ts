@@ -22,6 +22,7 @@ import { readBootInfo } from "../../f/nix/lib/build/bootspec.ts";
 import { removeTree } from "../../f/nix/lib/build/root/generations.ts";
 import { SetupError } from "../../f/nix/lib/core/errors.ts";
 import { FileRefused, openFile, privatePath, readSmallFile } from "../../f/nix/lib/core/files.ts";
+import { waitFor } from "../helpers/steps.ts";
 
 const ROOT = resolve(import.meta.dirname, "..", "..");
 /** The second local user of these tests: nobody, who owns nothing here. */
@@ -77,11 +78,12 @@ describe("removing a tree others could write into", () => {
     const secret = secrets("race");
     // The racer, as nobody: in a directory of its own in tmp/ (which stays its to write, whatever mode tmp/ is given),
     // directories that keep trading places with links to the secret file.
-    const racer = `const { mkdirSync, renameSync, symlinkSync } = require("node:fs");
+    const racer = `const { mkdirSync, renameSync, symlinkSync, writeFileSync } = require("node:fs");
       mkdirSync(process.argv[1] + "/own");
       process.chdir(process.argv[1] + "/own");
       const names = Array.from({ length: 16 }, (_, i) => "d" + i);
       for (const n of names) { mkdirSync(n + "/x/y", { recursive: true }); symlinkSync(process.argv[2], n + ".l"); }
+      writeFileSync("racing", "");
       for (;;) for (const n of names) {
         try { renameSync(n, n + ".d"); renameSync(n + ".l", n); renameSync(n, n + ".l"); renameSync(n + ".d", n); } catch {}
       }`;
@@ -90,7 +92,12 @@ describe("removing a tree others could write into", () => {
       const gen = join(scratch, `race-gen-${round}`);
       const tmp = generation(gen);
       const child = spawn("setpriv", [...NOBODY, "--", process.execPath, "-e", racer, tmp, secret.file], { stdio: "ignore" });
-      await new Promise((r) => setTimeout(r, 150));
+      await waitFor(
+        10_000,
+        "the racer to start trading places",
+        () => existsSync(join(tmp, "own", "racing")),
+        () => child.kill("SIGKILL"),
+      );
       try {
         removeTree(gen);
       } catch (error) {

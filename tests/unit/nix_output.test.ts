@@ -8,14 +8,14 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import { ProgressReporter } from "../../f/nix/lib/build/progress/display.ts";
 import { BuildProgress } from "../../f/nix/lib/build/progress/tracker.ts";
-import { exactDeltas, packageOf, parseDiffClosures } from "../../f/nix/lib/build/report.ts";
+import { exactDeltas, formatClosureDiff, packageOf, parseDiffClosures } from "../../f/nix/lib/build/report.ts";
 import { SetupError } from "../../f/nix/lib/core/errors.ts";
 import { streamLogger } from "../../f/nix/lib/core/log.ts";
 import { count, parseLogLine } from "../../f/nix/lib/nix/events.ts";
 import { lockChanges } from "../../f/nix/lib/nix/flake_lock.ts";
-import { type PathInfo, parsePathInfoJson } from "../../f/nix/lib/nix/json.ts";
+import { type PathInfo, parseBuildJson, parsePathInfoJson } from "../../f/nix/lib/nix/json.ts";
 import { lockOutput, parseGcRoots, pathInfoJsonArgs } from "../../f/nix/lib/nix/operations.ts";
-import { isDeprecationNotice } from "../../f/nix/lib/nix/run.ts";
+import { isDeprecationNotice, nixErrorText } from "../../f/nix/lib/nix/run.ts";
 import { type NixVersion, parseNixVersion } from "../../f/nix/lib/nix/version.ts";
 import { FIXTURES } from "../helpers/workbench.ts";
 
@@ -109,6 +109,28 @@ describe("nix path-info --json in every shape", () => {
     assert.deepEqual(pathInfoJsonArgs(version("nix (Determinate Nix 3.6.2) 2.29.0")), plain);
     assert.deepEqual(pathInfoJsonArgs(version("nix (Determinate Nix 3.15.1) 2.33.1")), formatted);
   });
+
+  test("nix path-info --json: a list before 2.19, an object after, base names in newer formats", () => {
+    const list = '[{"path":"/nix/store/a-x","narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}]';
+    const object = '{"/nix/store/a-x":{"narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}}';
+    const bare = '{"a-x":{"narSize":10,"closureSize":30,"references":["/nix/store/b-y"]}}';
+    const expected = [{ path: "/nix/store/a-x", narSize: 10, references: ["/nix/store/b-y"] }];
+    assert.deepEqual(parsePathInfoJson(list), expected);
+    assert.deepEqual(parsePathInfoJson(object), expected);
+    assert.deepEqual(parsePathInfoJson(bare), expected);
+  });
+});
+
+describe("nix build --json", () => {
+  test("with and without timing keys", () => {
+    assert.deepEqual(parseBuildJson('[{"drvPath":"/d.drv","outputs":{"out":"/o"}}]'), [
+      { drvPath: "/d.drv", outputs: { out: "/o" } },
+    ]);
+    assert.deepEqual(parseBuildJson('[{"drvPath":"/d.drv","outputs":{"out":null},"startTime":1,"stopTime":2}]'), [
+      { drvPath: "/d.drv", outputs: {} },
+    ]);
+    assert.throws(() => parseBuildJson("building..."), /not JSON/);
+  });
 });
 
 describe("GC roots", () => {
@@ -189,6 +211,41 @@ describe("closure diffs", () => {
       assert.deepEqual(exactDeltas(parseDiffClosures(printed), before, after), expected);
     }
   });
+
+  test("version changes, additions, removals and size deltas", () => {
+    const text = [
+      "gcc: ∅ → 14.2, +51200.0 KiB",
+      "fio: 3.36 → 3.37, -8.5 KiB",
+      "kdevops-tools: 0.1 → ∅",
+      "system-path: +12.0 KiB",
+      "",
+    ].join("\n");
+    assert.deepEqual(parseDiffClosures(text), [
+      { name: "gcc", from: [], to: ["14.2"], size_delta: 51200 * 1024 },
+      { name: "fio", from: ["3.36"], to: ["3.37"], size_delta: -8704 },
+      { name: "kdevops-tools", from: ["0.1"], to: [], size_delta: null },
+      { name: "system-path", from: [], to: [], size_delta: 12288 },
+    ]);
+  });
+  test("as text: a package built again is said once, as rebuilt; the rest as added or removed", () => {
+    const path = (hash: string, name: string) => `/nix/store/${hash.repeat(32)}-${name}`;
+    const lines = formatClosureDiff("/nix/store/old", "/nix/store/new", {
+      added: [path("a", "system-path"), path("b", "gcc-14.2"), path("c", "nixos-system-vm1")],
+      removed: [path("d", "system-path"), path("e", "nixos-system-vm1"), path("f", "kdevops-tools-0.1")],
+      added_size: 3 * 1024 * 1024,
+      removed_size: 1024,
+      changes: [],
+    });
+    assert.deepEqual(lines.slice(2), [
+      "  rebuilt: system-path, nixos-system-vm1",
+      "  added: gcc-14.2",
+      "  removed: kdevops-tools-0.1",
+    ]);
+  });
+  test("Nix's colours are not part of the data", () => {
+    const coloured = "gcc: \x1b[31;1m∅\x1b[0m → \x1b[32;1m14.2\x1b[0m, \x1b[31;1m+51200.0 KiB\x1b[0m";
+    assert.deepEqual(parseDiffClosures(coloured), [{ name: "gcc", from: [], to: ["14.2"], size_delta: 51200 * 1024 }]);
+  });
 });
 
 describe("what of Nix's words reaches the user", () => {
@@ -260,6 +317,31 @@ describe("what of Nix's words reaches the user", () => {
     assert.equal(lockChanges(first, withSource), "locked xfsprogs-src; updated nixos-flake");
     assert.equal(lockChanges(withSource, first), "updated nixos-flake; removed xfsprogs-src");
     assert.equal(lockChanges("not a lock", first), "locked nixos-flake, nixpkgs (follows)");
+  });
+
+  test("Nix's error text: from its first error: line, without trace frames", () => {
+    const nix28Build = [
+      "building '/nix/store/a-xfsprogs.drv'...",
+      "error: builder for '/nix/store/a-xfsprogs.drv' failed with exit code 3;",
+      "       last 10 log lines:",
+      "       > configure: xfs headers missing",
+      "error: 1 dependencies of derivation '/nix/store/b-system.drv' failed to build",
+    ];
+    assert.equal(nixErrorText(nix28Build), nix28Build.slice(1).join("\n"));
+    const nix226Eval = [
+      "error:",
+      "       … while evaluating the attribute 'toplevel'",
+      "         at /nix/store/x/lib/modules.nix:240:15:",
+      "          240|     { inherit config options; };",
+      "",
+      "       (stack trace truncated; use '--show-trace' to show the full, detailed trace)",
+      "",
+      "       error: The option `x' does not exist. Definition values:",
+      "       - In `f': true",
+    ];
+    assert.equal(nixErrorText(nix226Eval), "error: The option `x' does not exist. Definition values:\n       - In `f': true");
+    assert.equal(nixErrorText(["a", "b"]), "a\nb");
+    assert.equal(nixErrorText([]), "(nix printed nothing)");
   });
 });
 

@@ -5,10 +5,9 @@ import { join } from "node:path";
 import { describe, test } from "node:test";
 import type { RenderInput } from "../../f/nix/lib/config/model.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
-import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { main } from "../../f/nix/render_config.ts";
 import { ED25519, MANAGED } from "../helpers/golden_cases.ts";
-import { asWorker, captureLog, lockHolder, type StepOptions, vmSteps } from "../helpers/steps.ts";
+import { asWorker, captureLog, holdLock, type StepOptions, vmSteps } from "../helpers/steps.ts";
 import { createWorkbench, snapshot, useWorkbench } from "../helpers/workbench.ts";
 
 describe("render_config on disk", () => {
@@ -108,9 +107,8 @@ describe("render_config on disk", () => {
     await renderConfig({ vm_name: "vm-busy", profiles: ["devel"], test_suites: [] });
     const dir = join(bench().workersDir, "0", "nix", "vm-busy");
     const before = snapshot(dir);
-    let release: () => void = () => {};
-    const holder = lockHolder("build_closure", 5);
-    const held = withDirLock(dir, holder, () => new Promise<void>((r) => (release = r)));
+    // Held before the render starts, and named: a render taking the lock first would have nothing to wait for.
+    const held = await holdLock(dir, "build_closure");
     try {
       await assert.rejects(
         renderConfig(
@@ -121,8 +119,7 @@ describe("render_config on disk", () => {
       );
       assert.deepEqual(snapshot(dir), before);
     } finally {
-      release();
-      await held;
+      await held.release();
     }
   });
 

@@ -17,6 +17,7 @@ import {
   schemaOfType,
   workspaceScripts,
 } from "../../tools/windmill_metadata.ts";
+import { baseEnv } from "../helpers/workbench.ts";
 
 const WMILL = join(ROOT, "node_modules", ".bin", "wmill");
 const flowYaml = readFileSync(FLOW_FILE, "utf8");
@@ -38,7 +39,7 @@ describe("Windmill's own tools accept the workspace", () => {
   });
 
   test("wmill lint passes on the whole workspace", () => {
-    const out = execFileSync(WMILL, ["lint", "--json"], { cwd: ROOT, encoding: "utf8", env: { ...process.env, NO_COLOR: "1" } });
+    const out = execFileSync(WMILL, ["lint", "--json"], { cwd: ROOT, encoding: "utf8", env: { ...baseEnv(), NO_COLOR: "1" } });
     const report = JSON.parse(out.slice(out.indexOf("{")));
     assert.equal(report.success, true, JSON.stringify(report.issues));
     assert.ok(report.validFiles >= 1);
