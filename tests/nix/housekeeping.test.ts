@@ -81,6 +81,8 @@ for (const nix of testNixes()) {
     const version = nix.version.replace(/\D+/g, "-").replace(/^-|-$/g, "");
     const builtName = ownName(`hk-built-${version}`);
     const goneName = ownName(`hk-gone-${version}`);
+    // Listed twice and compared to the byte: its system is the run's own, so no other run's roots change its sizes.
+    const rootedName = ownName(`hk-rooted-${version}`);
     // `link -> path` lines, the links unquoted (Nix 2.34 quotes them).
     const nixSyncRoots = () =>
       parseGcRoots(execFileSync(join(nix.bin, "nix-store"), ["--gc", "--print-roots"], { encoding: "utf8" }))
@@ -93,20 +95,20 @@ for (const nix of testNixes()) {
       const locked = await steps.render({ vm_name: "hk-locked", profiles: [], test_suites: [] });
       await steps.lock(locked.config_dir);
       const built = await steps.renderLockBuild({ vm_name: builtName, profiles: ["devel"], test_suites: [] });
-      const rooted = await steps.renderLockBuild({ vm_name: "hk-rooted", profiles: [], test_suites: ["fstests"] });
+      const rooted = await steps.renderLockBuild({ vm_name: rootedName, profiles: [], test_suites: ["fstests"] });
       await steps.prepareRoot(rooted.config_dir);
       const vms = new Map((await listVms(context())).map((vm) => [vm.vm_name, vm]));
       assert.equal(vms.get("hk-rendered")?.state, "rendered");
       assert.equal(vms.get("hk-locked")?.state, "locked");
       assert.equal(vms.get(builtName)?.state, "built");
-      assert.equal(vms.get("hk-rooted")?.state, "root prepared");
+      assert.equal(vms.get(rootedName)?.state, "root prepared");
       const b = vms.get(builtName);
       assert.ok(b);
       assert.equal(b.toplevel, built.toplevel);
       assert.equal(b.closure_size, built.closure.nar_size);
       assert.ok(b.unique_size > 0 && b.unique_size <= b.closure_size, JSON.stringify(b));
       assert.deepEqual(b.gc_roots, [join(built.config_dir, "result")]);
-      assert.equal(vms.get("hk-rooted")?.prepared_roots.length, 1);
+      assert.equal(vms.get(rootedName)?.prepared_roots.length, 1);
       assert.deepEqual(await asWorker(bench(), () => listStep()), [...vms.values()], "the Windmill script lists the same");
     });
 
