@@ -1,6 +1,7 @@
 // A real terminal for the CLI's tests: a pseudo-terminal (node-pty) whose
 // output drives a terminal emulator (xterm.js, headless), so a test asserts on
 // what a person would see on the screen after every redraw, resize included.
+import { readFileSync } from "node:fs";
 import xterm from "@xterm/headless";
 import pty from "node-pty";
 
@@ -21,6 +22,27 @@ export interface TerminalRun {
   kill(signal?: string): void;
 }
 
+/**
+ * What the program runs under: sh, which once the program ended prints its
+ * exit status in an escape sequence no terminal shows (an OSC) and waits for a
+ * line before it exits, so the pseudo-terminal stays open until everything the
+ * program wrote has been read. (node-pty drops what it has not read 200 ms
+ * after its child exits, which a busy machine lets happen.)
+ */
+const ENDED = "\x1b]7777;nixos-closure-test: exited ";
+const WRAPPER = `"$@"; printf '\\033]7777;nixos-closure-test: exited %d\\007' "$?"; read -r _`;
+
+/** The processes under `pid`, deepest first (from /proc: the program under the wrapper, and its children). */
+function descendants(pid: number): number[] {
+  let children: number[] = [];
+  try {
+    children = readFileSync(`/proc/${pid}/task/${pid}/children`, "utf8").split(" ").filter(Boolean).map(Number);
+  } catch {
+    return [];
+  }
+  return children.flatMap((child) => [...descendants(child), child]);
+}
+
 export function runInTerminal(
   argv: readonly string[],
   options: { env: NodeJS.ProcessEnv; columns?: number; rows?: number; cwd?: string },
@@ -28,8 +50,7 @@ export function runInTerminal(
   const columns = options.columns ?? 100;
   const rows = options.rows ?? 30;
   const terminal = new xterm.Terminal({ cols: columns, rows, scrollback: 10_000, allowProposedApi: true });
-  const [program = "", ...args] = argv;
-  const child = pty.spawn(program, args, {
+  const child = pty.spawn("/bin/sh", ["-c", WRAPPER, "sh", ...argv], {
     name: options.env.TERM ?? "xterm-256color",
     cols: columns,
     rows,
@@ -39,16 +60,40 @@ export function runInTerminal(
   let raw = "";
   // xterm.js parses asynchronously: wait for every chunk to be drawn before reading the screen.
   let drawn: Promise<void> = Promise.resolve();
-  child.onData((data) => {
+  const draw = (data: string) => {
     raw += data;
     drawn = drawn.then(() => new Promise<void>((resolve) => terminal.write(data, resolve)));
-  });
+  };
+  let ended: (code: number) => void = () => {};
   const exited = new Promise<number>((resolve) => {
-    child.onExit(({ exitCode }) => {
-      // The last chunks may arrive just after the exit event.
-      setTimeout(() => void drawn.then(() => resolve(exitCode)), 100);
-    });
+    ended = (code) => {
+      ended = () => {};
+      void drawn.then(() => resolve(code));
+    };
   });
+  // The program's output up to the wrapper's mark (held back while it may be the start of one), and nothing after it.
+  let pending = "";
+  let over = false;
+  child.onData((data) => {
+    if (over) return;
+    pending += data;
+    const mark = pending.indexOf(ENDED);
+    if (mark === -1) {
+      const lastEscape = pending.lastIndexOf("\x1b");
+      const keep = lastEscape !== -1 && ENDED.startsWith(pending.slice(lastEscape)) ? lastEscape : pending.length;
+      draw(pending.slice(0, keep));
+      pending = pending.slice(keep);
+      return;
+    }
+    const bell = pending.indexOf("\x07", mark);
+    if (bell === -1) return;
+    draw(pending.slice(0, mark));
+    over = true;
+    ended(Number(pending.slice(mark + ENDED.length, bell)));
+    child.write("\r"); // the wrapper may go
+  });
+  // Killed before the program ended (no mark): what was read is all there is.
+  child.onExit(({ exitCode }) => ended(exitCode));
   const lines = (from: number, to: number, joinWrapped = false) => {
     const buffer = terminal.buffer.active;
     const out: string[] = [];
@@ -88,7 +133,11 @@ export function runInTerminal(
     },
     exited,
     kill(signal = "SIGTERM") {
-      child.kill(signal);
+      for (const pid of [...descendants(child.pid), child.pid]) {
+        try {
+          process.kill(pid, signal as NodeJS.Signals);
+        } catch {} // gone already
+      }
     },
   };
 }
