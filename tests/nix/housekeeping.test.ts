@@ -23,7 +23,7 @@ import { formatVms } from "../../cli/output.ts";
 import { parseDiffClosures, type VersionChange } from "../../f/nix/lib/build/report.ts";
 import { InputError, SetupError } from "../../f/nix/lib/core/errors.ts";
 import { parseGcRoots } from "../../f/nix/lib/nix/operations.ts";
-import { type Collection, cleanUpVms, diffSystems, listVms, type VmInfo } from "../../f/nix/lib/steps/vms.ts";
+import { type Collection, cleanUpVms, diffSystems, listVms } from "../../f/nix/lib/steps/vms.ts";
 import { withDirLock } from "../../f/nix/lib/worker/dir_lock.ts";
 import { configDirCaches } from "../../f/nix/lib/worker/layout.ts";
 import { main as listStep } from "../../f/nix/list.ts";
